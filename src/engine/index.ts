@@ -1,0 +1,21 @@
+// The engine's public surface. Explicit exports only.
+export type {
+  Backend,
+  Caller,
+  Clock,
+  ExistenceResult,
+  LogicalRequest,
+  LogicalResponse,
+  Operation,
+  SecretOut,
+  SpecialPaths,
+  Storage,
+  StorageEntry,
+  StoredSecret,
+} from './types.ts';
+export { OPERATIONS, HTTP_CONTENT_TYPE, HTTP_RAW_BODY, HTTP_STATUS_CODE } from './types.ts';
+export { EngineError, isEngineError, invalidField } from './errors.ts';
+export type { EngineErrorCode } from './errors.ts';
+export { parseDurationMs, formatDurationMs } from './duration.ts';
+export { createTvmBackend } from './backend.ts';
+export type { TvmBackendOptions } from './backend.ts';

@@ -1,0 +1,149 @@
+// The engine's transport-neutral interface, modelled on Vault's logical backend
+// (sdk/logical): a request shaped like logical.Request goes in, a response shaped
+// like logical.Response (or a typed EngineError) comes out. Nothing here knows
+// about HTTP or gRPC; the dev server and the plugin translate to and from it.
+
+/** Vault's logical operations. */
+export type Operation =
+  | 'read'
+  | 'create'
+  | 'update'
+  | 'delete'
+  | 'list'
+  | 'renew'
+  | 'revoke'
+  | 'rollback'
+  | 'help';
+
+export const OPERATIONS: readonly Operation[] = [
+  'read',
+  'create',
+  'update',
+  'delete',
+  'list',
+  'renew',
+  'revoke',
+  'rollback',
+  'help',
+];
+
+/** One entry of Vault's logical storage: a key and opaque bytes. */
+export interface StorageEntry {
+  key: string;
+  value: Uint8Array;
+}
+
+/**
+ * Vault's logical storage verbs. `list(prefix)` returns the keys directly under
+ * the prefix, relative to it, with a trailing `/` for "folders", as Vault does.
+ */
+export interface Storage {
+  get(key: string): Promise<StorageEntry | null>;
+  put(entry: StorageEntry): Promise<void>;
+  delete(key: string): Promise<void>;
+  list(prefix: string): Promise<string[]>;
+}
+
+/** Who is calling: what Vault knows about the token behind the request. */
+export interface Caller {
+  /** The token's display name (for example `token`, `approle`, `root`). */
+  displayName: string;
+  /** The identity entity id, when the token has one. */
+  entityId?: string;
+  /** The client's address as seen by the server (IPv4 or IPv6, no port). */
+  remoteAddr?: string;
+  /** The policies of the calling token (informational). */
+  policies?: string[];
+}
+
+/**
+ * A lease's secret as stored by Vault's expiration manager and handed back to
+ * the engine on renew and revoke (logical.Secret).
+ */
+export interface StoredSecret {
+  /** The secret type the engine declared (framework.Secret's Type). */
+  type: string;
+  /** Data the engine asked to keep for later renew/revoke; never shown to clients. */
+  internalData: Record<string, unknown>;
+  leaseId?: string;
+  /** The lease's current ttl and cap, in milliseconds. */
+  ttlMs: number;
+  maxTtlMs: number;
+  renewable: boolean;
+  /** When the lease was first issued (ms since the epoch). */
+  issueTimeMs: number;
+  /** The increment the client asked for on renew, in ms (0: none asked). */
+  incrementMs?: number;
+}
+
+/** A request to the engine (logical.Request). */
+export interface LogicalRequest {
+  operation: Operation;
+  /** Path relative to the mount, without a leading slash (e.g. `creds/demo`). */
+  path: string;
+  /** The request body (or query for reads/lists), already JSON-decoded. */
+  data: Record<string, unknown>;
+  /** The stored secret, on renew and revoke. */
+  secret?: StoredSecret;
+  caller: Caller;
+  storage: Storage;
+  /** The mount point with a trailing slash, e.g. `tvm/`. */
+  mountPoint: string;
+}
+
+/** Lease options of a secret the engine returns (logical.Secret's LeaseOptions). */
+export interface SecretOut {
+  type: string;
+  ttlMs: number;
+  maxTtlMs: number;
+  renewable: boolean;
+  internalData: Record<string, unknown>;
+  /** Kept from the stored secret on renew; set by the transport on issue. */
+  issueTimeMs?: number;
+}
+
+/**
+ * Keys of `data` that ask the transport for a raw HTTP response instead of
+ * Vault's JSON envelope (logical.HTTPContentType, HTTPRawBody, HTTPStatusCode).
+ */
+export const HTTP_CONTENT_TYPE = 'http_content_type';
+export const HTTP_RAW_BODY = 'http_raw_body';
+export const HTTP_STATUS_CODE = 'http_status_code';
+
+/** A response from the engine (logical.Response). */
+export interface LogicalResponse {
+  data?: Record<string, unknown>;
+  secret?: SecretOut;
+  warnings?: string[];
+}
+
+/** The answer to an existence check (decides create vs update for ACLs). */
+export interface ExistenceResult {
+  /** Whether the path has an existence check at all. */
+  checkFound: boolean;
+  exists: boolean;
+}
+
+/** Paths with special handling, as Vault's logical.Paths. Globs end in `*`. */
+export interface SpecialPaths {
+  unauthenticated: string[];
+  root: string[];
+}
+
+/** A secrets engine as the transports see it (logical.Backend). */
+export interface Backend {
+  readonly type: 'secret';
+  /** Handles one request. Resolves to `null` for "not found" (HTTP 404). Throws EngineError. */
+  handleRequest(req: LogicalRequest): Promise<LogicalResponse | null>;
+  handleExistenceCheck(req: LogicalRequest): Promise<ExistenceResult>;
+  specialPaths(): SpecialPaths;
+  /** Called once the storage is reachable (logical.Backend Initialize). */
+  initialize(storage: Storage): Promise<void>;
+  /** Drops cached state for a storage key changed elsewhere (replication, another node). */
+  invalidateKey(key: string): void;
+  /** Releases timers and caches; the backend is not used afterwards. */
+  cleanup(): Promise<void>;
+}
+
+/** Milliseconds since the epoch; injected so tests can freeze and move time. */
+export type Clock = () => number;
