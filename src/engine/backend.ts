@@ -1,0 +1,57 @@
+// Assembles the tvm secrets engine from its path families.
+
+import { createContext } from './context.ts';
+import { FrameworkBackend } from './framework.ts';
+import { CONFIG_KEY, configRoutes } from './path_config.ts';
+import { credsRoutes, credsSecret } from './path_creds.ts';
+import { introspectRoutes } from './path_introspect.ts';
+import { keyRoutes } from './path_keys.ts';
+import { revocationRoutes } from './path_revocations.ts';
+import { ROLE_PREFIX, roleRoutes } from './path_roles.ts';
+import { KEYS_KEY } from './keys.ts';
+import { LEASE_PREFIX } from './leases.ts';
+import type { Backend, Clock } from './types.ts';
+
+export interface TvmBackendOptions {
+  /** The externally reachable API address, used for the default issuer. */
+  apiAddr: string;
+  clock?: Clock;
+}
+
+const HELP = `
+The tvm secrets engine vends short-lived, narrowly scoped signed tokens
+(RFC 9068 JWTs) under Vault leases. Configure it at config, declare roles at
+roles/<name>, issue at creds/<role>. Resource servers verify tokens offline
+with jwks (or .well-known/jwks.json) and revocations, or online at introspect.`;
+
+export function createTvmBackend(options: TvmBackendOptions): Backend {
+  const ctx = createContext({ clock: options.clock ?? Date.now, apiAddr: options.apiAddr });
+  return new FrameworkBackend({
+    help: HELP.trim(),
+    routes: [
+      ...configRoutes(ctx),
+      ...roleRoutes(ctx),
+      ...credsRoutes(ctx),
+      ...keyRoutes(ctx),
+      ...revocationRoutes(ctx),
+      ...introspectRoutes(ctx),
+    ],
+    secrets: [credsSecret(ctx)],
+    specialPaths: { unauthenticated: ['jwks', '.well-known/*', 'revocations'], root: [] },
+    initialize: async (storage) => {
+      const config = await ctx.config.load(storage);
+      await ctx.keys.signingKey(storage, config);
+    },
+    periodic: async (storage) => {
+      await ctx.revocations.prune(storage);
+      await ctx.keys.prune(storage);
+    },
+    invalidate: (key) => {
+      if (key === CONFIG_KEY) ctx.config.invalidate();
+      else if (key === KEYS_KEY) ctx.keys.invalidate();
+      else if (key.startsWith('revocations/')) ctx.revocations.invalidate();
+      else if (key.startsWith(ROLE_PREFIX)) ctx.roles.invalidate(key.slice(ROLE_PREFIX.length));
+      else if (key.startsWith(LEASE_PREFIX)) ctx.leases.invalidate(key);
+    },
+  });
+}

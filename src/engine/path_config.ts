@@ -1,0 +1,156 @@
+// config: the mount's issuer, signing algorithm and ttl defaults.
+
+import type { EngineContext } from './context.ts';
+import { invalidField, showValue } from './errors.ts';
+import type { FieldData, Route } from './framework.ts';
+import { getJson, putJson } from './store.ts';
+import type { LogicalRequest, LogicalResponse, Storage } from './types.ts';
+
+export const CONFIG_KEY = 'config';
+export const SIGNING_ALGORITHMS = ['ES256', 'EdDSA', 'RS256'] as const;
+export type SigningAlgorithm = (typeof SIGNING_ALGORITHMS)[number];
+
+export const DEFAULT_TTL_S = 15 * 60;
+export const DEFAULT_MAX_TTL_S = 60 * 60;
+
+/** The stored config; an empty issuer means "derive it from the API address and mount". */
+export interface ConfigEntry {
+  issuer: string;
+  signing_algorithm: SigningAlgorithm;
+  default_ttl: number;
+  max_ttl: number;
+}
+
+/** The config with the issuer resolved for the request's mount. */
+export interface EffectiveConfig extends ConfigEntry {
+  issuer_is_default: boolean;
+}
+
+export const DEFAULT_CONFIG: ConfigEntry = {
+  issuer: '',
+  signing_algorithm: 'ES256',
+  default_ttl: DEFAULT_TTL_S,
+  max_ttl: DEFAULT_MAX_TTL_S,
+};
+
+export class ConfigStore {
+  private cached: ConfigEntry | null = null;
+
+  async load(storage: Storage): Promise<ConfigEntry> {
+    if (this.cached) return this.cached;
+    const stored = await getJson<ConfigEntry>(storage, CONFIG_KEY);
+    this.cached = { ...DEFAULT_CONFIG, ...(stored ?? {}) };
+    return this.cached;
+  }
+
+  async save(storage: Storage, entry: ConfigEntry): Promise<void> {
+    await putJson(storage, CONFIG_KEY, entry);
+    this.cached = entry;
+  }
+
+  invalidate(): void {
+    this.cached = null;
+  }
+}
+
+export function defaultIssuer(apiAddr: string, mountPoint: string): string {
+  return `${apiAddr.replace(/\/+$/, '')}/v1/${mountPoint.replace(/\/+$/, '')}`;
+}
+
+export async function effectiveConfig(ctx: EngineContext, req: LogicalRequest): Promise<EffectiveConfig> {
+  const entry = await ctx.config.load(req.storage);
+  const isDefault = entry.issuer === '';
+  return {
+    ...entry,
+    issuer: isDefault ? defaultIssuer(ctx.apiAddr, req.mountPoint) : entry.issuer,
+    issuer_is_default: isDefault,
+  };
+}
+
+function toSeconds(field: string, ms: number): number {
+  if (ms % 1000 !== 0) throw invalidField(field, `${ms}ms is not a whole number of seconds`);
+  return ms / 1000;
+}
+
+function validateIssuer(issuer: string): void {
+  let url: URL;
+  try {
+    url = new URL(issuer);
+  } catch {
+    throw invalidField('issuer', `${showValue(issuer)} is not a URL`);
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+    throw invalidField('issuer', `${showValue(issuer)} must be an http or https URL`);
+  }
+  if (url.search || url.hash) throw invalidField('issuer', `${showValue(issuer)} may not have a query or fragment`);
+}
+
+export function configRoutes(ctx: EngineContext): Route[] {
+  const readConfig = async (req: LogicalRequest): Promise<LogicalResponse> => {
+    const cfg = await effectiveConfig(ctx, req);
+    return {
+      data: {
+        issuer: cfg.issuer,
+        signing_algorithm: cfg.signing_algorithm,
+        default_ttl: cfg.default_ttl,
+        max_ttl: cfg.max_ttl,
+      },
+    };
+  };
+
+  const writeConfig = async (req: LogicalRequest, fields: FieldData): Promise<LogicalResponse> => {
+    const current = await ctx.config.load(req.storage);
+    const next: ConfigEntry = { ...current };
+    if (fields.has('issuer')) {
+      const issuer = fields.get<string>('issuer').replace(/\/+$/, '');
+      if (issuer !== '') validateIssuer(issuer);
+      next.issuer = issuer;
+    }
+    if (fields.has('signing_algorithm')) {
+      const alg = fields.get<string>('signing_algorithm');
+      if (!(SIGNING_ALGORITHMS as readonly string[]).includes(alg)) {
+        throw invalidField('signing_algorithm', `${showValue(alg)} is not one of ${SIGNING_ALGORITHMS.join(', ')}`);
+      }
+      next.signing_algorithm = alg as SigningAlgorithm;
+    }
+    if (fields.has('default_ttl')) next.default_ttl = toSeconds('default_ttl', fields.get<number>('default_ttl'));
+    if (fields.has('max_ttl')) next.max_ttl = toSeconds('max_ttl', fields.get<number>('max_ttl'));
+    if (next.max_ttl <= 0) throw invalidField('max_ttl', 'must be greater than zero');
+    if (next.default_ttl <= 0) throw invalidField('default_ttl', 'must be greater than zero');
+    if (next.default_ttl > next.max_ttl) {
+      throw invalidField('default_ttl', `${next.default_ttl}s is longer than max_ttl ${next.max_ttl}s`);
+    }
+    await ctx.config.save(req.storage, next);
+    // The key ring follows: a changed algorithm rotates to a key of that kind,
+    // a raised max_ttl extends how long retired keys must stay published.
+    await ctx.keys.onConfigChange(req.storage, next);
+    return readConfig(req);
+  };
+
+  return [
+    {
+      pattern: 'config',
+      fields: {
+        issuer: {
+          type: 'string',
+          description: 'The tokens\' "iss" and the OIDC issuer. Default: <api address>/v1/<mount>.',
+        },
+        signing_algorithm: {
+          type: 'string',
+          default: 'ES256',
+          description: 'JWS algorithm of the signing key: ES256, EdDSA or RS256. Changing it rotates the key.',
+        },
+        default_ttl: { type: 'duration', default: DEFAULT_TTL_S, description: 'Token ttl for roles that set none.' },
+        max_ttl: { type: 'duration', default: DEFAULT_MAX_TTL_S, description: 'The longest any lease of this mount may live.' },
+      },
+      operations: { read: readConfig, update: writeConfig },
+      existenceCheck: async () => true,
+      synopsis: 'Configures the issuer, the signing algorithm and the ttl defaults.',
+      description: `
+Reads or writes the mount's configuration. Unset fields keep their value.
+A signing_algorithm change takes effect at once: a new key of that kind signs
+from then on, and the older key stays published until its tokens expire.`,
+    },
+  ];
+}
+

@@ -1,0 +1,259 @@
+// creds/<role>: issues a signed readwrite token under a renewable lease, and
+// the secret type that renews (re-signs, same jti) and revokes it.
+
+import { randomBytes } from 'node:crypto';
+import { BlockList, isIP } from 'node:net';
+import type { EngineContext } from './context.ts';
+import { EngineError, invalidField, showValue } from './errors.ts';
+import type { FieldData, Route, SecretType } from './framework.ts';
+import { effectiveConfig, type EffectiveConfig } from './path_config.ts';
+import { ROLE_NAME, roleNotFound, type RoleEntry } from './path_roles.ts';
+import { patternCovers, patternProblem } from './patterns.ts';
+import { rfc3339, scopeOf, signToken, tokenTypeOf, type Grant } from './token.ts';
+import type { Caller, LogicalRequest, LogicalResponse } from './types.ts';
+
+export const SECRET_TYPE = 'tvm_token';
+
+/** What a lease keeps for its renew and revoke: the grant and its time bounds. */
+export interface CredsInternalData extends Grant {
+  issued_at_ms: number;
+  max_exp_ms: number;
+  exp_ms: number;
+}
+
+/** A role's effective ttl and max ttl (ms) under the mount's config. */
+export function roleTtls(role: RoleEntry, config: EffectiveConfig): { ttlMs: number; maxTtlMs: number } {
+  const maxTtlS = Math.min(role.max_ttl || config.max_ttl, config.max_ttl);
+  const ttlS = Math.min(role.ttl || config.default_ttl, maxTtlS);
+  return { ttlMs: ttlS * 1000, maxTtlMs: maxTtlS * 1000 };
+}
+
+const blockLists = new WeakMap<string[], BlockList>();
+
+function callerInside(cidrs: string[], remoteAddr: string | undefined): boolean {
+  if (!remoteAddr) return false;
+  const addr = remoteAddr.startsWith('::ffff:') && isIP(remoteAddr.slice(7)) === 4 ? remoteAddr.slice(7) : remoteAddr;
+  const family = isIP(addr);
+  if (family === 0) return false;
+  let list = blockLists.get(cidrs);
+  if (!list) {
+    list = new BlockList();
+    for (const cidr of cidrs) {
+      const [net, bits] = cidr.split('/');
+      const type = isIP(net) === 6 ? 'ipv6' : 'ipv4';
+      list.addSubnet(net, bits === undefined ? (type === 'ipv6' ? 128 : 32) : Number(bits), type);
+    }
+    blockLists.set(cidrs, list);
+  }
+  return list.check(addr, family === 6 ? 'ipv6' : 'ipv4');
+}
+
+function narrow(field: 'read' | 'write', requested: string[], allowed: string[]): string[] {
+  requested.forEach((p, i) => {
+    const problem = patternProblem(p);
+    if (problem) throw invalidField(`${field}[${i}]`, `${showValue(p)}: ${problem}`);
+    if (!allowed.some((a) => patternCovers(a, p))) {
+      throw new EngineError(
+        'ERR_SCOPE_NOT_COVERED',
+        `invalid ${field}[${i}]: ${showValue(p)} is not covered by the role's ${field} patterns (${allowed.length ? allowed.join(', ') : 'none'}); a request may only narrow the role`,
+        { field },
+      );
+    }
+  });
+  return [...new Set(requested)];
+}
+
+function subjectOf(caller: Caller): string {
+  return caller.entityId || caller.displayName || 'anonymous';
+}
+
+function credsData(grant: Grant, token: string, iatS: number, expS: number): Record<string, unknown> {
+  return {
+    token,
+    token_type: tokenTypeOf(grant.read, grant.write),
+    jti: grant.jti,
+    scope: scopeOf(grant.read, grant.write),
+    read: grant.read,
+    write: grant.write,
+    audiences: grant.aud,
+    issued_at: rfc3339(iatS),
+    expires_at: rfc3339(expS),
+    role: grant.role,
+  };
+}
+
+export function credsRoutes(ctx: EngineContext): Route[] {
+  const issue = async (req: LogicalRequest, fields: FieldData): Promise<LogicalResponse> => {
+    const name = fields.get<string>('role');
+    if (!ROLE_NAME.test(name)) throw invalidField('role', `${showValue(name)} is not a valid role name`);
+    const role = await ctx.roles.get(req.storage, name);
+    if (!role) throw roleNotFound(name);
+    const config = await effectiveConfig(ctx, req);
+    const { ttlMs: roleTtlMs, maxTtlMs } = roleTtls(role, config);
+
+    let ttlMs = roleTtlMs;
+    if (fields.has('ttl')) {
+      ttlMs = fields.get<number>('ttl');
+      if (ttlMs < 1000) throw invalidField('ttl', `${showValue(ttlMs / 1000)}s is shorter than the 1s minimum`);
+      if (ttlMs % 1000 !== 0) throw invalidField('ttl', `${ttlMs}ms is not a whole number of seconds`);
+      if (ttlMs > maxTtlMs) {
+        throw invalidField('ttl', `${ttlMs / 1000}s is longer than the role's max_ttl ${maxTtlMs / 1000}s`);
+      }
+    }
+    const read = fields.has('read') ? narrow('read', fields.get<string[]>('read'), role.read) : role.read;
+    const write = fields.has('write') ? narrow('write', fields.get<string[]>('write'), role.write) : role.write;
+    if (read.length === 0 && write.length === 0) {
+      throw invalidField('read', 'the request leaves neither a read nor a write scope');
+    }
+    let aud = role.audiences.length > 0 ? role.audiences : [config.issuer];
+    if (fields.has('audience')) {
+      const wanted = fields.get<string[]>('audience');
+      wanted.forEach((a, i) => {
+        if (!aud.includes(a)) {
+          throw new EngineError(
+            'ERR_SCOPE_NOT_COVERED',
+            `invalid audience[${i}]: ${showValue(a)} is not one of the role's audiences (${aud.join(', ')})`,
+            { field: 'audience' },
+          );
+        }
+      });
+      if (wanted.length > 0) aud = [...new Set(wanted)];
+    }
+    if (role.bound_cidrs.length > 0 && !callerInside(role.bound_cidrs, req.caller.remoteAddr)) {
+      throw new EngineError(
+        'ERR_CIDR_DENIED',
+        `permission denied: caller address ${showValue(req.caller.remoteAddr ?? 'unknown')} is outside the role's bound_cidrs`,
+      );
+    }
+
+    const nowMs = ctx.clock();
+    const iatS = Math.floor(nowMs / 1000);
+    const expS = iatS + ttlMs / 1000;
+    const grant: Grant = {
+      jti: randomBytes(16).toString('base64url'),
+      sub: subjectOf(req.caller),
+      role: name,
+      aud,
+      read,
+      write,
+      bound_cidrs: role.bound_cidrs,
+      extra_claims: role.extra_claims,
+    };
+    const internal: CredsInternalData = {
+      ...grant,
+      issued_at_ms: iatS * 1000,
+      max_exp_ms: iatS * 1000 + maxTtlMs,
+      exp_ms: expS * 1000,
+    };
+    const reserve = async () => {
+      if (role.max_active_leases > 0) {
+        const live = await ctx.leases.countLive(req.storage, name, nowMs);
+        if (live >= role.max_active_leases) {
+          throw new EngineError(
+            'ERR_TOO_MANY_LEASES',
+            `role ${showValue(name)} has ${live} active leases, its max_active_leases is ${role.max_active_leases}`,
+          );
+        }
+      }
+      await ctx.leases.put(req.storage, name, grant.jti, { exp_ms: internal.exp_ms, max_exp_ms: internal.max_exp_ms });
+    };
+    if (role.max_active_leases > 0) await ctx.leases.mutex.run(name, reserve);
+    else await reserve();
+
+    let token: string;
+    try {
+      token = await signToken(ctx, req.storage, config, grant, iatS, expS);
+    } catch (err) {
+      await ctx.leases.remove(req.storage, name, grant.jti).catch(() => undefined);
+      throw new EngineError('ERR_INTERNAL', 'signing the token failed', { cause: err });
+    }
+    return {
+      data: credsData(grant, token, iatS, expS),
+      secret: {
+        type: SECRET_TYPE,
+        ttlMs,
+        maxTtlMs,
+        renewable: true,
+        internalData: internal as unknown as Record<string, unknown>,
+      },
+    };
+  };
+
+  return [
+    {
+      pattern: 'creds/(?<role>[^/]+)',
+      fields: {
+        role: { type: 'string', description: 'The role to issue from.' },
+        ttl: { type: 'duration', description: "Requested ttl; at most the role's max_ttl." },
+        read: { type: 'string_list', description: "Narrow the read scope; each pattern must be covered by the role's." },
+        write: { type: 'string_list', description: "Narrow the write scope; each pattern must be covered by the role's." },
+        audience: { type: 'string_list', description: "A subset of the role's audiences." },
+      },
+      operations: { read: issue, update: issue },
+      synopsis: 'Issues a short-lived signed token for a role, under a renewable lease.',
+      description: `
+A read issues with the role's defaults. An update may narrow the request:
+ttl (at most the role's max_ttl), read and write (each covered by one of the
+role's patterns) and audience (a subset of the role's). Renewing the lease
+returns a freshly signed token with the same jti and a later exp.`,
+    },
+  ];
+}
+
+function internalOf(req: LogicalRequest): CredsInternalData {
+  const data = req.secret?.internalData as Partial<CredsInternalData> | undefined;
+  if (!data || typeof data.jti !== 'string' || typeof data.role !== 'string' || typeof data.max_exp_ms !== 'number') {
+    throw new EngineError('ERR_INVALID_REQUEST', 'the lease carries no tvm token data');
+  }
+  return data as CredsInternalData;
+}
+
+export function credsSecret(ctx: EngineContext): SecretType {
+  const renew = async (req: LogicalRequest): Promise<LogicalResponse> => {
+    const internal = internalOf(req);
+    if (await ctx.revocations.isRevoked(req.storage, internal.jti)) {
+      throw new EngineError('ERR_LEASE_REVOKED', `the token ${internal.jti} was revoked; its lease cannot be renewed`);
+    }
+    const role = await ctx.roles.get(req.storage, internal.role);
+    if (!role) throw new EngineError('ERR_ROLE_NOT_FOUND', `role ${showValue(internal.role)} no longer exists; the lease cannot be renewed`);
+    const config = await effectiveConfig(ctx, req);
+    const nowMs = ctx.clock();
+    const iatS = Math.floor(nowMs / 1000);
+    const wantedMs = req.secret?.incrementMs && req.secret.incrementMs > 0 ? req.secret.incrementMs : roleTtls(role, config).ttlMs;
+    const remainingS = Math.floor((internal.max_exp_ms - iatS * 1000) / 1000);
+    const ttlS = Math.min(Math.ceil(wantedMs / 1000), remainingS);
+    if (ttlS <= 0) throw new EngineError('ERR_LEASE_EXPIRED', 'the lease has reached its max_ttl and cannot be renewed');
+    const expS = iatS + ttlS;
+    const existing = await ctx.leases.get(req.storage, internal.role, internal.jti);
+    const latestExpMs = Math.max(expS * 1000, existing?.exp_ms ?? 0, internal.exp_ms ?? 0);
+    await ctx.leases.put(req.storage, internal.role, internal.jti, { exp_ms: latestExpMs, max_exp_ms: internal.max_exp_ms });
+    const token = await signToken(ctx, req.storage, config, internal, iatS, expS);
+    const next: CredsInternalData = { ...internal, exp_ms: latestExpMs };
+    return {
+      data: credsData(internal, token, iatS, expS),
+      secret: {
+        type: SECRET_TYPE,
+        ttlMs: ttlS * 1000,
+        maxTtlMs: internal.max_exp_ms - internal.issued_at_ms,
+        renewable: true,
+        internalData: next as unknown as Record<string, unknown>,
+        issueTimeMs: req.secret?.issueTimeMs,
+      },
+    };
+  };
+
+  const revoke = async (req: LogicalRequest): Promise<LogicalResponse | null> => {
+    const internal = internalOf(req);
+    const existing = await ctx.leases.get(req.storage, internal.role, internal.jti);
+    // The newest token of the lease decides how long its jti must stay listed.
+    const lastValidMs = Math.min(
+      Math.max(internal.exp_ms ?? internal.max_exp_ms, existing?.exp_ms ?? 0),
+      internal.max_exp_ms,
+    );
+    if (lastValidMs > ctx.clock()) await ctx.revocations.add(req.storage, internal.jti, lastValidMs);
+    if (existing) await ctx.leases.remove(req.storage, internal.role, internal.jti);
+    return null;
+  };
+
+  return { type: SECRET_TYPE, renew, revoke };
+}

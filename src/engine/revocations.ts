@@ -1,0 +1,110 @@
+// The revocation list: jti of revoked tokens, each kept until the last moment
+// its token could still be valid, with a version so verifiers can poll deltas.
+
+import { KeyedMutex, deleteKey, getJson, listKeys, putJson } from './store.ts';
+import type { Clock, Storage } from './types.ts';
+
+export const REVOCATION_META_KEY = 'revocations/meta';
+export const REVOCATION_ENTRY_PREFIX = 'revocations/entries/';
+
+export interface RevocationEntry {
+  jti: string;
+  /** Seconds since the epoch after which the token is expired anyway. */
+  exp: number;
+  /** The list's version when the entry was added. */
+  version: number;
+}
+
+interface Loaded {
+  version: number;
+  entries: Map<string, RevocationEntry>;
+}
+
+export class RevocationList {
+  private loaded: Loaded | null = null;
+  private loading: Promise<Loaded> | null = null;
+  private readonly mutex = new KeyedMutex();
+  private readonly clock: Clock;
+
+  constructor(clock: Clock) {
+    this.clock = clock;
+  }
+
+  invalidate(): void {
+    this.loaded = null;
+    this.loading = null;
+  }
+
+  async isRevoked(storage: Storage, jti: string): Promise<boolean> {
+    const { entries } = await this.load(storage);
+    return entries.has(jti);
+  }
+
+  /** Adds a jti until `expMs`; a second add of the same jti keeps the later expiry. */
+  async add(storage: Storage, jti: string, expMs: number): Promise<RevocationEntry> {
+    return this.mutex.run('list', async () => {
+      const loaded = await this.load(storage);
+      const exp = Math.ceil(expMs / 1000);
+      const existing = loaded.entries.get(jti);
+      if (existing && existing.exp >= exp) return existing;
+      const version = loaded.version + 1;
+      const entry: RevocationEntry = { jti, exp, version };
+      await putJson(storage, REVOCATION_ENTRY_PREFIX + jti, entry);
+      await putJson(storage, REVOCATION_META_KEY, { version });
+      loaded.version = version;
+      loaded.entries.set(jti, entry);
+      return entry;
+    });
+  }
+
+  /** Live entries newer than `since` (all when since is 0), oldest first. */
+  async list(storage: Storage, since: number): Promise<{ version: number; revoked: Array<{ jti: string; exp: number }> }> {
+    const { version, entries } = await this.load(storage);
+    const nowS = this.clock() / 1000;
+    const revoked = [...entries.values()]
+      .filter((e) => e.version > since && e.exp > nowS)
+      .sort((a, b) => a.version - b.version)
+      .map((e) => ({ jti: e.jti, exp: e.exp }));
+    return { version, revoked };
+  }
+
+  /** Removes entries whose tokens have expired anyway. */
+  async prune(storage: Storage): Promise<number> {
+    return this.mutex.run('list', async () => {
+      const loaded = await this.load(storage);
+      const nowS = this.clock() / 1000;
+      let removed = 0;
+      for (const entry of [...loaded.entries.values()]) {
+        if (entry.exp <= nowS) {
+          await deleteKey(storage, REVOCATION_ENTRY_PREFIX + entry.jti);
+          loaded.entries.delete(entry.jti);
+          removed++;
+        }
+      }
+      return removed;
+    });
+  }
+
+  private load(storage: Storage): Promise<Loaded> {
+    if (this.loaded) return Promise.resolve(this.loaded);
+    if (!this.loading) {
+      let loading: Promise<Loaded> | null = null;
+      loading = (async () => {
+        const meta = await getJson<{ version: number }>(storage, REVOCATION_META_KEY);
+        const entries = new Map<string, RevocationEntry>();
+        for (const key of await listKeys(storage, REVOCATION_ENTRY_PREFIX)) {
+          const entry = await getJson<RevocationEntry>(storage, REVOCATION_ENTRY_PREFIX + key);
+          if (entry) entries.set(entry.jti, entry);
+        }
+        const loaded = { version: meta?.version ?? 0, entries };
+        if (this.loading === loading) {
+          this.loaded = loaded;
+          this.loading = null;
+        }
+        return loaded;
+      })();
+      this.loading = loading;
+    }
+    return this.loading;
+  }
+}

@@ -1,0 +1,113 @@
+// Minting and checking tvm tokens: JWS compact, RFC 9068 access-token profile.
+
+import { decodeProtectedHeader, jwtVerify, SignJWT, type JWTPayload } from 'jose';
+import type { EngineContext } from './context.ts';
+import type { EffectiveConfig } from './path_config.ts';
+import type { Storage } from './types.ts';
+
+export const TOKEN_TYP = 'at+jwt';
+
+/** What a token says, apart from its time claims. */
+export interface Grant {
+  jti: string;
+  sub: string;
+  role: string;
+  aud: string[];
+  read: string[];
+  write: string[];
+  bound_cidrs: string[];
+  extra_claims: Record<string, string>;
+}
+
+export function scopeOf(read: string[], write: string[]): string {
+  return [...read.map((p) => `read:${p}`), ...write.map((p) => `write:${p}`)].join(' ');
+}
+
+export function tokenTypeOf(read: string[], write: string[]): 'readwrite' | 'read' | 'write' {
+  if (read.length > 0 && write.length > 0) return 'readwrite';
+  return read.length > 0 ? 'read' : 'write';
+}
+
+/** Splits a scope claim back into read and write patterns. */
+export function parseScope(scope: string): { read: string[]; write: string[] } {
+  const read: string[] = [];
+  const write: string[] = [];
+  for (const item of scope.split(' ')) {
+    if (item.startsWith('read:')) read.push(item.slice(5));
+    else if (item.startsWith('write:')) write.push(item.slice(6));
+  }
+  return { read, write };
+}
+
+export function rfc3339(seconds: number): string {
+  return new Date(seconds * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+/** Signs a token for the grant, valid from `iatS` to `expS` (seconds). */
+export async function signToken(
+  ctx: EngineContext,
+  storage: Storage,
+  config: EffectiveConfig,
+  grant: Grant,
+  iatS: number,
+  expS: number,
+): Promise<string> {
+  const key = await ctx.keys.signingKey(storage, config);
+  const claims: JWTPayload = {
+    ...grant.extra_claims,
+    client_id: grant.role,
+    scope: scopeOf(grant.read, grant.write),
+  };
+  if (grant.bound_cidrs.length > 0) claims.bound_cidrs = grant.bound_cidrs;
+  return new SignJWT(claims)
+    .setProtectedHeader({ alg: key.alg, kid: key.kid, typ: TOKEN_TYP })
+    .setIssuer(config.issuer)
+    .setSubject(grant.sub)
+    .setAudience(grant.aud.length === 1 ? grant.aud[0] : grant.aud)
+    .setIssuedAt(iatS)
+    .setNotBefore(iatS)
+    .setExpirationTime(expS)
+    .setJti(grant.jti)
+    .sign(key.privateKey);
+}
+
+export type TokenCheck =
+  | { active: true; claims: JWTPayload & { jti: string; exp: number; iat: number } }
+  | { active: false; reason: string };
+
+/**
+ * Checks a token as a resource server would: a published key of this mount
+ * signed it, it is an at+jwt for this issuer, inside its time window, and
+ * its jti is not revoked. Never throws for a bad token.
+ */
+export async function checkToken(
+  ctx: EngineContext,
+  storage: Storage,
+  config: EffectiveConfig,
+  token: string,
+): Promise<TokenCheck> {
+  let kid: string | undefined;
+  try {
+    kid = decodeProtectedHeader(token).kid;
+  } catch {
+    return { active: false, reason: 'malformed' };
+  }
+  if (!kid) return { active: false, reason: 'no kid' };
+  const verifier = await ctx.keys.verificationKey(storage, kid);
+  if (!verifier) return { active: false, reason: 'unknown key' };
+  let payload: JWTPayload;
+  try {
+    const result = await jwtVerify(token, verifier.key, {
+      algorithms: [verifier.alg],
+      typ: TOKEN_TYP,
+      issuer: config.issuer,
+      currentDate: new Date(ctx.clock()),
+      requiredClaims: ['jti', 'exp', 'iat', 'sub', 'client_id'],
+    });
+    payload = result.payload;
+  } catch (err) {
+    return { active: false, reason: (err as { code?: string }).code ?? 'invalid' };
+  }
+  if (await ctx.revocations.isRevoked(storage, payload.jti!)) return { active: false, reason: 'revoked' };
+  return { active: true, claims: payload as JWTPayload & { jti: string; exp: number; iat: number } };
+}
