@@ -1,0 +1,51 @@
+// In-memory physical storage (Vault's inmem backend): for `-dev` and tests.
+// Values are copied in and out, so no caller can alias what is stored.
+
+import type { Storage } from '../../engine/types.ts';
+import type { PhysicalStorage } from '../types.ts';
+import { KeyTree, closedError, createView } from './view.ts';
+
+class MemoryStorage implements PhysicalStorage {
+  readonly persistent = false;
+  private readonly values = new Map<string, Uint8Array>();
+  private readonly keys = new KeyTree();
+  private closed = false;
+
+  async get(key: string): Promise<Uint8Array | null> {
+    if (this.closed) throw closedError();
+    const value = this.values.get(key);
+    return value === undefined ? null : new Uint8Array(value);
+  }
+
+  async put(key: string, value: Uint8Array): Promise<void> {
+    if (this.closed) throw closedError();
+    if (!this.values.has(key)) this.keys.add(key);
+    this.values.set(key, new Uint8Array(value));
+  }
+
+  async delete(key: string): Promise<void> {
+    if (this.closed) throw closedError();
+    if (this.values.delete(key)) this.keys.remove(key);
+  }
+
+  async list(prefix: string): Promise<string[]> {
+    if (this.closed) throw closedError();
+    return this.keys.list(prefix);
+  }
+
+  view(prefix: string): Storage {
+    return createView(this, prefix);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.values.clear();
+    this.keys.clear();
+  }
+}
+
+/** Opens an empty in-memory storage; its content is gone when the process ends. */
+export function openMemoryStorage(): PhysicalStorage {
+  return new MemoryStorage();
+}

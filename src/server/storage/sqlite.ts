@@ -1,0 +1,247 @@
+// SQLite physical storage: one `kv` table in a WAL-mode file with
+// synchronous=FULL, so a write whose promise resolved survives a crash of the
+// process or the machine.
+//
+// Group commit: puts and deletes are queued and written together in one
+// transaction on the next turn of the event loop (or as soon as the queue holds
+// `maxBatchOps`), so one fsync covers every write of that turn. Each write's
+// promise settles after its transaction: resolved once committed, rejected if
+// it failed (then none of the batch was applied). Until then the queued values
+// are an overlay that get and list read first, so callers read their writes.
+
+import { mkdirSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import Database from 'better-sqlite3';
+import type { Storage } from '../../engine/types.ts';
+import type { PhysicalStorage } from '../types.ts';
+import {
+  StorageError,
+  childOf,
+  closedError,
+  compareKeys,
+  createView,
+  messageOf,
+  prefixEnd,
+} from './view.ts';
+
+/** Numbered schema migrations; `PRAGMA user_version` records how many have run. */
+const MIGRATIONS: readonly string[] = [
+  // 1: the key-value table; its primary key index serves get and the list range scans.
+  'CREATE TABLE kv (key TEXT PRIMARY KEY, value BLOB NOT NULL)',
+];
+
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
+export interface SqliteStorageOptions {
+  /** Flush the queue at once when it holds this many writes (default 1000). */
+  maxBatchOps?: number;
+  /** How long to wait for a lock held by another connection (default 5000 ms). */
+  busyTimeoutMs?: number;
+}
+
+interface Waiter {
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
+class SqliteStorage implements PhysicalStorage {
+  readonly persistent = true;
+  private readonly db: Database.Database;
+  private readonly path: string;
+  private readonly maxBatchOps: number;
+  private readonly selectValue: Database.Statement<[string], Buffer>;
+  private readonly selectKeysFrom: Database.Statement<[string], string>;
+  private readonly selectKeysRange: Database.Statement<[string, string], string>;
+  private readonly applyBatch: (writes: Map<string, Buffer | null>) => void;
+  /** The newest queued value of each key not yet committed; null: a queued delete. */
+  private overlay = new Map<string, Buffer | null>();
+  private waiters: Waiter[] = [];
+  private flushHandle: NodeJS.Immediate | null = null;
+  private closing: Promise<void> | null = null;
+
+  constructor(db: Database.Database, path: string, options: SqliteStorageOptions) {
+    this.db = db;
+    this.path = path;
+    this.maxBatchOps = Math.max(1, options.maxBatchOps ?? 1000);
+    this.selectValue = db.prepare<[string], Buffer>('SELECT value FROM kv WHERE key = ?').pluck();
+    this.selectKeysFrom = db.prepare<[string], string>('SELECT key FROM kv WHERE key >= ? ORDER BY key').pluck();
+    this.selectKeysRange = db
+      .prepare<[string, string], string>('SELECT key FROM kv WHERE key >= ? AND key < ? ORDER BY key')
+      .pluck();
+    const upsert = db.prepare<[string, Buffer]>(
+      'INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
+    );
+    const remove = db.prepare<[string]>('DELETE FROM kv WHERE key = ?');
+    this.applyBatch = db.transaction((writes: Map<string, Buffer | null>) => {
+      for (const [key, value] of writes) {
+        if (value === null) remove.run(key);
+        else upsert.run(key, value);
+      }
+    });
+  }
+
+  async get(key: string): Promise<Uint8Array | null> {
+    if (this.closing) throw closedError();
+    const queued = this.overlay.get(key);
+    if (queued !== undefined) return queued === null ? null : new Uint8Array(queued);
+    let value: Buffer | undefined;
+    try {
+      value = this.selectValue.get(key);
+    } catch (err) {
+      throw new StorageError('ERR_STORAGE_READ', `storage read failed: ${messageOf(err)}`, { cause: err });
+    }
+    return value === undefined ? null : new Uint8Array(value);
+  }
+
+  put(key: string, value: Uint8Array): Promise<void> {
+    // Copied now: the caller may reuse its array before the batch commits.
+    return this.enqueue(key, Buffer.from(value));
+  }
+
+  delete(key: string): Promise<void> {
+    return this.enqueue(key, null);
+  }
+
+  async list(prefix: string): Promise<string[]> {
+    if (this.closing) throw closedError();
+    const out = new Set<string>();
+    const overlay = this.overlay.size > 0 ? this.overlay : null;
+    try {
+      this.listCommitted(prefix, overlay, out);
+    } catch (err) {
+      throw new StorageError('ERR_STORAGE_READ', `storage list failed: ${messageOf(err)}`, { cause: err });
+    }
+    if (overlay !== null) {
+      for (const [key, value] of overlay) {
+        if (value !== null && key.startsWith(prefix)) out.add(childOf(prefix, key));
+      }
+    }
+    return [...out].sort(compareKeys);
+  }
+
+  view(prefix: string): Storage {
+    return createView(this, prefix);
+  }
+
+  close(): Promise<void> {
+    this.closing ??= this.shutdown();
+    return this.closing;
+  }
+
+  /** Commits what is queued and releases the file (runs synchronously up to its end). */
+  private async shutdown(): Promise<void> {
+    this.flush();
+    try {
+      this.db.close();
+    } catch (err) {
+      throw new StorageError('ERR_STORAGE_WRITE', `closing ${this.path} failed: ${messageOf(err)}`, { cause: err });
+    }
+  }
+
+  /**
+   * The committed keys' children under `prefix`, skipping keys the overlay
+   * deletes. One indexed range scan that jumps past each folder once it has
+   * been seen, so a folder with many keys below costs one seek, not a walk.
+   */
+  private listCommitted(prefix: string, overlay: Map<string, Buffer | null> | null, out: Set<string>): void {
+    const upper = prefixEnd(prefix);
+    let lower = prefix;
+    for (;;) {
+      let next: string | null = null;
+      const rows = upper === null ? this.selectKeysFrom.iterate(lower) : this.selectKeysRange.iterate(lower, upper);
+      for (const key of rows) {
+        if (overlay !== null && overlay.get(key) === null) continue;
+        const child = childOf(prefix, key);
+        out.add(child);
+        if (child.endsWith('/')) {
+          next = prefixEnd(prefix + child);
+          break; // ends the statement; the next scan starts after the folder
+        }
+      }
+      if (next === null) return;
+      lower = next;
+    }
+  }
+
+  private enqueue(key: string, value: Buffer | null): Promise<void> {
+    if (this.closing) return Promise.reject(closedError());
+    const done = new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject }));
+    this.overlay.set(key, value);
+    if (this.waiters.length >= this.maxBatchOps) this.flush();
+    else if (this.flushHandle === null) this.flushHandle = setImmediate(() => this.flush());
+    return done;
+  }
+
+  /** Commits every queued write in one transaction, then settles their promises. */
+  private flush(): void {
+    if (this.flushHandle !== null) {
+      clearImmediate(this.flushHandle);
+      this.flushHandle = null;
+    }
+    if (this.waiters.length === 0) return;
+    const waiters = this.waiters;
+    const writes = this.overlay;
+    this.waiters = [];
+    this.overlay = new Map();
+    try {
+      this.applyBatch(writes);
+    } catch (err) {
+      const failure = new StorageError('ERR_STORAGE_WRITE', `storage write failed: ${messageOf(err)}`, {
+        cause: err,
+      });
+      for (const w of waiters) w.reject(failure);
+      return;
+    }
+    for (const w of waiters) w.resolve();
+  }
+}
+
+/**
+ * Opens (creating it and its directory if needed) the SQLite storage at
+ * `path` and brings its schema up to date. Only one process may use the file
+ * at a time. Throws a StorageError naming the path if it cannot.
+ */
+export function openSqliteStorage(path: string, options: SqliteStorageOptions = {}): PhysicalStorage {
+  const fullPath = resolve(path);
+  const fail = (err: unknown): never => {
+    throw new StorageError('ERR_STORAGE_OPEN', `cannot open storage at ${fullPath}: ${messageOf(err)}`, {
+      cause: err,
+    });
+  };
+  try {
+    mkdirSync(dirname(fullPath), { recursive: true });
+  } catch (err) {
+    fail(err);
+  }
+  let db: Database.Database;
+  try {
+    db = new Database(fullPath, { timeout: options.busyTimeoutMs ?? 5000 });
+  } catch (err) {
+    return fail(err);
+  }
+  try {
+    // The server keeps state in memory beside the file (queued writes, caches):
+    // a second process writing the same file would go unseen, so it is locked out.
+    db.pragma('locking_mode = EXCLUSIVE');
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = FULL');
+    migrate(db);
+    return new SqliteStorage(db, fullPath, options);
+  } catch (err) {
+    db.close();
+    const locked = (err as { code?: unknown }).code === 'SQLITE_BUSY';
+    return fail(locked ? new Error('the database is locked (is another tvm server using it?)') : err);
+  }
+}
+
+function migrate(db: Database.Database): void {
+  const version = db.pragma('user_version', { simple: true }) as number;
+  if (version > SCHEMA_VERSION) {
+    throw new Error(`its schema version ${version} is newer than this tvm knows (${SCHEMA_VERSION})`);
+  }
+  if (version === SCHEMA_VERSION) return;
+  db.transaction(() => {
+    for (let v = version; v < SCHEMA_VERSION; v++) db.exec(MIGRATIONS[v]);
+    db.pragma(`user_version = ${SCHEMA_VERSION}`);
+  }).immediate();
+}
