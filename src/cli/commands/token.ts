@@ -1,0 +1,53 @@
+// tvm token verify|introspect: check a tvm token offline (JWKS, time claims,
+// revocation list) or ask the mount about it (RFC 7662).
+
+import type { Command } from 'commander';
+import { introspectToken, verifyToken } from '../../client/index.ts';
+import type { CommandContext } from '../context.ts';
+import { CliUsageError, TokenInvalidError } from '../errors.ts';
+import { formatOption, mountOption } from '../options.ts';
+import { OUTPUT_FORMATS, printRecord, type OutputFormat } from '../output.ts';
+
+const TOKEN_ARG_HELP = 'the JWT; "-" reads it from stdin; default $TVM_TOKEN';
+
+/** The token from the argument, stdin (`-`) or $TVM_TOKEN, so it need not appear in the process list. */
+async function tokenFrom(arg: string | undefined, ctx: CommandContext): Promise<string> {
+  let token = arg;
+  if (token === '-') {
+    if (!ctx.io.readStdin) throw new CliUsageError('cannot read the token from stdin here');
+    token = await ctx.io.readStdin();
+  }
+  token ??= ctx.io.env.TVM_TOKEN;
+  if (!token || token.trim() === '') throw new CliUsageError('no token: pass it as an argument, "-" for stdin, or set TVM_TOKEN');
+  return token.trim();
+}
+
+export function registerTokenCommands(program: Command, ctx: CommandContext): void {
+  const token = program.command('token').description('check tvm tokens');
+
+  token
+    .command('verify')
+    .description(
+      'verify a token as a resource server would: signature against the published JWKS, typ at+jwt, issuer, exp/nbf/iat, revocation list',
+    )
+    .argument('[jwt]', TOKEN_ARG_HELP)
+    .addOption(mountOption())
+    .addOption(formatOption(OUTPUT_FORMATS, 'json'))
+    .addHelpText('after', '\nExits 0 and prints the claims when the token is valid; exits 1 with "tvm: token invalid: <reason>" otherwise.')
+    .action(async (jwt: string | undefined, flags: { mount: string; format: OutputFormat }) => {
+      const result = await verifyToken(ctx.connect({ mount: flags.mount }), await tokenFrom(jwt, ctx));
+      if (!result.valid || !result.claims) throw new TokenInvalidError(result.reason ?? 'unknown reason');
+      printRecord(ctx.io, flags.format, { ...result.claims });
+    });
+
+  token
+    .command('introspect')
+    .description('ask the mount whether a token is active (RFC 7662); revoked, expired or foreign tokens answer {"active": false}')
+    .argument('[jwt]', TOKEN_ARG_HELP)
+    .addOption(mountOption())
+    .addOption(formatOption(OUTPUT_FORMATS, 'json'))
+    .action(async (jwt: string | undefined, flags: { mount: string; format: OutputFormat }) => {
+      const answer = await introspectToken(ctx.connect({ mount: flags.mount }), await tokenFrom(jwt, ctx));
+      printRecord(ctx.io, flags.format, answer);
+    });
+}

@@ -1,0 +1,76 @@
+// creds/<role>: issue a signed token under a lease. A read takes the role's
+// defaults; a write narrows the request (ttl, read, write, audience).
+
+import { apiPath, type VaultConnection, type VaultResponse } from './connection.ts';
+import { UnexpectedResponseError } from './errors.ts';
+
+export interface CredsRequest {
+  /** A Vault duration string or seconds; at most the role's max_ttl. */
+  ttl?: string | number;
+  /** Narrow the read scope; each pattern must be covered by the role's. */
+  read?: string[];
+  /** Narrow the write scope; each pattern must be covered by the role's. */
+  write?: string[];
+  /** A subset of the role's audiences. */
+  audience?: string[];
+}
+
+/** The creds data the engine returns, with the lease it was issued under. */
+export interface Creds {
+  token: string;
+  token_type: string;
+  jti: string;
+  scope: string;
+  read: string[];
+  write: string[];
+  audiences: string[];
+  issued_at: string;
+  expires_at: string;
+  role: string;
+  lease_id: string;
+  /** Seconds. */
+  lease_duration: number;
+  renewable: boolean;
+}
+
+/** Reads creds data plus lease fields out of an envelope (issue and renew answer the same shape). */
+export function credsFromResponse(res: VaultResponse | null, what: string): Creds {
+  const d = res?.data;
+  if (!res || !d || typeof d.token !== 'string') {
+    throw new UnexpectedResponseError(`${what} answered without a token`);
+  }
+  const str = (v: unknown): string => (typeof v === 'string' ? v : '');
+  const list = (v: unknown): string[] => (Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : []);
+  return {
+    token: d.token,
+    token_type: str(d.token_type),
+    jti: str(d.jti),
+    scope: str(d.scope),
+    read: list(d.read),
+    write: list(d.write),
+    audiences: list(d.audiences),
+    issued_at: str(d.issued_at),
+    expires_at: str(d.expires_at),
+    role: str(d.role),
+    lease_id: res.lease_id,
+    lease_duration: res.lease_duration,
+    renewable: res.renewable,
+  };
+}
+
+function narrowing(req: CredsRequest): Record<string, unknown> | null {
+  const body: Record<string, unknown> = {};
+  if (req.ttl !== undefined) body.ttl = req.ttl;
+  if (req.read !== undefined && req.read.length > 0) body.read = req.read;
+  if (req.write !== undefined && req.write.length > 0) body.write = req.write;
+  if (req.audience !== undefined && req.audience.length > 0) body.audience = req.audience;
+  return Object.keys(body).length > 0 ? body : null;
+}
+
+/** Issues creds for a role: GET with the role's defaults, POST when the request narrows them. */
+export async function issueCreds(conn: VaultConnection, role: string, req: CredsRequest = {}): Promise<Creds> {
+  const path = `${conn.mount}/${apiPath('creds', role)}`;
+  const body = narrowing(req);
+  const res = body ? await conn.write(path, body) : await conn.read(path);
+  return credsFromResponse(res, `${body ? 'POST' : 'GET'} ${path}`);
+}

@@ -1,0 +1,44 @@
+// The tvm client library: typed calls to a tvm mount and Vault's lease API,
+// through node-vault, so the same code works against the dev server and a real Vault.
+
+export {
+  connect,
+  normaliseMount,
+  DEFAULT_ADDR,
+  DEFAULT_MOUNT,
+  type ConnectOptions,
+  type Env,
+  type VaultConnection,
+  type VaultResponse,
+} from './connection.ts';
+export {
+  TvmClientError,
+  VaultRequestError,
+  ServerUnreachableError,
+  InvalidInputError,
+  UnexpectedResponseError,
+  isClientError,
+  type ClientErrorCode,
+} from './errors.ts';
+export { writeRole, readRole, listRoles, deleteRole, type Role, type RoleInput, type RoleWrite } from './roles.ts';
+export { issueCreds, type Creds, type CredsRequest } from './creds.ts';
+export {
+  lookupLease,
+  renewLease,
+  revokeLease,
+  listLeases,
+  DEFAULT_LEASE_PREFIX,
+  type LeaseInfo,
+  type RenewOptions,
+} from './leases.ts';
+export { rotateKeys, fetchJwks, type RotatedKey } from './keys.ts';
+export {
+  verifyToken,
+  introspectToken,
+  fetchRevocations,
+  TOKEN_TYP,
+  type VerifyResult,
+  type VerifyOptions,
+  type Introspection,
+  type RevocationList,
+} from './tokens.ts';

@@ -1,0 +1,80 @@
+// Vault's lease API (sys/leases/...): lookup, renew, revoke and list. Renewing
+// a tvm lease answers a freshly signed token for the same lease.
+
+import type { VaultConnection } from './connection.ts';
+import { credsFromResponse, type Creds } from './creds.ts';
+import { InvalidInputError, UnexpectedResponseError } from './errors.ts';
+
+export const DEFAULT_LEASE_PREFIX = 'tvm/creds/';
+
+/** `sys/leases/lookup` data, as Vault names it. */
+export interface LeaseInfo {
+  id: string;
+  issue_time: string;
+  expire_time: string | null;
+  last_renewal: string | null;
+  renewable: boolean;
+  /** Seconds left. */
+  ttl: number;
+  [field: string]: unknown;
+}
+
+function checkLeaseId(leaseId: string): void {
+  if (leaseId.trim() === '') throw new InvalidInputError('a lease id is required, e.g. tvm/creds/demo/<id>');
+}
+
+export async function lookupLease(conn: VaultConnection, leaseId: string): Promise<LeaseInfo> {
+  checkLeaseId(leaseId);
+  const res = await conn.write('sys/leases/lookup', { lease_id: leaseId });
+  const d = res?.data;
+  if (!d) throw new UnexpectedResponseError('PUT sys/leases/lookup answered without data');
+  return {
+    ...d,
+    id: typeof d.id === 'string' ? d.id : leaseId,
+    issue_time: typeof d.issue_time === 'string' ? d.issue_time : '',
+    expire_time: typeof d.expire_time === 'string' ? d.expire_time : null,
+    last_renewal: typeof d.last_renewal === 'string' ? d.last_renewal : null,
+    renewable: d.renewable === true,
+    ttl: typeof d.ttl === 'number' ? d.ttl : 0,
+  };
+}
+
+export interface RenewOptions {
+  /** Requested extension from now: a Vault duration string or seconds. */
+  increment?: string | number;
+}
+
+/** Renews a tvm lease; the answer holds the new token (same jti, later exp). */
+export async function renewLease(conn: VaultConnection, leaseId: string, options: RenewOptions = {}): Promise<Creds> {
+  checkLeaseId(leaseId);
+  const body: Record<string, unknown> = { lease_id: leaseId };
+  if (options.increment !== undefined) body.increment = options.increment;
+  const res = await conn.write('sys/leases/renew', body);
+  return credsFromResponse(res, 'PUT sys/leases/renew');
+}
+
+/** Revokes a lease (its token enters the revocation list); revoking twice succeeds. */
+export async function revokeLease(conn: VaultConnection, leaseId: string): Promise<void> {
+  checkLeaseId(leaseId);
+  await conn.write('sys/leases/revoke', { lease_id: leaseId });
+}
+
+/**
+ * Lease ids under a prefix (default `tvm/creds/`), descending one level into
+ * folders: `tvm/creds/` lists every role's leases. Sorted.
+ */
+export async function listLeases(conn: VaultConnection, prefix: string = DEFAULT_LEASE_PREFIX): Promise<string[]> {
+  const base = prefix.replace(/^\/+/, '').replace(/\/*$/, '/');
+  if (base === '/') throw new InvalidInputError('a lease prefix such as tvm/creds/ is required');
+  const out: string[] = [];
+  for (const key of await conn.list(`sys/leases/lookup/${base}`)) {
+    if (!key.endsWith('/')) {
+      out.push(base + key);
+      continue;
+    }
+    for (const inner of await conn.list(`sys/leases/lookup/${base}${key}`)) {
+      out.push(base + key + inner);
+    }
+  }
+  return out.sort();
+}
