@@ -1,0 +1,47 @@
+// The plugin's entry point, the file Vault runs (bundled by
+// scripts/build-plugin.mjs into dist/plugin/tvm-plugin).
+//
+// Environment read here and below:
+//   VAULT_BACKEND_PLUGIN, PLUGIN_PROTOCOL_VERSIONS, PLUGIN_CLIENT_CERT,
+//   PLUGIN_UNIX_SOCKET_DIR  set by Vault (go-plugin)
+//   VAULT_API_ADDR          the issuer's base address (default http://127.0.0.1:8200);
+//                           pass it with `vault plugin register -env=VAULT_API_ADDR=...`
+//   TVM_LOG_LEVEL           trace|debug|info|warn|error (default info)
+
+import * as grpc from '@grpc/grpc-js';
+import { HandshakeError } from './handshake.ts';
+import { startPlugin } from './server.ts';
+
+export async function main(): Promise<void> {
+  // Nothing but the handshake may reach stdout.
+  console.log = console.info = console.debug = (...args: unknown[]) => console.error(...args);
+  // Vault stops its plugins itself; a terminal's Ctrl-C must not kill them first.
+  process.on('SIGINT', () => undefined);
+
+  let plugin;
+  try {
+    plugin = await startPlugin({
+      env: process.env,
+      stdout: (text) => void process.stdout.write(text),
+      stderr: (text) => void process.stderr.write(text),
+      exit: (code) => process.exit(code),
+    });
+  } catch (err) {
+    const message = err instanceof HandshakeError ? err.message : `cannot start: ${(err as Error).message}`;
+    process.stderr.write(`tvm-plugin: ${message.replace(/\s*\n\s*/g, ' ')}\n`);
+    process.exit(1);
+  }
+  const { log } = plugin;
+  grpc.setLogger({
+    error: (...a: unknown[]) => log.error(a.map(String).join(' ')),
+    info: (...a: unknown[]) => log.debug(a.map(String).join(' ')),
+    debug: (...a: unknown[]) => log.trace(a.map(String).join(' ')),
+  } as Console);
+  process.on('SIGTERM', () => void plugin.stop('SIGTERM'));
+  process.on('uncaughtException', (err) => log.error('uncaught exception', { error: err.message }));
+  process.on('unhandledRejection', (err) => log.error('unhandled rejection', { error: (err as Error)?.message ?? String(err) }));
+  await plugin.stopped;
+  process.exit(0);
+}
+
+void main();
