@@ -97,12 +97,23 @@ func runServe(pluginPath string, verbose bool) int {
 				entries[k] = string(v)
 			}
 			res["entries"] = entries
+			s.storage.mu.Lock()
+			calls := map[string]int{}
+			for k, v := range s.storage.calls {
+				calls[k] = v
+			}
+			s.storage.mu.Unlock()
+			res["calls"] = calls
 		case "bench":
 			t0 := time.Now()
 			for i := 0; i < c.N && err == nil; i++ {
 				var r *pb.HandleRequestReply
-				r, err = s.remote.backend.HandleRequest(ctx, &pb.HandleRequestArgs{Request: newRequest(c.Operation, c.Path, "null")})
-				if err == nil && (r.Err != nil || r.Response == nil) {
+				data := "null"
+				if c.Data != nil {
+					data, _ = marshalData(c.Data)
+				}
+				r, err = s.remote.backend.HandleRequest(ctx, &pb.HandleRequestArgs{Request: newRequest(c.Operation, c.Path, data)})
+				if err == nil && r.Err != nil {
 					err = fmt.Errorf("bench request failed: %v", r.Err)
 				}
 			}
