@@ -1,0 +1,1520 @@
+// The dev server's HTTP layer: the part of Vault's HTTP API the tvm workflow
+// uses, so Vault clients work unchanged. One request goes through:
+//   1. parse: path under /v1/, method -> operation, body (JSON, 1 MiB cap) or
+//      query -> data, token (X-Vault-Token or Authorization: Bearer), wrap ttl;
+//   2. route: sys/*, auth/token/*, or a mounted engine (longest prefix);
+//   3. authenticate (unless the path is unauthenticated) and check the ACL for
+//      the operation's capability (create vs update decided as Vault does);
+//   4. handle, register a secret's lease, optionally wrap, and answer in
+//      Vault's envelope ({"errors": [...]} for errors).
+
+import { randomUUID } from 'node:crypto';
+import { Server as HttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { Server as HttpsServer } from 'node:https';
+import type { Socket } from 'node:net';
+import { Duplex } from 'node:stream';
+import { parseDurationMs } from '../engine/duration.ts';
+import { isEngineError } from '../engine/errors.ts';
+import {
+  HTTP_CONTENT_TYPE,
+  HTTP_RAW_BODY,
+  HTTP_STATUS_CODE,
+  type Clock,
+  type LogicalRequest,
+  type LogicalResponse,
+  type Operation,
+  type StoredSecret,
+} from '../engine/types.ts';
+import { isLeaseError } from './expiration.ts';
+import { MountError, mountInfo, type Mount, type MountTable } from './mounts.ts';
+import {
+  checkParameters,
+  checkWrapping,
+  PolicyParseError,
+  ROOT_POLICY,
+  type ACL,
+  type AclOperation,
+  type PolicyStore,
+} from './policy.ts';
+import type { Logger } from './server.ts';
+import {
+  authBlock,
+  sanitizePolicies,
+  SYSTEM_MAX_TTL_MS,
+  TokenError,
+  tokenDisplayName,
+  tokenLookupData,
+  type TokenEntry,
+  type TokenStore,
+} from './tokens.ts';
+import type { LeaseEntry } from './types.ts';
+import type { WrapInfo, WrappedResponse, WrappingStore } from './wrapping.ts';
+
+/** Request bodies larger than this are refused with 413. */
+export const MAX_BODY_BYTES = 1024 * 1024;
+/** Past this much unread body the connection is dropped instead of drained. */
+const MAX_DRAIN_BYTES = 64 * 1024 * 1024;
+
+export const VAULT_VERSION = '1.17.0+tvm';
+
+/** What the HTTP layer needs from the expiration manager. */
+export interface LeaseManager {
+  register(input: { mountPoint: string; path: string; secret: StoredSecret; clientTokenId: string }): Promise<LeaseEntry> | LeaseEntry;
+  lookup(leaseId: string): Promise<LeaseEntry | null | undefined> | LeaseEntry | null | undefined;
+  renew(
+    leaseId: string,
+    incrementMs: number,
+  ): Promise<{ lease: LeaseEntry; data?: Record<string, unknown>; warnings?: string[] }>;
+  revoke(leaseId: string): Promise<unknown>;
+  revokePrefix(prefix: string): Promise<unknown>;
+  revokeByToken(tokenId: string): Promise<unknown>;
+  revokeByMount(mountPoint: string): Promise<unknown>;
+  list(prefix: string): Promise<string[]> | string[];
+}
+
+/** Everything the HTTP layer serves from. */
+export interface ServerCore {
+  clock: Clock;
+  logger?: Logger;
+  tokens: TokenStore;
+  policies: PolicyStore;
+  mounts: MountTable;
+  wrapping: WrappingStore;
+  leases: LeaseManager;
+  clusterName: string;
+  clusterId: string;
+  storageType: string;
+}
+
+/** An error with the HTTP status and the messages Vault would answer with. */
+export class HttpError extends Error {
+  readonly status: number;
+  readonly errors: string[];
+  constructor(status: number, message?: string) {
+    super(message ?? `HTTP ${status}`);
+    this.name = 'HttpError';
+    this.status = status;
+    this.errors = message === undefined ? [] : [message];
+  }
+}
+
+const PERMISSION_DENIED = 'permission denied';
+const denied = (): HttpError => new HttpError(403, PERMISSION_DENIED);
+const badRequest = (message: string): HttpError => new HttpError(400, message);
+
+type HttpOperation = 'read' | 'list' | 'create' | 'update' | 'delete' | 'patch' | 'help';
+
+/** One parsed request. */
+export interface RequestContext {
+  requestId: string;
+  method: string;
+  /** The path after /v1/, decoded, without a leading slash; lists end in `/`. */
+  path: string;
+  operation: HttpOperation;
+  data: Record<string, unknown>;
+  /** The raw X-Vault-Token / Bearer token, when given. */
+  rawToken?: string;
+  token?: TokenEntry;
+  acl?: ACL;
+  remoteAddr?: string;
+  wrapTtlMs?: number;
+  /** This request used up the token's last use: it is revoked after the answer. */
+  lastUse?: boolean;
+}
+
+/** A handler's answer before it is put in the envelope. */
+export interface Reply {
+  status?: number;
+  data?: Record<string, unknown> | null;
+  auth?: Record<string, unknown> | null;
+  leaseId?: string;
+  leaseDuration?: number;
+  renewable?: boolean;
+  warnings?: string[] | null;
+  /** Fields repeated at the top level, as Vault does for some legacy sys endpoints. */
+  top?: Record<string, unknown>;
+  /** A JSON body sent as is, without the envelope (sys/health, sys/seal-status). */
+  plain?: unknown;
+  /** A raw body (logical.HTTPRawBody). */
+  raw?: { status: number; contentType: string; body: string | Uint8Array };
+  /** 204 No Content. */
+  empty?: boolean;
+  /** The accessor of a token carried in the response (wrap_info.wrapped_accessor). */
+  wrappedAccessor?: string;
+  /** Whether wrapping may apply (false for unwrap itself and non-logical answers). */
+  wrappable?: boolean;
+  /** The envelope's mount_type. */
+  mountType?: string;
+  /** Set once the response was wrapped. */
+  wrapInfo?: WrapInfo;
+}
+
+// ---------------------------------------------------------------------------
+// Route table for sys/* and auth/token/*
+
+type Auth = 'none' | 'token' | 'acl';
+
+interface SystemRoute {
+  pattern: RegExp;
+  mountType: string;
+  /** Operations the route answers; others get 405. */
+  operations: HttpOperation[];
+  /** none: no token; token: a valid token, no ACL on the path; acl: token and ACL (the default). */
+  auth?: Auth;
+  /** Paths needing sudo on top of the operation's capability. */
+  sudo?: boolean;
+  /** Decides create vs update for POST/PUT (as a backend's existence check). */
+  exists?: (core: ServerCore, m: RegExpExecArray) => boolean;
+  handle: (core: ServerCore, ctx: RequestContext, m: RegExpExecArray) => Promise<Reply> | Reply;
+}
+
+const WRITE: HttpOperation[] = ['create', 'update'];
+
+export function createRequestHandler(core: ServerCore): (req: IncomingMessage, res: ServerResponse) => void {
+  const routes = systemRoutes();
+  return (req, res) => {
+    void handleRequest(core, routes, req, res);
+  };
+}
+
+async function handleRequest(core: ServerCore, routes: SystemRoute[], req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const started = core.logger ? performance.now() : 0;
+  const requestId = randomUUID();
+  let ctx: RequestContext | undefined;
+  let status = 500;
+  try {
+    ctx = await parseRequest(req, requestId);
+    const reply = await dispatch(core, routes, ctx);
+    status = send(res, ctx, reply);
+  } catch (err) {
+    status = sendError(res, requestId, err, core.logger);
+  } finally {
+    if (ctx?.token && ctx.lastUse) {
+      // The token's last use: revoke it once the answer is out.
+      const hash = ctx.token.hash;
+      const revoke = (): void => void core.tokens.revoke(hash).catch(() => undefined);
+      if (res.writableFinished) revoke();
+      else res.once('close', revoke);
+    }
+    core.logger?.debug('request', {
+      request_id: requestId,
+      method: ctx?.method ?? req.method,
+      path: ctx ? redactPath(ctx.path) : '',
+      status,
+      duration_ms: Math.round((performance.now() - started) * 100) / 100,
+    });
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Parsing
+
+async function parseRequest(req: IncomingMessage, requestId: string): Promise<RequestContext> {
+  const url = req.url ?? '/';
+  const q = url.indexOf('?');
+  const rawPath = q === -1 ? url : url.slice(0, q);
+  const query = q === -1 ? null : new URLSearchParams(url.slice(q + 1));
+  const body = await readBody(req);
+  if (!rawPath.startsWith('/v1/')) throw new HttpError(404);
+  let path: string;
+  try {
+    path = decodeURIComponent(rawPath.slice(4));
+  } catch {
+    throw badRequest('invalid path: malformed percent-encoding');
+  }
+  path = path.replace(/^\/+/, '');
+  if (path.split('/').some((s) => s === '.' || s === '..')) throw badRequest('invalid path: "." and ".." segments are not allowed');
+  if (path.includes('\0')) throw badRequest('invalid path');
+
+  const requested = (req.method ?? 'GET').toUpperCase();
+  const method = requested === LIST_ALIAS ? 'LIST' : requested;
+  let operation: HttpOperation;
+  let data: Record<string, unknown> = {};
+  switch (method) {
+    case 'GET':
+    case 'HEAD': {
+      data = queryData(query);
+      const list = data.list;
+      const help = data.help;
+      delete data.list;
+      delete data.help;
+      if (help !== undefined && truthy(help)) operation = 'help';
+      else operation = list !== undefined && truthy(list) ? 'list' : 'read';
+      break;
+    }
+    case 'LIST':
+      data = queryData(query);
+      delete data.list;
+      operation = 'list';
+      break;
+    case 'DELETE':
+      data = queryData(query);
+      operation = 'delete';
+      break;
+    case 'POST':
+    case 'PUT':
+      data = parseJsonBody(body);
+      operation = 'update';
+      break;
+    case 'PATCH':
+      data = parseJsonBody(body);
+      operation = 'patch';
+      break;
+    default:
+      throw new HttpError(405, `unsupported method ${method.slice(0, 20)}`);
+  }
+  if (operation === 'list' && !path.endsWith('/')) path += '/';
+
+  const ctx: RequestContext = { requestId, method, path, operation, data };
+  const token = headerValue(req, 'x-vault-token') ?? bearer(headerValue(req, 'authorization'));
+  if (token !== undefined && token !== '') ctx.rawToken = token;
+  const remote = req.socket.remoteAddress;
+  if (remote) ctx.remoteAddr = remote.startsWith('::ffff:') ? remote.slice(7) : remote;
+  const wrap = headerValue(req, 'x-vault-wrap-ttl');
+  if (wrap !== undefined && wrap.trim() !== '') {
+    let ms: number;
+    try {
+      ms = parseDurationMs(wrap.trim());
+    } catch (err) {
+      throw badRequest(`invalid X-Vault-Wrap-TTL: ${(err as Error).message}`);
+    }
+    if (ms > 0) {
+      if (ms < 1000) throw badRequest('invalid X-Vault-Wrap-TTL: the wrapping ttl must be at least 1s');
+      ctx.wrapTtlMs = ms;
+    }
+  }
+  return ctx;
+}
+
+function headerValue(req: IncomingMessage, name: string): string | undefined {
+  const v = req.headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+function bearer(value: string | undefined): string | undefined {
+  if (!value) return undefined;
+  const m = /^Bearer\s+(.+)$/i.exec(value.trim());
+  return m ? m[1].trim() : undefined;
+}
+
+function truthy(v: unknown): boolean {
+  return v === true || v === 'true' || v === '1' || v === '' || v === 'yes';
+}
+
+function queryData(query: URLSearchParams | null): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  if (!query) return out;
+  for (const key of new Set(query.keys())) {
+    const all = query.getAll(key);
+    out[key] = all.length === 1 ? all[0] : all;
+  }
+  return out;
+}
+
+/** Reads the whole body; over the cap, drains (bounded) and answers 413. */
+function readBody(req: IncomingMessage): Promise<Buffer> {
+  const declared = Number(req.headers['content-length'] ?? 0);
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let tooLarge = declared > MAX_BODY_BYTES;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > MAX_BODY_BYTES) tooLarge = true;
+      if (!tooLarge) chunks.push(chunk);
+      else if (size > MAX_DRAIN_BYTES) req.destroy();
+    });
+    req.on('end', () => {
+      if (tooLarge) reject(new HttpError(413, `request body too large: the limit is ${MAX_BODY_BYTES} bytes`));
+      else resolve(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks));
+    });
+    req.on('error', (err) => reject(err));
+    req.on('close', () => {
+      if (!req.complete) reject(new HttpError(400, 'request body was not received completely'));
+    });
+  });
+}
+
+function parseJsonBody(body: Buffer): Record<string, unknown> {
+  if (body.length === 0) return {};
+  const text = body.toString('utf8');
+  if (text.trim() === '') return {};
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (err) {
+    throw badRequest(`failed to parse JSON input: ${(err as Error).message}`);
+  }
+  if (parsed === null) return {};
+  if (typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw badRequest('failed to parse JSON input: the request body must be a JSON object');
+  }
+  return parsed as Record<string, unknown>;
+}
+
+// ---------------------------------------------------------------------------
+// Dispatch, authentication and ACL
+
+const UNAUTHENTICATED_SYS = new Set(['sys/health', 'sys/seal-status', 'sys/leader', 'sys/init']);
+
+async function dispatch(core: ServerCore, routes: SystemRoute[], ctx: RequestContext): Promise<Reply> {
+  const { path } = ctx;
+  if (path.startsWith('sys/') || path === 'sys' || path.startsWith('auth/')) {
+    for (const route of routes) {
+      route.pattern.lastIndex = 0;
+      const m = route.pattern.exec(path);
+      if (!m) continue;
+      return runSystemRoute(core, ctx, route, m);
+    }
+    // Unknown system path: authenticate first so unauthenticated callers learn nothing.
+    await authenticate(core, ctx);
+    if (!ctx.acl!.root) {
+      const op = aclOperation(ctx.operation);
+      if (!ctx.acl!.check(path, op).allowed) throw denied();
+    }
+    throw new HttpError(404, `no handler for route ${JSON.stringify(path)}. route entry not found.`);
+  }
+  return handleMount(core, ctx);
+}
+
+async function runSystemRoute(core: ServerCore, ctx: RequestContext, route: SystemRoute, m: RegExpExecArray): Promise<Reply> {
+  const auth = route.auth ?? 'acl';
+  if (auth !== 'none') await authenticate(core, ctx);
+  if (!route.operations.includes(ctx.operation)) {
+    throw new HttpError(405, `unsupported operation ${ctx.operation} on ${ctx.path}`);
+  }
+  if (auth === 'acl') {
+    let op = aclOperation(ctx.operation);
+    if (op === 'update' && route.exists && !route.exists(core, m)) op = 'create';
+    authorize(ctx, ctx.path, op, route.sudo === true);
+  }
+  let reply: Reply;
+  try {
+    reply = await route.handle(core, ctx, m);
+  } catch (err) {
+    throw translateError(err);
+  }
+  reply.wrappable ??= true;
+  return finishReply(core, ctx, { ...reply, mountType: route.mountType });
+}
+
+function aclOperation(op: HttpOperation): AclOperation {
+  return op === 'help' ? 'read' : op;
+}
+
+/** Validates the caller's token; sets ctx.token and ctx.acl. Throws 403. */
+async function authenticate(core: ServerCore, ctx: RequestContext): Promise<void> {
+  if (ctx.token) return;
+  if (ctx.rawToken === undefined) throw denied();
+  const entry = core.tokens.lookup(ctx.rawToken);
+  // Wrapping tokens are good for sys/wrapping/* only, which do not come here.
+  if (!entry || entry.wrapping) throw denied();
+  ctx.token = entry;
+  ctx.acl = core.policies.acl(entry.policies);
+  if (entry.numUses > 0 && (await core.tokens.use(entry))) ctx.lastUse = true;
+}
+
+/** Checks the capability (and sudo, parameters, wrapping bounds). Throws 403/400. */
+function authorize(ctx: RequestContext, path: string, op: AclOperation, needSudo: boolean): void {
+  const acl = ctx.acl!;
+  if (acl.root) return;
+  const check = acl.check(path, op);
+  if (!check.allowed || (needSudo && !check.sudo)) throw denied();
+  if (check.perms) {
+    if (op === 'read' || op === 'create' || op === 'update' || op === 'patch') {
+      if (checkParameters(check.perms, ctx.data) !== null) throw denied();
+    }
+    const wrapProblem = checkWrapping(check.perms, ctx.wrapTtlMs);
+    if (wrapProblem) throw badRequest(wrapProblem);
+  }
+}
+
+function isSudo(ctx: RequestContext, path: string, op: AclOperation): boolean {
+  const acl = ctx.acl!;
+  return acl.root || acl.check(path, op).sudo;
+}
+
+function globMatch(patterns: string[], path: string): boolean {
+  for (const p of patterns) {
+    if (p.endsWith('*') ? path.startsWith(p.slice(0, -1)) : path === p) return true;
+  }
+  return false;
+}
+
+// ---------------------------------------------------------------------------
+// Mounted engines
+
+async function handleMount(core: ServerCore, ctx: RequestContext): Promise<Reply> {
+  const match = core.mounts.match(ctx.path);
+  const special = match?.mount.backend.specialPaths();
+  const unauthenticated = match !== null && globMatch(special!.unauthenticated, match.relPath);
+  if (!unauthenticated) await authenticate(core, ctx);
+  if (!match) {
+    if (!ctx.acl!.root && !ctx.acl!.check(ctx.path, aclOperation(ctx.operation)).allowed) throw denied();
+    throw new HttpError(404, `no handler for route ${JSON.stringify(ctx.path)}. route entry not found.`);
+  }
+  const { mount, relPath } = match;
+  const backend = mount.backend;
+  if (ctx.operation === 'patch') throw new HttpError(405, `unsupported operation patch on ${ctx.path}`);
+  const request: LogicalRequest = {
+    operation: ctx.operation as Operation,
+    path: relPath,
+    data: ctx.data,
+    caller: callerOf(ctx),
+    storage: mount.storage,
+    mountPoint: mount.entry.path,
+  };
+  if (!unauthenticated) {
+    let op = aclOperation(ctx.operation);
+    if (ctx.operation === 'update') {
+      // Vault's create vs update: the backend's existence check decides.
+      const existence = await runEngine(() => backend.handleExistenceCheck(request));
+      if (existence.checkFound && !existence.exists) {
+        op = 'create';
+        request.operation = 'create';
+      }
+    }
+    authorize(ctx, ctx.path, op, globMatch(special!.root, relPath));
+  }
+  const response = await runEngine(() => backend.handleRequest(request));
+  if (ctx.operation === 'help') {
+    // Vault answers help outside the envelope.
+    return { plain: { help: response?.data?.help ?? '', see_also: null }, mountType: mount.entry.type };
+  }
+  return finishReply(core, ctx, await engineReply(core, ctx, mount, request, response));
+}
+
+function callerOf(ctx: RequestContext): LogicalRequest['caller'] {
+  const caller: LogicalRequest['caller'] = { displayName: ctx.token?.displayName ?? '' };
+  if (ctx.token?.entityId) caller.entityId = ctx.token.entityId;
+  if (ctx.remoteAddr) caller.remoteAddr = ctx.remoteAddr;
+  if (ctx.token) caller.policies = ctx.token.policies;
+  return caller;
+}
+
+async function runEngine<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    throw translateError(err);
+  }
+}
+
+async function engineReply(
+  core: ServerCore,
+  ctx: RequestContext,
+  mount: Mount,
+  request: LogicalRequest,
+  response: LogicalResponse | null,
+): Promise<Reply> {
+  const mountType = mount.entry.type;
+  if (response === null) {
+    if (ctx.operation === 'read' || ctx.operation === 'list') throw new HttpError(404);
+    return { empty: true, mountType };
+  }
+  const data = response.data;
+  if (data && data[HTTP_RAW_BODY] !== undefined) {
+    const body = data[HTTP_RAW_BODY];
+    const status = typeof data[HTTP_STATUS_CODE] === 'number' ? (data[HTTP_STATUS_CODE] as number) : 200;
+    const contentType = typeof data[HTTP_CONTENT_TYPE] === 'string' ? (data[HTTP_CONTENT_TYPE] as string) : 'application/json';
+    return {
+      raw: { status, contentType, body: typeof body === 'string' || body instanceof Uint8Array ? body : JSON.stringify(body) },
+      mountType,
+    };
+  }
+  const warnings = response.warnings && response.warnings.length > 0 ? response.warnings : null;
+  if (ctx.operation === 'list' && !warnings) {
+    // Vault answers a list with no keys as not found.
+    const keys = data?.keys;
+    if (!data || Object.keys(data).length === 0 || (Array.isArray(keys) && keys.length === 0)) throw new HttpError(404);
+  }
+  const reply: Reply = { data: data ?? null, warnings, mountType, wrappable: true };
+  if (response.secret) {
+    const lease = await registerLease(core, ctx, mount, request, response);
+    reply.leaseId = lease.leaseId;
+    reply.leaseDuration = Math.round(lease.secret.ttlMs / 1000);
+    reply.renewable = lease.secret.renewable;
+  } else if (
+    (ctx.operation === 'update' || ctx.operation === 'create' || ctx.operation === 'delete') &&
+    (!data || Object.keys(data).length === 0) &&
+    !warnings
+  ) {
+    return { empty: true, mountType };
+  }
+  return reply;
+}
+
+/**
+ * Registers an issued secret with the expiration manager (durable before the
+ * answer). If that fails, the secret is revoked through the engine and the
+ * caller gets a 500: nothing is handed out without a lease.
+ */
+async function registerLease(
+  core: ServerCore,
+  ctx: RequestContext,
+  mount: Mount,
+  request: LogicalRequest,
+  response: LogicalResponse,
+): Promise<LeaseEntry> {
+  const out = response.secret!;
+  const secret: StoredSecret = {
+    type: out.type,
+    internalData: out.internalData,
+    ttlMs: out.ttlMs,
+    maxTtlMs: out.maxTtlMs,
+    renewable: out.renewable,
+    issueTimeMs: out.issueTimeMs ?? core.clock(),
+  };
+  try {
+    return await core.leases.register({
+      mountPoint: mount.entry.path,
+      path: request.path,
+      secret,
+      clientTokenId: ctx.token?.hash ?? '',
+    });
+  } catch (err) {
+    core.logger?.error('registering a lease failed; revoking the secret', { mount: mount.entry.path, error: errorMessage(err) });
+    try {
+      await mount.backend.handleRequest({ ...request, operation: 'revoke', data: {}, secret });
+    } catch (revokeErr) {
+      core.logger?.error('revoking an unregistered secret failed', { mount: mount.entry.path, error: errorMessage(revokeErr) });
+    }
+    throw new HttpError(500, 'failed to register the lease; the secret was revoked');
+  }
+}
+
+/** Applies response wrapping when asked for. */
+async function finishReply(core: ServerCore, ctx: RequestContext, reply: Reply): Promise<Reply> {
+  if (ctx.wrapTtlMs === undefined || !reply.wrappable || reply.empty || reply.raw || reply.plain !== undefined) return reply;
+  const wrapped: WrappedResponse = {
+    data: reply.data ?? null,
+    auth: reply.auth ?? null,
+    lease_id: reply.leaseId ?? '',
+    lease_duration: reply.leaseDuration ?? 0,
+    renewable: reply.renewable ?? false,
+    warnings: reply.warnings ?? null,
+    mount_type: reply.mountType ?? '',
+  };
+  const info = await core.wrapping.wrap(wrapped, ctx.wrapTtlMs, ctx.path.replace(/\/$/, ''), reply.wrappedAccessor);
+  return { wrapInfo: info, mountType: reply.mountType ?? '' };
+}
+
+// ---------------------------------------------------------------------------
+// Sending
+
+function send(res: ServerResponse, ctx: RequestContext, reply: Reply): number {
+  const headOnly = ctx.method === 'HEAD';
+  if (reply.raw) {
+    const body = reply.raw.body;
+    res.writeHead(reply.raw.status, {
+      'Content-Type': reply.raw.contentType,
+      'Content-Length': typeof body === 'string' ? Buffer.byteLength(body) : body.length,
+      'Cache-Control': 'no-store',
+    });
+    res.end(headOnly ? undefined : body);
+    return reply.raw.status;
+  }
+  if (reply.empty) {
+    res.writeHead(204, { 'Cache-Control': 'no-store' });
+    res.end();
+    return 204;
+  }
+  const status = reply.status ?? 200;
+  const payload =
+    reply.plain !== undefined
+      ? reply.plain
+      : {
+          request_id: ctx.requestId,
+          lease_id: reply.leaseId ?? '',
+          renewable: reply.renewable ?? false,
+          lease_duration: reply.leaseDuration ?? 0,
+          data: reply.data ?? null,
+          wrap_info: reply.wrapInfo ?? null,
+          warnings: reply.warnings ?? null,
+          auth: reply.auth ?? null,
+          mount_type: reply.mountType ?? '',
+          ...reply.top,
+        };
+  writeJson(res, status, payload, headOnly);
+  return status;
+}
+
+function writeJson(res: ServerResponse, status: number, payload: unknown, headOnly = false): void {
+  const text = JSON.stringify(payload);
+  res.writeHead(status, {
+    'Content-Type': 'application/json',
+    'Content-Length': Buffer.byteLength(text),
+    'Cache-Control': 'no-store',
+  });
+  res.end(headOnly ? undefined : text);
+}
+
+function sendError(res: ServerResponse, requestId: string, err: unknown, logger?: Logger): number {
+  const e = translateError(err);
+  if (e.status >= 500) {
+    logger?.error('request failed', { request_id: requestId, error: errorMessage(err) });
+  }
+  if (res.headersSent) {
+    res.destroy();
+    return e.status;
+  }
+  const headers: Record<string, string> = {};
+  if (e.status === 413) headers.Connection = 'close';
+  const text = JSON.stringify({ errors: e.errors });
+  res.writeHead(e.status, {
+    ...headers,
+    'Content-Type': 'application/json',
+    'Content-Length': String(Buffer.byteLength(text)),
+    'Cache-Control': 'no-store',
+  });
+  res.end(text);
+  return e.status;
+}
+
+/** Maps any error to the status and message Vault would answer with; internals become a bare 500. */
+export function translateError(err: unknown): HttpError {
+  if (err instanceof HttpError) return err;
+  if (isEngineError(err)) return new HttpError(err.status, err.message);
+  if (err instanceof TokenError || err instanceof MountError) return new HttpError(err.status, err.message);
+  if (err instanceof PolicyParseError) return new HttpError(400, err.message);
+  if (isLeaseError(err)) {
+    return err.status >= 500 && err.code !== 'ERR_EXPIRATION_STOPPED'
+      ? new HttpError(500, 'internal error')
+      : new HttpError(err.status, err.message);
+  }
+  return new HttpError(500, 'internal error');
+}
+
+function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** Paths with a token in them (auth/token/lookup/<token> and kin) are cut before logging. */
+function redactPath(path: string): string {
+  if (path.startsWith('auth/token/') || path.startsWith('sys/wrapping/')) return path.split('/').slice(0, 3).join('/');
+  return path;
+}
+
+// ---------------------------------------------------------------------------
+// Field helpers for sys and token handlers
+
+function stringField(data: Record<string, unknown>, name: string, required = false): string | undefined {
+  const v = data[name];
+  if (v === undefined || v === null || v === '') {
+    if (required) throw badRequest(`missing required field ${name}`);
+    return undefined;
+  }
+  if (typeof v !== 'string') throw badRequest(`invalid ${name}: expected a string, got ${JSON.stringify(v).slice(0, 80)}`);
+  return v;
+}
+
+function durationField(data: Record<string, unknown>, name: string): number | undefined {
+  const v = data[name];
+  if (v === undefined || v === null || v === '') return undefined;
+  if (typeof v !== 'string' && typeof v !== 'number') {
+    throw badRequest(`invalid ${name}: expected a duration such as "90s", "1h" or integer seconds`);
+  }
+  try {
+    return parseDurationMs(v);
+  } catch (err) {
+    throw badRequest(`invalid ${name}: ${(err as Error).message}`);
+  }
+}
+
+function boolField(data: Record<string, unknown>, name: string, fallback: boolean): boolean {
+  const v = data[name];
+  if (v === undefined || v === null || v === '') return fallback;
+  if (typeof v === 'boolean') return v;
+  if (v === 'true' || v === '1' || v === 1) return true;
+  if (v === 'false' || v === '0' || v === 0) return false;
+  throw badRequest(`invalid ${name}: expected true or false`);
+}
+
+function intField(data: Record<string, unknown>, name: string, fallback: number): number {
+  const v = data[name];
+  if (v === undefined || v === null || v === '') return fallback;
+  const n = typeof v === 'string' ? Number(v) : v;
+  if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0) throw badRequest(`invalid ${name}: expected a non-negative integer`);
+  return n;
+}
+
+function stringListField(data: Record<string, unknown>, name: string): string[] | undefined {
+  const v = data[name];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v === 'string') return v === '' ? [] : v.split(',').map((s) => s.trim());
+  if (Array.isArray(v) && v.every((s) => typeof s === 'string')) return v as string[];
+  throw badRequest(`invalid ${name}: expected a list of strings`);
+}
+
+function stringMapField(data: Record<string, unknown>, name: string): Record<string, string> | null {
+  const v = data[name];
+  if (v === undefined || v === null) return null;
+  if (typeof v !== 'object' || Array.isArray(v)) throw badRequest(`invalid ${name}: expected an object of strings`);
+  const out: Record<string, string> = {};
+  for (const [k, val] of Object.entries(v as Record<string, unknown>)) {
+    if (typeof val !== 'string') throw badRequest(`invalid ${name}.${k}: expected a string`);
+    out[k] = val;
+  }
+  return Object.keys(out).length > 0 ? out : null;
+}
+
+function rfc3339(ms: number): string {
+  return new Date(ms).toISOString();
+}
+
+// ---------------------------------------------------------------------------
+// sys/* and auth/token/* handlers
+
+function systemRoutes(): SystemRoute[] {
+  const sys = (
+    pattern: string,
+    operations: HttpOperation[],
+    handle: SystemRoute['handle'],
+    extra: Partial<SystemRoute> = {},
+  ): SystemRoute => ({ pattern: new RegExp(`^${pattern}$`), mountType: 'system', operations, handle, ...extra });
+  const tok = (
+    pattern: string,
+    operations: HttpOperation[],
+    handle: SystemRoute['handle'],
+    extra: Partial<SystemRoute> = {},
+  ): SystemRoute => ({ pattern: new RegExp(`^auth/token/${pattern}$`), mountType: 'token', operations, handle, ...extra });
+
+  return [
+    // Status endpoints, unauthenticated, answered without the envelope.
+    sys('sys/health', ['read'], (core) => ({ plain: healthBody(core) }), { auth: 'none' }),
+    sys('sys/seal-status', ['read'], (core) => ({ plain: sealStatusBody(core) }), { auth: 'none' }),
+    sys(
+      'sys/leader',
+      ['read'],
+      () => ({
+        plain: {
+          ha_enabled: false,
+          is_self: false,
+          active_time: '0001-01-01T00:00:00Z',
+          leader_address: '',
+          leader_cluster_address: '',
+          performance_standby: false,
+          performance_standby_last_remote_wal: 0,
+        },
+      }),
+      { auth: 'none' },
+    ),
+    sys('sys/init', ['read'], () => ({ plain: { initialized: true } }), { auth: 'none' }),
+
+    // Mounts.
+    sys('sys/internal/ui/mounts', ['read'], (core, ctx) => uiMounts(core, ctx), { auth: 'none' }),
+    sys('sys/internal/ui/mounts/(?<path>.+)', ['read'], (core, ctx, m) => uiMount(core, ctx, m.groups!.path), { auth: 'token' }),
+    sys('sys/mounts', ['read'], (core) => listMounts(core)),
+    sys('sys/mounts/(?<path>.+?)/tune', ['read', 'update'], (core, ctx, m) => tuneMount(core, ctx, m.groups!.path)),
+    sys('sys/mounts/(?<path>.+)', ['read', 'update', 'delete'], (core, ctx, m) => mountPath(core, ctx, m.groups!.path)),
+    sys('sys/auth', ['read'], (core) => listAuth(core)),
+
+    // Policies.
+    sys('sys/policies/acl/?', ['list'], (core) => ({ data: { keys: core.policies.names() } })),
+    sys('sys/policies/acl/(?<name>[^/]+)', ['read', 'create', 'update', 'delete'], (core, ctx, m) => policyPath(core, ctx, m.groups!.name, false), {
+      exists: (core, m) => core.policies.has(m.groups!.name.trim().toLowerCase()),
+    }),
+    sys('sys/policy/?', ['read', 'list'], (core) => {
+      const names = core.policies.names();
+      return { data: { keys: names, policies: names }, top: { keys: names, policies: names } };
+    }),
+    sys('sys/policy/(?<name>[^/]+)', ['read', 'create', 'update', 'delete'], (core, ctx, m) => policyPath(core, ctx, m.groups!.name, true), {
+      exists: (core, m) => core.policies.has(m.groups!.name.trim().toLowerCase()),
+    }),
+    sys('sys/capabilities-self', WRITE, (core, ctx) => capabilities(ctx.acl!, ctx.data)),
+    sys('sys/capabilities', WRITE, (core, ctx) => {
+      const entry = core.tokens.lookup(stringField(ctx.data, 'token', true)!);
+      if (!entry) throw badRequest('invalid token');
+      return capabilities(core.policies.acl(entry.policies), ctx.data);
+    }),
+    sys('sys/capabilities-accessor', WRITE, (core, ctx) => {
+      const entry = core.tokens.lookupAccessor(stringField(ctx.data, 'accessor', true)!);
+      if (!entry) throw badRequest('invalid accessor');
+      return capabilities(core.policies.acl(entry.policies), ctx.data);
+    }),
+
+    // Leases (and the legacy sys/renew, sys/revoke, sys/revoke-prefix aliases).
+    sys('sys/leases/lookup', WRITE, (core, ctx) => leaseLookup(core, ctx)),
+    sys('sys/leases/lookup/(?<prefix>.*)', ['list'], (core, ctx, m) => leaseList(core, m.groups!.prefix), { sudo: true }),
+    sys('sys/(?:leases/)?renew(?:/(?<id>.+))?', WRITE, (core, ctx, m) => leaseRenew(core, ctx, m.groups?.id)),
+    sys('sys/(?:leases/)?revoke(?:/(?<id>.+))?', WRITE, (core, ctx, m) => leaseRevoke(core, ctx, m.groups?.id)),
+    sys('sys/(?:leases/)?revoke-prefix/(?<prefix>.+)', WRITE, async (core, ctx, m) => {
+      await core.leases.revokePrefix(m.groups!.prefix);
+      return { empty: true };
+    }, { sudo: true }),
+
+    // Response wrapping.
+    sys('sys/wrapping/unwrap', WRITE, (core, ctx) => unwrap(core, ctx), { auth: 'none' }),
+    sys('sys/wrapping/lookup', WRITE, (core, ctx) => {
+      const id = stringField(ctx.data, 'token') ?? ctx.rawToken;
+      if (!id) throw badRequest('missing required field token');
+      return { data: core.wrapping.lookup(id), wrappable: false };
+    }, { auth: 'none' }),
+    sys('sys/wrapping/wrap', WRITE, (core, ctx) => {
+      if (ctx.wrapTtlMs === undefined) throw badRequest('endpoint requires response wrapping to be used');
+      return { data: { ...ctx.data } };
+    }),
+
+    // The token store.
+    tok('create', WRITE, (core, ctx) => createToken(core, ctx, false)),
+    tok('create-orphan', WRITE, (core, ctx) => createToken(core, ctx, true)),
+    tok('lookup-self', ['read', 'update'], (core, ctx) => ({
+      data: tokenLookupData(ctx.token!, ctx.rawToken!, core.clock()),
+    })),
+    tok('lookup', ['update'], (core, ctx) => {
+      const id = stringField(ctx.data, 'token', true)!;
+      const entry = core.tokens.lookup(id);
+      if (!entry || entry.wrapping) throw new HttpError(403, 'bad token');
+      return { data: tokenLookupData(entry, id, core.clock()) };
+    }),
+    tok('lookup-accessor', ['update'], (core, ctx) => {
+      const entry = core.tokens.lookupAccessor(stringField(ctx.data, 'accessor', true)!);
+      if (!entry) throw badRequest('invalid accessor');
+      return { data: tokenLookupData(entry, '', core.clock()) };
+    }),
+    tok('renew-self', ['update'], (core, ctx) => renewToken(core, ctx, ctx.token!, ctx.rawToken!)),
+    tok('renew', ['update'], (core, ctx) => {
+      const id = stringField(ctx.data, 'token', true)!;
+      const entry = core.tokens.lookup(id);
+      if (!entry || entry.wrapping) throw badRequest('invalid token');
+      return renewToken(core, ctx, entry, id);
+    }),
+    tok('revoke-self', ['update'], async (core, ctx) => {
+      await core.tokens.revoke(ctx.token!.hash);
+      return { empty: true };
+    }),
+    tok('revoke', ['update'], async (core, ctx) => {
+      const entry = core.tokens.lookup(stringField(ctx.data, 'token', true)!);
+      if (entry) await core.tokens.revoke(entry.hash);
+      return { empty: true };
+    }),
+    tok('revoke-accessor', ['update'], async (core, ctx) => {
+      const entry = core.tokens.lookupAccessor(stringField(ctx.data, 'accessor', true)!);
+      if (entry) await core.tokens.revoke(entry.hash);
+      return { empty: true };
+    }),
+    tok('accessors/?', ['list'], (core) => ({ data: { keys: core.tokens.accessors() } }), { sudo: true }),
+  ];
+}
+
+function healthBody(core: ServerCore): Record<string, unknown> {
+  return {
+    initialized: true,
+    sealed: false,
+    standby: false,
+    performance_standby: false,
+    replication_performance_mode: 'disabled',
+    replication_dr_mode: 'disabled',
+    server_time_utc: Math.floor(core.clock() / 1000),
+    version: VAULT_VERSION,
+    enterprise: false,
+    cluster_name: core.clusterName,
+    cluster_id: core.clusterId,
+    echo_duration_ms: 0,
+    clock_skew_ms: 0,
+  };
+}
+
+function sealStatusBody(core: ServerCore): Record<string, unknown> {
+  return {
+    type: 'shamir',
+    initialized: true,
+    sealed: false,
+    t: 1,
+    n: 1,
+    progress: 0,
+    nonce: '',
+    version: VAULT_VERSION,
+    build_date: '2026-01-01T00:00:00Z',
+    migration: false,
+    cluster_name: core.clusterName,
+    cluster_id: core.clusterId,
+    recovery_seal: false,
+    storage_type: core.storageType,
+  };
+}
+
+function systemMountInfo(core: ServerCore): Record<string, unknown> {
+  const ids = core.mounts.systemIds.system;
+  return {
+    accessor: ids.accessor,
+    config: { default_lease_ttl: 0, max_lease_ttl: 0, force_no_cache: false },
+    description: 'system endpoints used for control, policy and debugging',
+    external_entropy_access: false,
+    local: false,
+    options: null,
+    plugin_version: '',
+    running_plugin_version: '',
+    running_sha256: '',
+    seal_wrap: true,
+    type: 'system',
+    uuid: ids.uuid,
+  };
+}
+
+function tokenMountInfo(core: ServerCore): Record<string, unknown> {
+  const ids = core.mounts.systemIds.token;
+  return {
+    accessor: ids.accessor,
+    config: { default_lease_ttl: 0, max_lease_ttl: 0, force_no_cache: false, token_type: 'default-service' },
+    description: 'token based credentials',
+    external_entropy_access: false,
+    local: false,
+    options: null,
+    plugin_version: '',
+    running_plugin_version: '',
+    running_sha256: '',
+    seal_wrap: false,
+    type: 'token',
+    uuid: ids.uuid,
+  };
+}
+
+function listMounts(core: ServerCore): Reply {
+  const data: Record<string, unknown> = { 'sys/': systemMountInfo(core) };
+  for (const m of core.mounts.list()) data[m.entry.path] = mountInfo(m.entry);
+  return { data, top: data };
+}
+
+function listAuth(core: ServerCore): Reply {
+  const data = { 'token/': tokenMountInfo(core) };
+  return { data, top: data };
+}
+
+function uiMounts(core: ServerCore, ctx: RequestContext): Reply {
+  // Only mounts the token can reach are listed (none without a token).
+  const secret: Record<string, unknown> = {};
+  const auth: Record<string, unknown> = {};
+  const entry = ctx.rawToken ? core.tokens.lookup(ctx.rawToken) : null;
+  if (entry && !entry.wrapping) {
+    const acl = core.policies.acl(entry.policies);
+    for (const m of core.mounts.list()) {
+      if (acl.hasMountAccess(m.entry.path)) secret[m.entry.path] = { ...mountInfo(m.entry) };
+    }
+    if (acl.hasMountAccess('auth/token/')) auth['token/'] = tokenMountInfo(core);
+  }
+  return { data: { secret, auth } };
+}
+
+function uiMount(core: ServerCore, ctx: RequestContext, rawPath: string): Reply {
+  const path = rawPath.replace(/^\/+/, '');
+  const acl = ctx.acl!;
+  if (path === 'sys' || path.startsWith('sys/')) {
+    if (!acl.root) throw denied();
+    return { data: { ...systemMountInfo(core), path: 'sys/' } };
+  }
+  if (path === 'auth/token' || path.startsWith('auth/token/')) {
+    if (!acl.hasMountAccess('auth/token/')) throw denied();
+    return { data: { ...tokenMountInfo(core), path: 'auth/token/' } };
+  }
+  const match = core.mounts.match(path);
+  // Unknown mounts and mounts without access both answer 403, so the path cannot probe for mounts.
+  if (!match || !acl.hasMountAccess(match.mount.entry.path)) throw denied();
+  return { data: { ...mountInfo(match.mount.entry), path: match.mount.entry.path } };
+}
+
+async function mountPath(core: ServerCore, ctx: RequestContext, rawPath: string): Promise<Reply> {
+  if (ctx.operation === 'read') {
+    const path = rawPath.replace(/^\/+/, '').replace(/\/*$/, '/');
+    if (path === 'sys/') return { data: systemMountInfo(core) };
+    const mount = core.mounts.get(path);
+    if (!mount) throw badRequest(`no secret engine mount at ${path}`);
+    return { data: mountInfo(mount.entry) };
+  }
+  if (ctx.operation === 'delete') {
+    const path = rawPath.replace(/^\/+/, '').replace(/\/*$/, '/');
+    if (path === 'sys/' || path.startsWith('auth/') || path === 'cubbyhole/' || path === 'identity/') {
+      throw badRequest(`cannot unmount ${JSON.stringify(path)}`);
+    }
+    await core.mounts.unmount(path, async (mount) => {
+      await core.leases.revokeByMount(mount.entry.path);
+    });
+    return { empty: true };
+  }
+  const d = ctx.data;
+  let type = stringField(d, 'type', true)!;
+  const pluginName = stringField(d, 'plugin_name');
+  if (type === 'plugin' && pluginName) type = pluginName;
+  const config = d.config;
+  if (config !== undefined && config !== null && (typeof config !== 'object' || Array.isArray(config))) {
+    throw badRequest('invalid config: expected an object');
+  }
+  const options = d.options === undefined || d.options === null ? null : stringMapField(d, 'options');
+  await core.mounts.mount({
+    path: rawPath,
+    type,
+    description: stringField(d, 'description') ?? '',
+    config: (config ?? {}) as Record<string, unknown>,
+    options,
+    local: boolField(d, 'local', false),
+    seal_wrap: boolField(d, 'seal_wrap', false),
+    external_entropy_access: boolField(d, 'external_entropy_access', false),
+  });
+  return { empty: true };
+}
+
+async function tuneMount(core: ServerCore, ctx: RequestContext, rawPath: string): Promise<Reply> {
+  const path = rawPath.replace(/^\/+/, '').replace(/\/*$/, '/');
+  const mount = core.mounts.get(path);
+  if (!mount) throw badRequest(`no mount at ${JSON.stringify(path)}`);
+  if (ctx.operation === 'read') {
+    const { config, description, options } = mount.entry;
+    return {
+      data: {
+        default_lease_ttl: config.default_lease_ttl || Math.round(SYSTEM_MAX_TTL_MS / 1000),
+        max_lease_ttl: config.max_lease_ttl || Math.round(SYSTEM_MAX_TTL_MS / 1000),
+        force_no_cache: config.force_no_cache,
+        description,
+        options,
+      },
+    };
+  }
+  await core.mounts.tune(path, {
+    description: ctx.data.description,
+    default_lease_ttl: ctx.data.default_lease_ttl,
+    max_lease_ttl: ctx.data.max_lease_ttl,
+  });
+  return { empty: true };
+}
+
+async function policyPath(core: ServerCore, ctx: RequestContext, rawName: string, legacy: boolean): Promise<Reply> {
+  const name = rawName.trim().toLowerCase();
+  switch (ctx.operation) {
+    case 'read': {
+      const policy = core.policies.get(name);
+      if (!policy) throw new HttpError(404);
+      if (legacy) {
+        const data = { name: policy.name, rules: policy.raw };
+        return { data, top: data };
+      }
+      return { data: { name: policy.name, policy: policy.raw } };
+    }
+    case 'delete':
+      await core.policies.delete(name);
+      return { empty: true };
+    default: {
+      const text = ctx.data.policy ?? (legacy ? ctx.data.rules : undefined);
+      if (typeof text !== 'string' || text.trim() === '') {
+        throw badRequest(`'${legacy ? 'rules' : 'policy'}' parameter not supplied or empty`);
+      }
+      await core.policies.put(name, text);
+      return { empty: true };
+    }
+  }
+}
+
+function capabilities(acl: ACL, data: Record<string, unknown>): Reply {
+  const paths = stringListField(data, 'paths') ?? (typeof data.path === 'string' ? [data.path] : stringListField(data, 'path'));
+  if (!paths || paths.length === 0) throw badRequest('missing required field paths');
+  const out: Record<string, unknown> = {};
+  for (const p of paths) out[p] = acl.capabilities(p.replace(/^\/+/, ''));
+  if (paths.length === 1) out.capabilities = out[paths[0]];
+  return { data: out };
+}
+
+// Leases
+
+function leaseIdFrom(ctx: RequestContext, fromPath: string | undefined): string {
+  const id = fromPath ?? stringField(ctx.data, 'lease_id') ?? stringField(ctx.data, 'url_lease_id');
+  if (!id) throw badRequest('missing required field lease_id');
+  return id.replace(/^\/+/, '');
+}
+
+async function leaseLookup(core: ServerCore, ctx: RequestContext): Promise<Reply> {
+  const id = leaseIdFrom(ctx, undefined);
+  const lease = await core.leases.lookup(id);
+  if (!lease) throw badRequest('invalid lease');
+  const now = core.clock();
+  return {
+    data: {
+      id: lease.leaseId,
+      issue_time: rfc3339(lease.issueTimeMs),
+      expire_time: lease.expireTimeMs ? rfc3339(lease.expireTimeMs) : null,
+      last_renewal: lease.lastRenewalMs !== undefined ? rfc3339(lease.lastRenewalMs) : null,
+      renewable: lease.secret.renewable && lease.expireTimeMs > now && lease.irrevocable !== true,
+      ttl: Math.max(0, Math.floor((lease.expireTimeMs - now) / 1000)),
+    },
+  };
+}
+
+async function leaseList(core: ServerCore, prefix: string): Promise<Reply> {
+  const keys = await core.leases.list(prefix);
+  if (keys.length === 0) throw new HttpError(404);
+  return { data: { keys } };
+}
+
+async function leaseRenew(core: ServerCore, ctx: RequestContext, fromPath: string | undefined): Promise<Reply> {
+  const id = leaseIdFrom(ctx, fromPath);
+  const incrementMs = durationField(ctx.data, 'increment') ?? 0;
+  const result = await core.leases.renew(id, incrementMs);
+  const lease = result.lease;
+  return {
+    data: result.data ?? null,
+    warnings: result.warnings && result.warnings.length > 0 ? result.warnings : null,
+    leaseId: lease.leaseId,
+    leaseDuration: Math.round(lease.secret.ttlMs / 1000),
+    renewable: lease.secret.renewable,
+  };
+}
+
+async function leaseRevoke(core: ServerCore, ctx: RequestContext, fromPath: string | undefined): Promise<Reply> {
+  await core.leases.revoke(leaseIdFrom(ctx, fromPath));
+  return { empty: true };
+}
+
+// Wrapping
+
+async function unwrap(core: ServerCore, ctx: RequestContext): Promise<Reply> {
+  const id = stringField(ctx.data, 'token') ?? ctx.rawToken;
+  if (!id) throw badRequest('missing required field token');
+  const w = await core.wrapping.unwrap(id);
+  if (w.data === null && w.auth === null && w.lease_id === '' && w.warnings === null) return { empty: true, wrappable: false };
+  return {
+    data: w.data,
+    auth: w.auth,
+    leaseId: w.lease_id,
+    leaseDuration: w.lease_duration,
+    renewable: w.renewable,
+    warnings: w.warnings,
+    wrappable: false,
+  };
+}
+
+// Tokens
+
+async function createToken(core: ServerCore, ctx: RequestContext, orphanEndpoint: boolean): Promise<Reply> {
+  const parent = ctx.token!;
+  const d = ctx.data;
+  const parentIsRoot = parent.policies.includes(ROOT_POLICY);
+  const sudo = isSudo(ctx, ctx.path, 'update');
+  const type = stringField(d, 'type');
+  if (type !== undefined && type !== 'service' && type !== 'default') {
+    throw badRequest(`invalid type ${JSON.stringify(type)}: this server issues service tokens only`);
+  }
+  const noParent = boolField(d, 'no_parent', false);
+  if (noParent && !orphanEndpoint && !sudo) throw badRequest('root or sudo privileges required to create orphan token');
+  const orphan = orphanEndpoint || noParent;
+
+  const id = stringField(d, 'id');
+  if (id !== undefined && !sudo) throw badRequest('root or sudo privileges required to specify token id');
+  if (id !== undefined && (id.length > 256 || /\s/.test(id) || id.includes('.') && !id.startsWith('hvs.'))) {
+    throw badRequest('invalid id: at most 256 characters, no whitespace, no "." except the "hvs." prefix');
+  }
+
+  const requested = stringListField(d, 'policies');
+  const addDefault = !boolField(d, 'no_default_policy', false);
+  let policies =
+    requested && requested.length > 0
+      ? sanitizePolicies(requested, addDefault)
+      : sanitizePolicies(parent.policies, addDefault);
+  if (!addDefault && !requested?.some((p) => p.trim().toLowerCase() === 'default')) {
+    policies = policies.filter((p) => p !== 'default');
+  }
+  if (policies.includes(ROOT_POLICY) && !parentIsRoot) {
+    throw badRequest('root tokens may not be created without parent token being root');
+  }
+  if (!parentIsRoot && !sudo) {
+    const allowed = new Set(sanitizePolicies(parent.policies, true));
+    if (!policies.every((p) => allowed.has(p))) throw badRequest('child policies must be subset of parent');
+  }
+
+  const warnings: string[] = [];
+  const explicitMaxTtlMs = durationField(d, 'explicit_max_ttl') ?? 0;
+  let ttlMs = durationField(d, 'ttl') ?? durationField(d, 'lease') ?? 0;
+  if (d.period !== undefined && d.period !== '' && d.period !== 0) {
+    warnings.push('periodic tokens are not supported by this server; "period" was used as the ttl');
+    ttlMs = ttlMs || (durationField(d, 'period') ?? 0);
+  }
+  // Root-policy tokens without a ttl never expire; every other token gets the system default.
+  if (ttlMs === 0 && !policies.includes(ROOT_POLICY)) ttlMs = SYSTEM_MAX_TTL_MS;
+  if (ttlMs > SYSTEM_MAX_TTL_MS) {
+    warnings.push(`ttl of ${Math.round(ttlMs / 1000)}s exceeded the system max ttl; capped to ${SYSTEM_MAX_TTL_MS / 1000}s`);
+    ttlMs = SYSTEM_MAX_TTL_MS;
+  }
+  if (explicitMaxTtlMs > 0 && (ttlMs === 0 || ttlMs > explicitMaxTtlMs)) {
+    if (ttlMs !== 0) warnings.push('ttl is greater than explicit_max_ttl; capped to explicit_max_ttl');
+    ttlMs = explicitMaxTtlMs;
+  }
+
+  const { id: tokenId, entry } = await core.tokens.create({
+    ...(id !== undefined ? { id } : {}),
+    policies,
+    parent: orphan ? '' : parent.hash,
+    ttlMs,
+    explicitMaxTtlMs,
+    displayName: tokenDisplayName(stringField(d, 'display_name') ?? ''),
+    meta: stringMapField(d, 'meta'),
+    renewable: boolField(d, 'renewable', true),
+    numUses: intField(d, 'num_uses', 0),
+    path: orphanEndpoint ? 'auth/token/create-orphan' : 'auth/token/create',
+  });
+  return {
+    auth: authBlock(entry, tokenId, core.clock()),
+    warnings: warnings.length > 0 ? warnings : null,
+    wrappedAccessor: entry.accessor,
+  };
+}
+
+async function renewToken(core: ServerCore, ctx: RequestContext, entry: TokenEntry, id: string): Promise<Reply> {
+  const incrementMs = durationField(ctx.data, 'increment') ?? 0;
+  const { warnings } = await core.tokens.renew(entry, incrementMs);
+  return {
+    auth: authBlock(entry, id, core.clock()),
+    warnings: warnings.length > 0 ? warnings : null,
+    wrappedAccessor: entry.accessor,
+  };
+}
+
+// ---------------------------------------------------------------------------
+// The LIST method
+//
+// Vault clients send `LIST /v1/...`, a method Node's HTTP parser (llhttp)
+// refuses outright. Every connection is therefore read through a thin shim
+// that follows HTTP/1.1 request framing (heads, Content-Length and chunked
+// bodies) and, at each request start only, renames LIST to LINK (same length,
+// so nothing else moves). The request handler treats LINK as LIST; a genuine
+// LINK (which Vault does not serve) is thus answered as a LIST.
+
+/** The method the parser sees for LIST. */
+export const LIST_ALIAS = 'LINK';
+const MAX_HEAD_BYTES = 64 * 1024;
+const CRLF = Buffer.from('\r\n');
+const HEAD_END = Buffer.from('\r\n\r\n');
+
+type FramerState = 'head' | 'body' | 'chunk-line' | 'chunk-data' | 'trailer' | 'pass';
+
+/** Follows request framing on one connection and renames LIST at request starts. */
+export class ListMethodRewriter {
+  private state: FramerState = 'head';
+  private pending: Buffer = Buffer.alloc(0);
+  private remaining = 0;
+
+  /** Transforms one chunk of the incoming byte stream; returns what the parser should see now. */
+  feed(chunk: Buffer): Buffer[] {
+    const out: Buffer[] = [];
+    let data = chunk;
+    while (data.length > 0) {
+      switch (this.state) {
+        case 'pass':
+          out.push(data);
+          return out;
+        case 'head': {
+          const buf = this.pending.length > 0 ? Buffer.concat([this.pending, data]) : data;
+          // Blank lines between requests are tolerated by the parser; pass them on as they are.
+          let start = 0;
+          while (start + 1 < buf.length && buf[start] === 13 && buf[start + 1] === 10) start += 2;
+          const end = buf.indexOf(HEAD_END, start);
+          if (end === -1) {
+            if (buf.length > MAX_HEAD_BYTES) {
+              // Far beyond any header limit: let the parser refuse it.
+              this.pending = Buffer.alloc(0);
+              this.state = 'pass';
+              out.push(buf);
+              return out;
+            }
+            this.pending = Buffer.from(buf);
+            return out;
+          }
+          this.pending = Buffer.alloc(0);
+          const head = buf.subarray(0, end + 4);
+          if (
+            head.length - start >= 5 &&
+            head[start] === 0x4c && // L
+            head[start + 1] === 0x49 && // I
+            head[start + 2] === 0x53 && // S
+            head[start + 3] === 0x54 && // T
+            head[start + 4] === 0x20
+          ) {
+            const copy = Buffer.from(head);
+            copy.write(LIST_ALIAS, start, 'latin1');
+            out.push(copy);
+          } else {
+            out.push(head);
+          }
+          this.afterHead(head.subarray(start).toString('latin1'));
+          data = buf.subarray(end + 4);
+          break;
+        }
+        case 'body':
+        case 'chunk-data': {
+          const n = Math.min(this.remaining, data.length);
+          out.push(data.subarray(0, n));
+          this.remaining -= n;
+          data = data.subarray(n);
+          if (this.remaining === 0) this.state = this.state === 'body' ? 'head' : 'chunk-line';
+          break;
+        }
+        case 'chunk-line':
+        case 'trailer': {
+          const buf = this.pending.length > 0 ? Buffer.concat([this.pending, data]) : data;
+          if (this.state === 'chunk-line') {
+            const eol = buf.indexOf(CRLF);
+            if (eol === -1) {
+              if (buf.length > 4096) return this.giveUp(out, buf);
+              this.pending = Buffer.from(buf);
+              return out;
+            }
+            this.pending = Buffer.alloc(0);
+            out.push(buf.subarray(0, eol + 2));
+            const size = parseInt(buf.subarray(0, eol).toString('latin1').split(';')[0].trim(), 16);
+            if (!Number.isFinite(size) || size < 0) return this.giveUp(out, buf.subarray(eol + 2));
+            if (size === 0) this.state = 'trailer';
+            else {
+              this.state = 'chunk-data';
+              this.remaining = size + 2; // data and its CRLF
+            }
+            data = buf.subarray(eol + 2);
+          } else {
+            // Trailer lines end with an empty line.
+            if (buf.length >= 2 && buf[0] === 13 && buf[1] === 10) {
+              this.pending = Buffer.alloc(0);
+              out.push(buf.subarray(0, 2));
+              this.state = 'head';
+              data = buf.subarray(2);
+              break;
+            }
+            const end = buf.indexOf(HEAD_END);
+            if (end === -1) {
+              if (buf.length > MAX_HEAD_BYTES) return this.giveUp(out, buf);
+              this.pending = Buffer.from(buf);
+              return out;
+            }
+            this.pending = Buffer.alloc(0);
+            out.push(buf.subarray(0, end + 4));
+            this.state = 'head';
+            data = buf.subarray(end + 4);
+          }
+          break;
+        }
+      }
+    }
+    return out;
+  }
+
+  private giveUp(out: Buffer[], rest: Buffer): Buffer[] {
+    this.pending = Buffer.alloc(0);
+    this.state = 'pass';
+    out.push(rest);
+    return out;
+  }
+
+  private afterHead(head: string): void {
+    let contentLength = 0;
+    let chunked = false;
+    let upgrade = false;
+    for (const line of head.split('\r\n').slice(1)) {
+      const colon = line.indexOf(':');
+      if (colon <= 0) continue;
+      const name = line.slice(0, colon).trim().toLowerCase();
+      const value = line.slice(colon + 1).trim();
+      if (name === 'content-length') contentLength = Number(value);
+      else if (name === 'transfer-encoding') chunked = value.toLowerCase().split(',').map((s) => s.trim()).includes('chunked');
+      else if (name === 'upgrade') upgrade = true;
+    }
+    if (upgrade || head.startsWith('CONNECT ')) this.state = 'pass';
+    else if (chunked) this.state = 'chunk-line';
+    else if (Number.isSafeInteger(contentLength) && contentLength > 0) {
+      this.state = 'body';
+      this.remaining = contentLength;
+    } else if (!Number.isSafeInteger(contentLength) || contentLength < 0) this.state = 'pass';
+    else this.state = 'head';
+  }
+}
+
+/** A connection as the HTTP server sees it: the real socket's bytes through the LIST rewriter. */
+class RewritingSocket extends Duplex {
+  private readonly socket: Socket;
+  private readonly rewriter = new ListMethodRewriter();
+
+  constructor(socket: Socket) {
+    super({ allowHalfOpen: true });
+    this.socket = socket;
+    socket.on('data', (chunk: Buffer) => {
+      let ok = true;
+      for (const part of this.rewriter.feed(chunk)) if (part.length > 0) ok = this.push(part) && ok;
+      if (!ok) socket.pause();
+    });
+    socket.on('end', () => this.push(null));
+    socket.on('timeout', () => this.emit('timeout'));
+    socket.on('error', (err) => this.destroy(err));
+    socket.on('close', () => this.destroy());
+    socket.on('drain', () => this.emit('drain'));
+  }
+
+  get remoteAddress(): string | undefined {
+    return this.socket.remoteAddress;
+  }
+  get remotePort(): number | undefined {
+    return this.socket.remotePort;
+  }
+  get remoteFamily(): string | undefined {
+    return this.socket.remoteFamily;
+  }
+  get localAddress(): string | undefined {
+    return this.socket.localAddress;
+  }
+  get localPort(): number | undefined {
+    return this.socket.localPort;
+  }
+  get encrypted(): boolean {
+    return (this.socket as Socket & { encrypted?: boolean }).encrypted === true;
+  }
+
+  setTimeout(ms: number, callback?: () => void): this {
+    this.socket.setTimeout(ms);
+    if (callback) this.once('timeout', callback);
+    return this;
+  }
+  setNoDelay(noDelay?: boolean): this {
+    this.socket.setNoDelay(noDelay);
+    return this;
+  }
+  setKeepAlive(enable?: boolean, delay?: number): this {
+    this.socket.setKeepAlive(enable, delay);
+    return this;
+  }
+  ref(): this {
+    this.socket.ref();
+    return this;
+  }
+  unref(): this {
+    this.socket.unref();
+    return this;
+  }
+
+  override _read(): void {
+    this.socket.resume();
+  }
+  override _write(chunk: Buffer, encoding: BufferEncoding, callback: (err?: Error | null) => void): void {
+    this.socket.write(chunk, encoding, callback);
+  }
+  override _writev(chunks: Array<{ chunk: Buffer; encoding: BufferEncoding }>, callback: (err?: Error | null) => void): void {
+    this.socket.cork();
+    for (let i = 0; i < chunks.length; i++) {
+      this.socket.write(chunks[i].chunk, chunks[i].encoding, i === chunks.length - 1 ? callback : undefined);
+    }
+    this.socket.uncork();
+  }
+  override _final(callback: (err?: Error | null) => void): void {
+    this.socket.end(callback);
+  }
+  override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
+    this.socket.destroy(err ?? undefined);
+    callback(err);
+  }
+}
+
+/**
+ * Makes an http or https server accept Vault's LIST method: its connection
+ * listener gets each connection through the rewriting shim.
+ */
+export function acceptListMethod(server: HttpServer | HttpsServer): void {
+  const event = server instanceof HttpsServer ? 'secureConnection' : 'connection';
+  const listeners = server.listeners(event) as Array<(this: unknown, socket: Socket) => void>;
+  const original = listeners.find((l) => l.name === 'connectionListener') ?? (listeners.length === 1 ? listeners[0] : undefined);
+  if (!original) throw new Error(`cannot install LIST support: no ${event} listener on the server`);
+  server.removeListener(event, original);
+  server.on(event, (socket: Socket) => {
+    original.call(server, new RewritingSocket(socket) as unknown as Socket);
+  });
+}
