@@ -101,7 +101,7 @@ describe('the tvm flow through a Vault client', () => {
     await root.write('sys/policies/acl/orders-only', {
       policy: 'path "tvm/creds/orders" {\n  capabilities = ["read", "update"]\n}\n',
     });
-    const made = await root.tokenCreate({ policies: ['orders-only'], ttl: '1h' });
+    const made = await root.write('auth/token/create', { policies: ['orders-only'], ttl: '1h' });
     const app = client(made.auth.client_token);
     const creds = await app.read('tvm/creds/orders');
     expect(creds.data.role).toBe('orders');
@@ -111,7 +111,7 @@ describe('the tvm flow through a Vault client', () => {
   });
 
   it('revoking a token revokes the leases it obtained', async () => {
-    const made = await root.tokenCreate({ policies: ['orders-only'], ttl: '1h' });
+    const made = await root.write('auth/token/create', { policies: ['orders-only'], ttl: '1h' });
     const app = client(made.auth.client_token);
     const creds = await app.read('tvm/creds/orders');
     await root.write('auth/token/revoke', { token: made.auth.client_token });

@@ -1,5 +1,6 @@
 // Python's hvac (Debian's python3-hvac) against the dev server, unchanged.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer } from '../../src/server/index.ts';
 
@@ -16,7 +17,7 @@ describe.skipIf(!hasHvac)('hvac', () => {
     await server?.close();
   });
 
-  it('reads tvm/creds/demo, renews and revokes its lease', () => {
+  it('reads tvm/creds/demo, renews and revokes its lease', async () => {
     const script = `
 import hvac, json, os
 c = hvac.Client(url=os.environ["VAULT_ADDR"], token=os.environ["VAULT_TOKEN"])
@@ -26,7 +27,8 @@ renewed = c.sys.renew_lease(lease_id=r["lease_id"], increment=120)
 c.sys.revoke_lease(lease_id=r["lease_id"])
 print(json.dumps({"lease_id": r["lease_id"], "type": r["data"]["token_type"], "token": r["data"]["token"], "renewed": renewed["lease_duration"]}))
 `;
-    const out = execFileSync(PYTHON, ['-c', script], {
+    // Async: the server runs in this process, so the event loop must stay free.
+    const { stdout: out } = await promisify(execFile)(PYTHON, ['-c', script], {
       env: { ...process.env, VAULT_ADDR: server.address, VAULT_TOKEN: server.rootToken },
       encoding: 'utf8',
     });

@@ -61,7 +61,8 @@ describe('persistent mode', () => {
     await root.write('tvm/roles/orders', { read: ['db://orders/*'], write: ['db://orders/outbox'], ttl: '10m' });
     await root.write('tvm/roles/brief', { read: ['db://x/*'], ttl: '2s', max_ttl: '1m' });
     await root.write('sys/policies/acl/orders', { policy: 'path "tvm/creds/orders" { capabilities = ["read"] }' });
-    const child = await root.tokenCreate({ policies: ['orders'], ttl: '1h' });
+    // node-vault's tokenCreate switches the client to the new token; a plain write keeps root.
+    const child = await root.write('auth/token/create', { policies: ['orders'], ttl: '1h' });
     const long = await root.read('tvm/creds/orders');
     const brief = await root.read('tvm/creds/brief');
     const revoked = await root.read('tvm/creds/orders');
