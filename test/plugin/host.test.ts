@@ -25,12 +25,13 @@ describe.skipIf(unavailable !== null)('the bundled plugin under go-plugin (Go co
     expect(code).toBe(0);
     const passed = stdout.split('\n').filter((l) => l.startsWith('PASS'));
     // Every item of the checklist ran (see test/plugin/host/conformance.go).
-    expect(passed.length).toBeGreaterThanOrEqual(34);
+    expect(passed.length).toBeGreaterThanOrEqual(35);
     for (const item of [
       'negotiated protocol version 5',
       'the plugin presents its handshake certificate on the broker connection',
       'renew with increment 600s returns the secret with TTL 600s exactly',
       'revoke again is idempotent',
+      "Setup again with the broker's ConnInfo sent after the Setup call",
       'unknown path answers the UnsupportedPath protocol error',
       'Shutdown (GRPCController) ends the process promptly and removes the socket',
     ]) {

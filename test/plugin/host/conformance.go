@@ -418,6 +418,43 @@ func runConformance(pluginPath string, verbose bool) int {
 		}
 		return proto.Ping()
 	}())
+	c.check("Setup again with the broker's ConnInfo sent after the Setup call; state survives in storage", func() error {
+		id := s.remote.broker.NextId()
+		type result struct {
+			reply *pb.SetupReply
+			err   error
+		}
+		done := make(chan result, 1)
+		go func() {
+			r, err := s.remote.backend.Setup(ctx, &pb.SetupArgs{BrokerId: id})
+			done <- result{r, err}
+		}()
+		time.Sleep(300 * time.Millisecond)
+		listener, err := s.remote.broker.Accept(id)
+		if err != nil {
+			return err
+		}
+		srv := grpcServer(s.hardenedTLS(nil))
+		pb.RegisterStorageServer(srv, s.storage)
+		pb.RegisterSystemViewServer(srv, &systemView{})
+		go srv.Serve(listener)
+		defer srv.Stop()
+		r := <-done
+		if r.err != nil {
+			return r.err
+		}
+		if r.reply.Err != "" {
+			return fmt.Errorf("setup error: %s", r.reply.Err)
+		}
+		if init, err := s.remote.backend.Initialize(ctx, &pb.InitializeArgs{}); err != nil || init.Err != nil {
+			return fmt.Errorf("initialize: %v %v", err, init.GetErr())
+		}
+		reply, _, err := s.request(ctx, "read", "creds/orders", nil)
+		if err := okReply(reply, err); err != nil {
+			return err
+		}
+		return checkSecret(reply, 5*time.Minute, time.Hour, nil)
+	}())
 	c.check("InvalidateKey", func() error {
 		_, err := s.remote.backend.InvalidateKey(ctx, &pb.InvalidateKeyArgs{Key: "roles/orders"})
 		return err

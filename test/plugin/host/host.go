@@ -192,12 +192,16 @@ func (s *session) serveBroker(clientCAs *x509.CertPool) (uint32, error) {
 	if err != nil {
 		return 0, err
 	}
-	srv := grpc.NewServer(grpc.Creds(credentials.NewTLS(s.hardenedTLS(clientCAs))))
+	srv := grpcServer(s.hardenedTLS(clientCAs))
 	pb.RegisterStorageServer(srv, s.storage)
 	pb.RegisterSystemViewServer(srv, &systemView{})
 	s.brokerSrv = srv
 	go srv.Serve(listener)
 	return id, nil
+}
+
+func grpcServer(cfg *tls.Config) *grpc.Server {
+	return grpc.NewServer(grpc.Creds(credentials.NewTLS(cfg)))
 }
 
 // setup does what Vault's mount does: broker, Setup, Initialize.
