@@ -24,7 +24,6 @@ export async function main(): Promise<void> {
       env: process.env,
       stdout: (text) => void process.stdout.write(text),
       stderr: (text) => void process.stderr.write(text),
-      exit: (code) => process.exit(code),
     });
   } catch (err) {
     const message = err instanceof HandshakeError ? err.message : `cannot start: ${(err as Error).message}`;

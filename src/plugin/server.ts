@@ -20,8 +20,6 @@ export interface PluginIo {
   /** Receives the handshake line, and nothing else, ever. */
   stdout(text: string): void;
   stderr(text: string): void;
-  /** Ends the process. */
-  exit(code: number): void;
 }
 
 export interface PluginOptions {
