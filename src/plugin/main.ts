@@ -10,11 +10,16 @@
 
 import * as grpc from '@grpc/grpc-js';
 import { HandshakeError } from './handshake.ts';
+import { createLogger, parseLevel } from './logger.ts';
 import { startPlugin } from './server.ts';
 
 export async function main(): Promise<void> {
-  // Nothing but the handshake may reach stdout.
-  console.log = console.info = console.debug = (...args: unknown[]) => console.error(...args);
+  // Nothing but the handshake may reach stdout, and stderr carries only hclog JSON.
+  const early = createLogger({ level: parseLevel(process.env.TVM_LOG_LEVEL) });
+  console.log = console.info = console.debug = (...args: unknown[]) => early.debug(args.map(String).join(' '));
+  console.warn = console.error = (...args: unknown[]) => early.warn(args.map(String).join(' '));
+  process.emitWarning = ((warning: string | Error) =>
+    early.warn(typeof warning === 'string' ? warning : warning.message, { warning: 'node' })) as typeof process.emitWarning;
   // Vault stops its plugins itself; a terminal's Ctrl-C must not kill them first.
   process.on('SIGINT', () => undefined);
 
