@@ -2,6 +2,7 @@
 
 import { apiPath, type VaultConnection } from './connection.ts';
 import { UnexpectedResponseError } from './errors.ts';
+import type { RoleEntry } from '../engine/path_roles.ts';
 
 /** The fields of `roles/<name>` as the API names them. Durations: Vault duration strings or seconds. */
 export interface RoleInput {
@@ -22,21 +23,12 @@ export interface RoleInput {
  */
 export type RoleWrite = RoleInput & { [field: string]: unknown };
 
-/** A role as `roles/<name>` reads it back; durations in seconds (0 = the mount default). */
-export interface Role {
+/** A role as `roles/<name>` reads it back (the engine's stored shape); durations in seconds (0 = the mount default). */
+export type Role = RoleEntry & {
   name: string;
-  read: string[];
-  write: string[];
-  ttl: number;
-  max_ttl: number;
-  audiences: string[];
-  bound_cidrs: string[];
-  max_active_leases: number;
-  extra_claims: Record<string, string>;
-  iam: Record<string, unknown> | null;
-  /** Anything else the engine returns, as returned. */
+  /** Anything else a newer engine returns, as returned. */
   [field: string]: unknown;
-}
+};
 
 export function rolePath(mount: string, name: string): string {
   return `${mount}/${apiPath('roles', name)}`;
