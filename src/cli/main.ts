@@ -7,6 +7,7 @@ import { normaliseArgv } from './argv.ts';
 import { registerCredsCommand } from './commands/creds.ts';
 import { registerKeysCommands } from './commands/keys.ts';
 import { registerLeaseCommands } from './commands/lease.ts';
+import { registerPluginCommands } from './commands/plugin.ts';
 import { registerRoleCommands } from './commands/role.ts';
 import { registerServerCommand } from './commands/server.ts';
 import { registerTokenCommands } from './commands/token.ts';
@@ -88,6 +89,7 @@ Quick start:
   registerLeaseCommands(program, ctx);
   registerKeysCommands(program, ctx);
   registerTokenCommands(program, ctx);
+  registerPluginCommands(program, ctx);
   return program;
 }
 
