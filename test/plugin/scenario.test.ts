@@ -1,204 +1,75 @@
-// One scenario, two transports: the engine called directly (as the dev server
-// does) and the bundled plugin reached through the Go host (as Vault does).
-// Each step is reduced to what a Vault client would see (status, error text,
-// lease ttl, the data fields that matter) and the two transcripts must match.
+// One scenario (scenario.ts), three transports (transports.ts): the engine
+// called directly, the dev server over Vault's HTTP API with node-vault, and
+// the bundled plugin through the Go host (as Vault runs it). What a Vault
+// client sees must be the same on all three; the engine's transcript is the
+// reference each of the others is compared with.
 
-import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTvmBackend, isEngineError } from '../../src/engine/index.ts';
-import type { Backend, LogicalResponse, Operation, StoredSecret } from '../../src/engine/index.ts';
-import { MapStorage } from '../engine/helpers.ts';
-import { buildGoHost, buildPlugin, goHostUnavailable, HostSession, type HostReply } from './support.ts';
+import { startServer, type RunningServer } from '../../src/server/index.ts';
+import { runScenario, type ScenarioResult } from './scenario.ts';
+import { devServerTransport, engineTransport, hostTransport } from './transports.ts';
+import { buildGoHost, buildPlugin, goHostUnavailable, HostSession } from './support.ts';
 
 const API_ADDR = 'http://127.0.0.1:8200';
-const ISSUER = `${API_ADDR}/v1/tvm`;
-
-/** What a Vault client sees of one answer. */
-interface Answer {
-  status: number;
-  error?: string;
-  data?: Record<string, unknown>;
-  lease?: { id: string; ttlS: number; renewable: boolean };
-}
-
-interface Transport {
-  name: string;
-  request(operation: Operation, path: string, data?: Record<string, unknown>): Promise<Answer>;
-  renew(leaseId: string, incrementS: number): Promise<Answer>;
-  revoke(leaseId: string): Promise<Answer>;
-  storageKeys(): Promise<string[]>;
-}
-
-const READ_LIKE = new Set(['read', 'list']);
-
-/** The engine in-process, with a minimal expiration manager like the host's. */
-function engineTransport(): Transport {
-  const storage = new MapStorage();
-  const backend: Backend = createTvmBackend({ apiAddr: API_ADDR });
-  const leases = new Map<string, { path: string; secret: StoredSecret }>();
-  let ready: Promise<void> | null = null;
-  let n = 0;
-  const caller = { displayName: 'token-host', entityId: 'entity-host-1', remoteAddr: '127.0.0.1' };
-  const answer = (op: Operation, resp: LogicalResponse | null, leaseId = ''): Answer => {
-    if (!resp) return { status: READ_LIKE.has(op) ? 404 : 204 };
-    const out: Answer = { status: 200, data: resp.data ?? {} };
-    if (resp.secret) out.lease = { id: leaseId, ttlS: resp.secret.ttlMs / 1000, renewable: resp.secret.renewable };
-    return out;
-  };
-  const call = async (op: Operation, path: string, data: Record<string, unknown>, secret?: StoredSecret) => {
-    ready ??= backend.initialize(storage);
-    await ready;
-    try {
-      return { resp: await backend.handleRequest({ operation: op, path, data, storage, caller, mountPoint: 'tvm/', ...(secret ? { secret } : {}) }) };
-    } catch (err) {
-      if (!isEngineError(err)) throw err;
-      return { failure: { status: err.status, error: err.message } as Answer };
-    }
-  };
-  return {
-    name: 'engine',
-    async request(op, path, data = {}) {
-      const r = await call(op, path, data);
-      if (r.failure) return r.failure;
-      let leaseId = '';
-      if (r.resp?.secret) {
-        leaseId = `tvm/${path}/${++n}`;
-        const s = r.resp.secret;
-        leases.set(leaseId, {
-          path,
-          secret: { type: s.type, internalData: s.internalData, ttlMs: s.ttlMs, maxTtlMs: s.maxTtlMs, renewable: s.renewable, issueTimeMs: Date.now() },
-        });
-      }
-      return answer(op, r.resp, leaseId);
-    },
-    async renew(leaseId, incrementS) {
-      const le = leases.get(leaseId)!;
-      const r = await call('renew', le.path, {}, { ...le.secret, incrementMs: incrementS * 1000 });
-      if (r.failure) return r.failure;
-      if (r.resp?.secret) le.secret = { ...le.secret, internalData: r.resp.secret.internalData, ttlMs: r.resp.secret.ttlMs };
-      return answer('renew', r.resp, leaseId);
-    },
-    async revoke(leaseId) {
-      const le = leases.get(leaseId)!;
-      const r = await call('revoke', le.path, {}, le.secret);
-      return r.failure ?? answer('revoke', r.resp, leaseId);
-    },
-    async storageKeys() {
-      return [...storage.map.keys()].sort();
-    },
-  };
-}
-
-/** The bundled plugin through the Go host; answers mapped as Vault's HTTP layer would. */
-function hostTransport(host: HostSession): Transport {
-  const answer = (op: string, r: HostReply): Answer => {
-    if (r.grpc_error) throw new Error(`host: ${r.grpc_error}`);
-    if (r.err) {
-      const byType: Record<number, number> = { 2: 500, 5: 405, 6: 404, 7: 400, 8: 403 };
-      return { status: r.err.type === 3 ? r.err.code : byType[r.err.type] ?? 500, error: r.err.msg };
-    }
-    if (!r.response) return { status: READ_LIKE.has(op) ? 404 : 204 };
-    const data = r.response.data ?? {};
-    if (typeof data.error === 'string') return { status: 400, error: data.error };
-    const out: Answer = { status: 200, data };
-    const s = r.response.secret;
-    if (s) {
-      // Exact nanoseconds: a whole number of seconds, read without floats.
-      const ns = BigInt(s.ttl_ns);
-      expect(ns % 1_000_000_000n).toBe(0n);
-      out.lease = { id: r.lease_id ?? '', ttlS: Number(ns / 1_000_000_000n), renewable: s.renewable };
-    }
-    return out;
-  };
-  return {
-    name: 'plugin',
-    request: async (operation, path, data) => answer(operation, await host.send({ cmd: 'request', operation, path, ...(data ? { data } : {}) })),
-    renew: async (lease_id, increment_s) => answer('renew', await host.send({ cmd: 'renew', lease_id, increment_s })),
-    revoke: async (lease_id) => answer('revoke', await host.send({ cmd: 'revoke', lease_id })),
-    storageKeys: async () => Object.keys(((await host.send({ cmd: 'storage' })).entries as Record<string, string>) ?? {}).sort(),
-  };
-}
-
-/** Runs the scenario; returns the transcript of what a client saw. */
-async function scenario(t: Transport): Promise<unknown[]> {
-  const log: unknown[] = [];
-  const step = (name: string, a: Answer, pick: (d: Record<string, unknown>) => unknown = () => undefined) =>
-    log.push({ name, status: a.status, error: a.error, ttlS: a.lease?.ttlS, renewable: a.lease?.renewable, data: a.data ? pick(a.data) : undefined });
-
-  step(
-    'write role',
-    await t.request('update', 'roles/orders', {
-      read: ['db://orders/*'],
-      write: ['db://orders/outbox'],
-      ttl: '5m',
-      max_ttl: '1h',
-      audiences: ['orders-api'],
-    }),
-  );
-  step('read role', await t.request('read', 'roles/orders'), (d) => ({ read: d.read, write: d.write, audiences: d.audiences }));
-  step('list roles', await t.request('list', 'roles/'), (d) => d.keys);
-  step('bad ttl', await t.request('update', 'roles/bad', { read: ['db://x/*'], ttl: 'forever' }));
-  step('unknown field', await t.request('update', 'roles/bad', { read: ['db://x/*'], colour: 'blue' }));
-  step('creds for a missing role', await t.request('read', 'creds/nope'));
-  step('unsupported path', await t.request('read', 'no/such/path'));
-
-  const creds = await t.request('read', 'creds/orders');
-  step('creds', creds, (d) => ({ token_type: d.token_type, scope: d.scope, role: d.role }));
-  const jwks = await t.request('read', 'jwks');
-  const keySet = createLocalJWKSet(jwks.data as unknown as JSONWebKeySet);
-  const first = await jwtVerify(creds.data!.token as string, keySet, { issuer: ISSUER, audience: 'orders-api', typ: 'at+jwt' });
-  log.push({ name: 'token claims', sub: first.payload.sub, client_id: first.payload.client_id, scope: first.payload.scope, life: first.payload.exp! - first.payload.iat! });
-
-  const narrow = await t.request('update', 'creds/orders', { ttl: '1m', read: ['db://orders/items'] });
-  step('down-scoped creds', narrow, (d) => ({ scope: d.scope }));
-  step('wider than the role', await t.request('update', 'creds/orders', { write: ['db://billing/*'] }));
-
-  await new Promise((r) => setTimeout(r, 1100));
-  const renewed = await t.renew(creds.lease!.id, 600);
-  step('renew +600s', renewed, (d) => ({ jti_kept: d.jti === creds.data!.jti }));
-  const second = await jwtVerify(renewed.data!.token as string, keySet, { issuer: ISSUER, typ: 'at+jwt' });
-  log.push({ name: 'renewed token', later: second.payload.exp! > first.payload.exp!, same_jti: second.payload.jti === first.payload.jti });
-
-  step('revoke', await t.revoke(creds.lease!.id));
-  step('revoke again', await t.revoke(creds.lease!.id));
-  step('renew after revoke', await t.renew(creds.lease!.id, 60));
-  for (const [i, token] of [creds.data!.token, renewed.data!.token].entries()) {
-    step(`introspect ${i}`, await t.request('update', 'introspect', { token }), (d) => d);
-  }
-  step('revocations', await t.request('read', 'revocations'), (d) => ({
-    listed: (d.revoked as Array<{ jti: string }>).some((e) => e.jti === creds.data!.jti),
-  }));
-  step('introspect the narrow token', await t.request('update', 'introspect', { token: narrow.data!.token }), (d) => ({ active: d.active }));
-  step('delete role', await t.request('delete', 'roles/orders'));
-  step('read deleted role', await t.request('read', 'roles/orders'));
-  log.push({ name: 'storage keys', keys: await t.storageKeys() });
-  // Token ids are random: name them by their part in the scenario.
-  let text = JSON.stringify(log);
-  for (const [label, jti] of [['<creds jti>', creds.data!.jti], ['<narrow jti>', narrow.data!.jti]] as const) {
-    text = text.split(String(jti)).join(label);
-  }
-  return JSON.parse(text) as unknown[];
-}
 
 const unavailable = await goHostUnavailable();
 if (unavailable) console.warn(`skipping the scenario through the plugin: ${unavailable}`);
 
-describe('the same scenario on both transports', () => {
-  let direct: unknown[] = [];
+describe('the same scenario on every transport', () => {
+  let direct: ScenarioResult;
 
   beforeAll(async () => {
-    direct = await scenario(engineTransport());
+    direct = await runScenario(engineTransport(API_ADDR));
   }, 30_000);
 
   it('runs against the engine directly', () => {
-    expect(direct).toContainEqual(expect.objectContaining({ name: 'creds', status: 200, ttlS: 300, renewable: true }));
-    expect(direct).toContainEqual(expect.objectContaining({ name: 'renew +600s', status: 200, ttlS: 600 }));
-    expect(direct).toContainEqual(expect.objectContaining({ name: 'bad ttl', status: 400 }));
-    expect(direct).toContainEqual(expect.objectContaining({ name: 'unsupported path', status: 404 }));
+    const steps = direct.steps;
+    expect(steps).toContainEqual(expect.objectContaining({ name: 'write role', status: 204 }));
+    expect(steps).toContainEqual(expect.objectContaining({ name: 'creds', status: 200, ttlS: 300, renewable: true, leaseId: 'tvm/creds/orders/<random>' }));
+    expect(steps).toContainEqual(expect.objectContaining({ name: 'down-scoped creds', status: 200, ttlS: 60 }));
+    expect(steps).toContainEqual(expect.objectContaining({ name: 'renew +600s', status: 200, ttlS: 600, data: { jti_kept: true } }));
+    expect(steps).toContainEqual(expect.objectContaining({ name: 'token claims', sub_is_caller: true, life: 300 }));
+    expect(steps).toContainEqual(expect.objectContaining({ name: 'bad ttl', status: 400, error: expect.stringContaining('ttl') }));
+    expect(steps).toContainEqual(expect.objectContaining({ name: 'unknown field', status: 400, error: expect.stringContaining('colour') }));
+    expect(steps).toContainEqual(expect.objectContaining({ name: 'unsupported path', status: 404 }));
+    expect(steps).toContainEqual(expect.objectContaining({ name: 'unsupported operation', status: 405 }));
+    expect(steps).toContainEqual(expect.objectContaining({ name: 'a second lease', status: 429 }));
+    expect(steps).toContainEqual(expect.objectContaining({ name: 'a lease once the slot is free', status: 200 }));
+    expect(steps).toContainEqual(expect.objectContaining({ name: 'jwks after rotation', data: { kids: 2, new_kid_published: true } }));
+    expect(steps).toContainEqual(expect.objectContaining({ name: 'revoke', status: 204 }));
+    expect(steps).toContainEqual(expect.objectContaining({ name: 'revoke again', status: 204 }));
+    expect(steps).toContainEqual(expect.objectContaining({ name: 'renew after revoke', status: 400, error: 'lease not found' }));
+    expect(steps).toContainEqual(expect.objectContaining({ name: 'introspect 1', status: 200, data: { active: false } }));
+    expect(steps).toContainEqual(expect.objectContaining({ name: 'revocations', data: { listed: true } }));
+    expect(steps).toContainEqual(expect.objectContaining({ name: 'read deleted role', status: 404 }));
+    expect(steps).toContainEqual(expect.objectContaining({ name: 'renew after the role is gone', status: 400, error: expect.stringContaining('no longer exists') }));
+    expect(direct.storageKeys!.join(' ')).toMatch(/\S/);
+  });
+
+  describe('the dev server over Vault\'s HTTP API (node-vault)', () => {
+    let server: RunningServer;
+
+    beforeAll(async () => {
+      // The dev server mounts tvm/ with a `demo` role; the scenario uses its own role.
+      // apiAddr: the same issuer as the other transports (the listener's port is random).
+      server = await startServer({ dev: true, listenAddress: '127.0.0.1:0', quiet: true, apiAddr: API_ADDR });
+    });
+
+    afterAll(async () => {
+      await server?.close();
+    });
+
+    it('gives a Vault client the same answers as the engine does', async () => {
+      const overHttp = await runScenario(await devServerTransport(server));
+      expect(overHttp.steps).toEqual(direct.steps);
+      // Storage is not visible over Vault's API.
+      expect(overHttp.storageKeys).toBeNull();
+    }, 60_000);
   });
 
   describe.skipIf(unavailable !== null)('through the Go host and the bundled plugin', () => {
     let host: HostSession;
+    let viaPlugin: ScenarioResult;
 
     beforeAll(async () => {
       const [hostBin, plugin] = await Promise.all([buildGoHost(), buildPlugin()]);
@@ -215,13 +86,12 @@ describe('the same scenario on both transports', () => {
     });
 
     it('gives a Vault client the same answers as the engine does', async () => {
-      const viaPlugin = await scenario(hostTransport(host));
-      expect(viaPlugin).toEqual(direct);
+      viaPlugin = await runScenario(hostTransport(host, API_ADDR));
+      expect(viaPlugin.steps).toEqual(direct.steps);
     }, 60_000);
 
-    it('keeps the engine state in Vault storage reached through the broker', async () => {
-      const keys = (await hostTransport(host).storageKeys()).join(' ');
-      expect(keys).toMatch(/\S/);
+    it('keeps the engine state in Vault storage reached through the broker, key for key', async () => {
+      expect(viaPlugin.storageKeys).toEqual(direct.storageKeys);
       const stored = (await host.send({ cmd: 'storage' })).entries as Record<string, string>;
       // The revoked token's id is in Vault's storage, not in the plugin process.
       expect(Object.values(stored).some((v) => v.includes('"jti"') || v.includes('revoked'))).toBe(true);

@@ -1,137 +1,146 @@
 // A real Vault: the official image (plus Node.js, see vault/Dockerfile) in dev
-// mode with the bundled plugin in its plugin directory, registered and mounted
-// with `tvm plugin register --apply`, then the scenario through Vault's HTTP
-// API. Needs a reachable Docker engine (and the network to pull the image);
-// skipped with a message otherwise. It drives Docker through its CLI rather
-// than the testcontainers package, which pulls native optional dependencies
-// that cannot be installed offline.
+// mode, started with testcontainers, the bundled plugin copied into its
+// plugin_directory, registered and mounted with the library behind
+// `tvm plugin register --apply`; then the shared scenario (scenario.ts) through
+// Vault's HTTP API, compared with the engine's own transcript. Needs a
+// reachable Docker engine (and the network to pull the images); skipped with a
+// message otherwise.
 
-import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, copyFileSync, chmodSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { promisify } from 'node:util';
-import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
+import { GenericContainer, getContainerRuntimeClient, Wait, type StartedTestContainer } from 'testcontainers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connect, type VaultConnection } from '../../src/client/index.ts';
 import { applyRegistration, planRegistration } from '../../src/plugin/register.ts';
+import { runScenario, type ScenarioResult } from './scenario.ts';
 import { buildPlugin, REPO } from './support.ts';
+import { engineTransport, vaultHttpTransport } from './transports.ts';
 
-const run = promisify(execFile);
-const IMAGE = 'tvm-vault-plugin-test';
+const IMAGE = 'tvm-vault-plugin-test:latest';
 const ROOT = 'root';
+const PORT = 8200;
+const PLUGIN_DIR = '/vault/plugins';
+/** Vault's address as Vault (and so the plugin's issuer) knows it, inside the container. */
+const API_ADDR = `http://127.0.0.1:${PORT}`;
+/** How long finding a container runtime may take before the test is skipped. */
+const DETECT_TIMEOUT_MS = 15_000;
 
+/** Why no Docker engine can be used, or null when testcontainers found one. */
 async function dockerUnavailable(): Promise<string | null> {
   if (process.env.TVM_SKIP_DOCKER) return 'TVM_SKIP_DOCKER is set';
-  const socket = (process.env.DOCKER_HOST ?? 'unix:///var/run/docker.sock').replace(/^unix:\/\//, '');
-  if (!process.env.DOCKER_HOST && !existsSync(socket)) return `no Docker engine is reachable (no ${socket}, DOCKER_HOST unset)`;
+  // testcontainers tries, in order: TESTCONTAINERS_HOST_OVERRIDE, DOCKER_HOST or
+  // ~/.testcontainers.properties, /var/run/docker.sock, the rootless sockets.
+  // Bounded, so an unreachable DOCKER_HOST cannot hang the run.
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${DETECT_TIMEOUT_MS / 1000}s`)), DETECT_TIMEOUT_MS);
+    timer.unref();
+  });
   try {
-    await run('docker', ['version', '--format', '{{.Server.Version}}'], { timeout: 10_000 });
+    const runtime = await Promise.race([getContainerRuntimeClient(), timeout]);
+    if (runtime.info.containerRuntime.operatingSystemType !== 'linux') return `the Docker engine runs ${runtime.info.containerRuntime.operatingSystemType} containers, not linux`;
     return null;
   } catch (err) {
-    return `no Docker engine is reachable (docker version: ${(err as Error).message.split('\n')[0]})`;
+    const where = process.env.DOCKER_HOST ? `DOCKER_HOST=${process.env.DOCKER_HOST}` : 'DOCKER_HOST unset, no usable /var/run/docker.sock or rootless socket';
+    return `no Docker engine is reachable (${where}; testcontainers: ${(err as Error).message})`;
+  } finally {
+    clearTimeout(timer);
   }
 }
 
 const unavailable = await dockerUnavailable();
 if (unavailable) console.warn(`skipping the real-Vault plugin test: ${unavailable}`);
 
-/** Vault's HTTP API, as any client sees it. */
-function vaultApi(addr: string, token: string) {
-  const call = async (method: string, path: string, body?: unknown) => {
-    const res = await fetch(`${addr}/v1/${path}`, {
-      method,
-      headers: { 'x-vault-token': token, 'content-type': 'application/json' },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    });
-    const text = await res.text();
-    const json = text ? (JSON.parse(text) as Record<string, unknown>) : null;
-    if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text}`);
-    return json as { data: Record<string, unknown> | null; lease_id?: string; lease_duration?: number; renewable?: boolean } | null;
-  };
-  return {
-    read: (path: string) => call('GET', path),
-    write: (path: string, body: Record<string, unknown> = {}) => call('POST', path, body),
-    raw: (path: string) => fetch(`${addr}/v1/${path}`),
-  };
+/**
+ * Steps whose error text Vault words itself, so only the status and the gist
+ * can match the engine's (the dev server passes the engine's text through):
+ * - a backend's UnsupportedPath and UnsupportedOperation errors reach Vault as
+ *   its sentinels, without the plugin's message ("unsupported path");
+ * - errors from routing (those two, and coded errors such as the 429) come
+ *   back wrapped as a list: "1 error occurred:\n\t* <message>\n\n";
+ * - the expiration manager wraps a backend's refusal to renew:
+ *   "failed to renew entry: resp: &logical.Response{...} err: ...".
+ * A backend's error response (a 400 with data.error) Vault relays verbatim,
+ * and data, ttls and statuses as they are.
+ */
+const WORDED_BY_VAULT: Record<string, string> = {
+  'unsupported path': 'unsupported path',
+  'unsupported operation': 'unsupported operation',
+  'a second lease': 'its max_active_leases is 1',
+  'renew after the role is gone': 'no longer exists',
+};
+
+function expectedThroughVault(reference: unknown[]): unknown[] {
+  return reference.map((s) => {
+    const entry = s as { name: string; error?: string };
+    const gist = WORDED_BY_VAULT[entry.name];
+    return gist && entry.error ? { ...entry, error: expect.stringContaining(gist) } : entry;
+  });
 }
 
-describe.skipIf(unavailable !== null)('the plugin in a real Vault (official image, dev mode)', () => {
-  let container = '';
+describe.skipIf(unavailable !== null)('the plugin in a real Vault (official image, dev mode, testcontainers)', () => {
+  let container: StartedTestContainer | undefined;
   let addr = '';
-  let vault: ReturnType<typeof vaultApi>;
+  let conn: VaultConnection;
   let plugin = '';
+  let reference: ScenarioResult;
 
   beforeAll(async () => {
-    const built = await buildPlugin();
-    const dir = mkdtempSync(join(tmpdir(), 'tvm-vault-plugins-'));
-    plugin = join(dir, 'tvm-plugin');
-    copyFileSync(built, plugin);
-    chmodSync(plugin, 0o755);
-    chmodSync(dir, 0o755);
-    await run('docker', ['build', '-q', '-t', IMAGE, join(REPO, 'test/plugin/vault')], { timeout: 600_000 });
-    const { stdout } = await run('docker', [
-      'run', '-d', '--rm', '-p', '127.0.0.1::8200',
-      '-e', `VAULT_DEV_ROOT_TOKEN_ID=${ROOT}`, '-e', 'VAULT_DEV_LISTEN_ADDRESS=0.0.0.0:8200',
-      '-v', `${dir}:/vault/plugins:ro`,
-      IMAGE, 'server', '-dev', '-dev-plugin-dir=/vault/plugins',
-    ]);
-    container = stdout.trim();
-    const port = (await run('docker', ['port', container, '8200/tcp'])).stdout.trim().split(':').pop();
-    addr = `http://127.0.0.1:${port}`;
-    vault = vaultApi(addr, ROOT);
-    for (let i = 0; i < 60; i++) {
-      try {
-        if ((await fetch(`${addr}/v1/sys/health`)).ok) break;
-      } catch {
-        // not up yet
-      }
-      await new Promise((r) => setTimeout(r, 500));
-    }
+    plugin = await buildPlugin();
+    reference = await runScenario(engineTransport(API_ADDR));
+    // Kept after the run: the next run reuses the build cache.
+    const image = await GenericContainer.fromDockerfile(`${REPO}/test/plugin/vault`).build(IMAGE, { deleteOnExit: false });
+    container = await image
+      .withEnvironment({
+        VAULT_DEV_ROOT_TOKEN_ID: ROOT,
+        VAULT_DEV_LISTEN_ADDRESS: `0.0.0.0:${PORT}`,
+        // The image's entrypoint writes this into its config directory; dev mode reads it too.
+        VAULT_LOCAL_CONFIG: JSON.stringify({ plugin_directory: PLUGIN_DIR, disable_mlock: true }),
+        // No IPC_LOCK in a test container: don't try to give it to the binary.
+        SKIP_SETCAP: 'true',
+      })
+      .withCommand(['server', '-dev'])
+      .withCopyFilesToContainer([{ source: plugin, target: `${PLUGIN_DIR}/tvm-plugin`, mode: 0o755 }])
+      .withExposedPorts(PORT)
+      .withWaitStrategy(Wait.forHttp('/v1/sys/health', PORT).forStatusCode(200))
+      .withStartupTimeout(120_000)
+      .start();
+    addr = `http://${container.getHost()}:${container.getMappedPort(PORT)}`;
+    conn = connect({ addr, token: ROOT, env: {} });
   }, 900_000);
 
   afterAll(async () => {
-    if (container) await run('docker', ['rm', '-f', container]).catch(() => undefined);
+    await container?.stop();
   });
 
-  it('registers and mounts with tvm plugin register --apply', async () => {
-    const plan = planRegistration({ pluginPath: plugin, apiAddr: 'http://127.0.0.1:8200' });
-    const result = await applyRegistration(
-      { read: (p) => vault.read(p), write: (p, b) => vault.write(p, b) },
-      plan,
-    );
+  it('registers and mounts with the library behind tvm plugin register --apply', async () => {
+    const plan = planRegistration({ pluginPath: plugin, apiAddr: API_ADDR });
+    const result = await applyRegistration(conn, plan);
     expect(result.mount).toBe('enabled');
-    const mounts = await vault.read('sys/mounts');
+    const mounts = await conn.read('sys/mounts');
     expect((mounts!.data as Record<string, { type: string }>)['tvm/'].type).toBe('tvm');
+    const catalog = await conn.read('sys/plugins/catalog/secret/tvm');
+    expect(catalog!.data).toMatchObject({ sha256: plan.sha256, command: 'tvm-plugin' });
   });
 
-  it('issues, verifies, renews with an increment, revokes, through Vault', async () => {
-    await vault.write('tvm/roles/orders', { read: ['db://orders/*'], write: ['db://orders/outbox'], ttl: '5m', max_ttl: '1h', audiences: ['orders-api'] });
-    const creds = (await vault.read('tvm/creds/orders'))!;
-    expect(creds.lease_id).toMatch(/^tvm\/creds\/orders\/.+/);
-    expect(creds.lease_duration).toBe(300);
-    expect(creds.renewable).toBe(true);
+  it('serves the raw JWKS document through Vault (http_raw_body)', async () => {
+    const res = await fetch(`${addr}/v1/tvm/.well-known/jwks.json`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toContain('application/json');
+    const doc = (await res.json()) as { keys: Array<{ kid: string }> };
+    expect(doc.keys.length).toBeGreaterThan(0);
+  });
 
-    const jwksRes = await vault.raw('tvm/.well-known/jwks.json');
-    expect(jwksRes.headers.get('content-type')).toContain('application/json');
-    const keys = createLocalJWKSet((await jwksRes.json()) as JSONWebKeySet);
-    const issuer = 'http://127.0.0.1:8200/v1/tvm';
-    const first = await jwtVerify(creds.data!.token as string, keys, { issuer, audience: 'orders-api', typ: 'at+jwt' });
-
-    await new Promise((r) => setTimeout(r, 1100));
-    const renewed = (await vault.write('sys/leases/renew', { lease_id: creds.lease_id, increment: 600 }))!;
-    expect(renewed.lease_duration).toBe(600);
-    const second = await jwtVerify(renewed.data!.token as string, keys, { issuer, typ: 'at+jwt' });
-    expect(second.payload.jti).toBe(first.payload.jti);
-
-    await vault.write('sys/leases/revoke', { lease_id: creds.lease_id });
-    const intro = (await vault.write('tvm/introspect', { token: creds.data!.token }))!;
-    expect(intro.data).toEqual({ active: false });
-    const revocations = (await (await vault.raw('tvm/revocations')).json()) as { data: { revoked: Array<{ jti: string }> } };
-    expect(revocations.data.revoked.map((e) => e.jti)).toContain(first.payload.jti);
+  it('runs the scenario through Vault with the answers the engine gives', async () => {
+    const viaVault = await runScenario(await vaultHttpTransport('real Vault', { address: addr, token: ROOT, apiAddr: API_ADDR }));
+    const steps = viaVault.steps;
+    // The answers the issue names, spelled out, then the whole transcript.
+    expect(steps).toContainEqual(expect.objectContaining({ name: 'creds', status: 200, ttlS: 300, renewable: true, leaseId: 'tvm/creds/orders/<random>' }));
+    expect(steps).toContainEqual(expect.objectContaining({ name: 'renew +600s', status: 200, ttlS: 600, data: { jti_kept: true } }));
+    expect(steps).toContainEqual(expect.objectContaining({ name: 'revoke', status: 204 }));
+    expect(steps).toContainEqual(expect.objectContaining({ name: 'introspect 0', status: 200, data: { active: false } }));
+    expect(steps).toContainEqual(expect.objectContaining({ name: 'bad ttl', status: 400, error: expect.stringContaining('ttl') }));
+    expect(steps).toContainEqual(expect.objectContaining({ name: 'unsupported path', status: 404 }));
+    expect(steps).toContainEqual(expect.objectContaining({ name: 'read deleted role', status: 404 }));
+    expect(steps).toContainEqual(expect.objectContaining({ name: 'a second lease', status: 429 }));
+    expect(steps).toEqual(expectedThroughVault(reference.steps));
   }, 60_000);
-
-  it('answers caller mistakes and unknown paths as Vault does', async () => {
-    await expect(vault.write('tvm/roles/bad', { read: ['db://x/*'], ttl: 'forever' })).rejects.toThrow(/: 400 .*ttl/);
-    await expect(vault.read('tvm/no/such/path')).rejects.toThrow(/: 404 /);
-  });
 });
