@@ -190,7 +190,7 @@ type Handler = (client: Client, address: string, c: Attrs, drift: string[]) => P
 const HANDLERS: Record<string, Handler> = {
   async vault_plugin(client, address, c) {
     const path = `sys/plugins/catalog/${str(c, 'type')}/${str(c, 'name')}`;
-    const body: Attrs = { command: str(c, 'command'), sha256: str(c, 'sha256'), args: c.args ?? [], env: c.env ?? [] };
+    const body: Attrs = { type: str(c, 'type'), command: str(c, 'command'), sha256: str(c, 'sha256'), args: c.args ?? [], env: c.env ?? [] };
     if (c.version !== undefined) body.version = c.version;
     await client.request(address, 'PUT', path, body);
     await client.request(address, 'GET', path);
