@@ -25,7 +25,12 @@ import {
   type Operation,
   type StoredSecret,
 } from '../engine/types.ts';
+import { addressAllowed } from './auth/cidr.ts';
+import { issueLoginToken } from './auth/login.ts';
+import { authMountInfo, type AuthTable } from './auth/table.ts';
+import type { AuthRequest } from './auth/types.ts';
 import { isLeaseError } from './expiration.ts';
+import type { Entity, IdentityStore } from './identity.ts';
 import { MountError, mountInfo, type Mount, type MountTable } from './mounts.ts';
 import {
   checkParameters,
@@ -79,6 +84,9 @@ export interface ServerCore {
   tokens: TokenStore;
   policies: PolicyStore;
   mounts: MountTable;
+  /** Enabled auth methods (`auth/<path>/`, besides the built-in `auth/token/`). */
+  auth: AuthTable;
+  identity: IdentityStore;
   wrapping: WrappingStore;
   leases: LeaseManager;
   clusterName: string;
@@ -359,13 +367,14 @@ const UNAUTHENTICATED_SYS = new Set(['sys/health', 'sys/seal-status', 'sys/leade
 
 async function dispatch(core: ServerCore, routes: SystemRoute[], ctx: RequestContext): Promise<Reply> {
   const { path } = ctx;
-  if (path.startsWith('sys/') || path === 'sys' || path.startsWith('auth/')) {
+  if (path.startsWith('sys/') || path === 'sys' || path.startsWith('auth/') || path.startsWith('identity/')) {
     for (const route of routes) {
       route.pattern.lastIndex = 0;
       const m = route.pattern.exec(path);
       if (!m) continue;
       return runSystemRoute(core, ctx, route, m);
     }
+    if (path.startsWith('auth/') && !path.startsWith('auth/token/')) return handleAuthMount(core, ctx);
     // Unknown system path: authenticate first so unauthenticated callers learn nothing.
     await authenticate(core, ctx);
     if (!ctx.acl!.root) {
@@ -409,6 +418,8 @@ async function authenticate(core: ServerCore, ctx: RequestContext): Promise<void
   const entry = core.tokens.lookup(ctx.rawToken);
   // Wrapping tokens are good for sys/wrapping/* only, which do not come here.
   if (!entry || entry.wrapping) throw denied();
+  // A token bound to CIDR blocks (token_bound_cidrs of its login role) works only from inside them.
+  if (entry.boundCidrs && !addressAllowed(entry.boundCidrs, ctx.remoteAddr)) throw denied();
   ctx.token = entry;
   ctx.acl = core.policies.acl(entry.policies);
   if (entry.numUses > 0 && (await core.tokens.use(entry))) ctx.lastUse = true;
@@ -486,10 +497,74 @@ async function handleMount(core: ServerCore, ctx: RequestContext): Promise<Reply
 
 function callerOf(ctx: RequestContext): LogicalRequest['caller'] {
   const caller: LogicalRequest['caller'] = { displayName: ctx.token?.displayName ?? '' };
-  if (ctx.token?.entityId) caller.entityId = ctx.token.entityId;
+  // A token from a login acts for its workload: the mount-qualified alias
+  // (`approle:orders-service`) is the caller's identity, and so the `sub` of
+  // what the engine issues. Vault's opaque entity id stays on the token.
+  const identity = ctx.token?.subject || ctx.token?.entityId;
+  if (identity) caller.entityId = identity;
   if (ctx.remoteAddr) caller.remoteAddr = ctx.remoteAddr;
   if (ctx.token) caller.policies = ctx.token.policies;
   return caller;
+}
+
+// ---------------------------------------------------------------------------
+// Auth methods (auth/<path>/ besides auth/token/)
+
+async function handleAuthMount(core: ServerCore, ctx: RequestContext): Promise<Reply> {
+  const match = core.auth.match(ctx.path.slice('auth/'.length));
+  if (!match) {
+    await authenticate(core, ctx);
+    if (!ctx.acl!.root && !ctx.acl!.check(ctx.path, aclOperation(ctx.operation)).allowed) throw denied();
+    throw new HttpError(404, `no handler for route ${JSON.stringify(ctx.path)}. route entry not found.`);
+  }
+  const { mount, relPath } = match;
+  const { backend, entry } = mount;
+  if (ctx.operation === 'patch') throw new HttpError(405, `unsupported operation patch on ${ctx.path}`);
+  // Login is unauthenticated, as in Vault: a token sent with it is ignored.
+  const unauthenticated = backend.unauthenticated(relPath);
+  if (!unauthenticated) await authenticate(core, ctx);
+  const request: AuthRequest = {
+    operation: ctx.operation,
+    path: relPath,
+    data: ctx.data,
+    storage: mount.storage,
+    mount: { path: entry.path, accessor: entry.accessor, type: entry.type },
+    ...(ctx.remoteAddr ? { remoteAddr: ctx.remoteAddr } : {}),
+  };
+  if (!unauthenticated) {
+    let op = aclOperation(ctx.operation);
+    if (ctx.operation === 'update' && (await runEngine(() => backend.exists(request))) === false) {
+      op = 'create';
+      request.operation = 'create';
+    }
+    authorize(ctx, ctx.path, op, false);
+  }
+  if (ctx.operation === 'help') {
+    return { plain: { help: `The ${entry.type} auth method mounted at auth/${entry.path}.`, see_also: null }, mountType: entry.type };
+  }
+  const response = await runEngine(() => backend.handle(request));
+  if (response?.auth) {
+    const issued = await runEngine(() =>
+      issueLoginToken({ tokens: core.tokens, identity: core.identity, clock: core.clock }, mount, response.auth!),
+    );
+    const warnings = [...(response.warnings ?? []), ...issued.warnings];
+    return finishReply(core, ctx, {
+      // lease_duration is the ttl granted, counted from the token's creation.
+      auth: authBlock(issued.entry, issued.id, issued.entry.creationTimeMs),
+      warnings: warnings.length > 0 ? warnings : null,
+      wrappedAccessor: issued.entry.accessor,
+      mountType: entry.type,
+      wrappable: true,
+    });
+  }
+  const warnings = response?.warnings && response.warnings.length > 0 ? response.warnings : null;
+  const data = response?.data;
+  if (!data && !warnings) {
+    if (ctx.operation === 'read' || ctx.operation === 'list') throw new HttpError(404);
+    return { empty: true, mountType: entry.type };
+  }
+  if (ctx.operation === 'list' && !warnings && Array.isArray(data?.keys) && data.keys.length === 0) throw new HttpError(404);
+  return finishReply(core, ctx, { data: data ?? null, warnings, mountType: entry.type, wrappable: true });
 }
 
 async function runEngine<T>(fn: () => Promise<T>): Promise<T> {
@@ -772,6 +847,11 @@ function systemRoutes(): SystemRoute[] {
     handle: SystemRoute['handle'],
     extra: Partial<SystemRoute> = {},
   ): SystemRoute => ({ pattern: new RegExp(`^${pattern}$`), mountType: 'system', operations, handle, ...extra });
+  const ident = (
+    pattern: string,
+    operations: HttpOperation[],
+    handle: SystemRoute['handle'],
+  ): SystemRoute => ({ pattern: new RegExp(`^${pattern}$`), mountType: 'identity', operations, handle });
   const tok = (
     pattern: string,
     operations: HttpOperation[],
@@ -808,6 +888,16 @@ function systemRoutes(): SystemRoute[] {
     sys('sys/mounts/(?<path>.+?)/tune', ['read', 'update'], (core, ctx, m) => tuneMount(core, ctx, m.groups!.path)),
     sys('sys/mounts/(?<path>.+)', ['read', 'update', 'delete'], (core, ctx, m) => mountPath(core, ctx, m.groups!.path)),
     sys('sys/auth', ['read'], (core) => listAuth(core)),
+    sys('sys/auth/(?<path>.+?)/tune', ['read', 'update'], (core, ctx, m) => tuneAuth(core, ctx, m.groups!.path), { sudo: true }),
+    sys('sys/auth/(?<path>.+)', ['read', 'update', 'delete'], (core, ctx, m) => authPath(core, ctx, m.groups!.path), { sudo: true }),
+
+    // Identity (read only: entities are created by logins).
+    ident('identity/entity/id/?', ['list'], (core) => ({ data: { keys: core.identity.ids() } })),
+    ident('identity/entity/id/(?<id>[^/]+)', ['read'], (core, ctx, m) => {
+      const entity = core.identity.get(m.groups!.id);
+      if (!entity) throw new HttpError(404);
+      return { data: entityData(entity) };
+    }),
 
     // Policies.
     sys('sys/policies/acl/?', ['list'], (core) => ({ data: { keys: core.policies.names() } })),
@@ -977,8 +1067,114 @@ function listMounts(core: ServerCore): Reply {
 }
 
 function listAuth(core: ServerCore): Reply {
-  const data = { 'token/': tokenMountInfo(core) };
+  const data: Record<string, unknown> = { 'token/': tokenMountInfo(core) };
+  for (const m of core.auth.list()) data[m.entry.path] = authMountInfo(m.entry);
   return { data, top: data };
+}
+
+function authMountPath(raw: string): string {
+  return `${raw.replace(/^\/+/, '').replace(/\/+$/, '')}/`;
+}
+
+async function authPath(core: ServerCore, ctx: RequestContext, rawPath: string): Promise<Reply> {
+  const path = authMountPath(rawPath);
+  if (ctx.operation === 'read') {
+    if (path === 'token/') return { data: tokenMountInfo(core) };
+    const mount = core.auth.get(path);
+    if (!mount) throw badRequest(`No auth engine at ${path}`);
+    return { data: authMountInfo(mount.entry) };
+  }
+  if (ctx.operation === 'delete') {
+    if (path === 'token/') throw badRequest('token credential backend cannot be disabled');
+    await core.auth.disable(path, async (mount) => {
+      // Everything the method issued goes: its tokens, their children and their leases.
+      await core.tokens.revokeByPathPrefix(`auth/${mount.entry.path}`);
+      await core.identity.dropMountAliases(mount.entry.accessor);
+    });
+    return { empty: true };
+  }
+  const d = ctx.data;
+  let type = stringField(d, 'type', true)!;
+  const pluginName = stringField(d, 'plugin_name');
+  if (type === 'plugin' && pluginName) type = pluginName;
+  const config = d.config;
+  if (config !== undefined && config !== null && (typeof config !== 'object' || Array.isArray(config))) {
+    throw badRequest('invalid config: expected an object');
+  }
+  await core.auth.enable({
+    path: rawPath,
+    type,
+    description: stringField(d, 'description') ?? '',
+    config: (config ?? {}) as Record<string, unknown>,
+    options: d.options === undefined || d.options === null ? null : stringMapField(d, 'options'),
+    local: boolField(d, 'local', false),
+    seal_wrap: boolField(d, 'seal_wrap', false),
+    external_entropy_access: boolField(d, 'external_entropy_access', false),
+  });
+  return { empty: true };
+}
+
+/** sys/auth/<path>/tune and sys/mounts/auth/<path>/tune. */
+async function tuneAuth(core: ServerCore, ctx: RequestContext, rawPath: string): Promise<Reply> {
+  const path = authMountPath(rawPath);
+  const systemTtl = Math.round(SYSTEM_MAX_TTL_MS / 1000);
+  if (path === 'token/') {
+    if (ctx.operation !== 'read') throw badRequest('the token auth method cannot be tuned on this server');
+    return {
+      data: {
+        default_lease_ttl: systemTtl,
+        max_lease_ttl: systemTtl,
+        force_no_cache: false,
+        token_type: 'default-service',
+        description: 'token based credentials',
+        options: null,
+      },
+    };
+  }
+  const mount = core.auth.get(path);
+  if (!mount) throw badRequest(`No auth engine at ${path}`);
+  if (ctx.operation === 'read') {
+    const { config, description, options } = mount.entry;
+    return {
+      data: {
+        default_lease_ttl: config.default_lease_ttl || systemTtl,
+        max_lease_ttl: config.max_lease_ttl || systemTtl,
+        force_no_cache: config.force_no_cache,
+        token_type: 'default-service',
+        description,
+        options,
+      },
+    };
+  }
+  const tokenType = ctx.data.token_type;
+  if (typeof tokenType === 'string' && tokenType !== '' && !['default-service', 'service', 'default'].includes(tokenType)) {
+    throw badRequest(`invalid token_type ${JSON.stringify(tokenType)}: this server issues service tokens only`);
+  }
+  await core.auth.tune(path, {
+    description: ctx.data.description,
+    default_lease_ttl: ctx.data.default_lease_ttl,
+    max_lease_ttl: ctx.data.max_lease_ttl,
+  });
+  return { empty: true };
+}
+
+/** An entity as `identity/entity/id/<id>` shows it. */
+function entityData(entity: Entity): Record<string, unknown> {
+  return {
+    aliases: entity.aliases,
+    creation_time: entity.creation_time,
+    direct_group_ids: [],
+    disabled: entity.disabled,
+    group_ids: [],
+    id: entity.id,
+    inherited_group_ids: [],
+    last_update_time: entity.last_update_time,
+    merged_entity_ids: null,
+    metadata: entity.metadata,
+    name: entity.name,
+    namespace_id: 'root',
+    policies: entity.policies,
+  };
 }
 
 function uiMounts(core: ServerCore, ctx: RequestContext): Reply {
@@ -992,6 +1188,9 @@ function uiMounts(core: ServerCore, ctx: RequestContext): Reply {
       if (acl.hasMountAccess(m.entry.path)) secret[m.entry.path] = { ...mountInfo(m.entry) };
     }
     if (acl.hasMountAccess('auth/token/')) auth['token/'] = tokenMountInfo(core);
+    for (const m of core.auth.list()) {
+      if (acl.hasMountAccess(`auth/${m.entry.path}`)) auth[m.entry.path] = authMountInfo(m.entry);
+    }
   }
   return { data: { secret, auth } };
 }
@@ -1007,6 +1206,11 @@ function uiMount(core: ServerCore, ctx: RequestContext, rawPath: string): Reply 
     if (!acl.hasMountAccess('auth/token/')) throw denied();
     return { data: { ...tokenMountInfo(core), path: 'auth/token/' } };
   }
+  if (path.startsWith('auth/')) {
+    const found = core.auth.match(path.slice('auth/'.length));
+    if (!found || !acl.hasMountAccess(`auth/${found.mount.entry.path}`)) throw denied();
+    return { data: { ...authMountInfo(found.mount.entry), path: `auth/${found.mount.entry.path}` } };
+  }
   const match = core.mounts.match(path);
   // Unknown mounts and mounts without access both answer 403, so the path cannot probe for mounts.
   if (!match || !acl.hasMountAccess(match.mount.entry.path)) throw denied();
@@ -1018,7 +1222,8 @@ async function mountPath(core: ServerCore, ctx: RequestContext, rawPath: string)
     const path = rawPath.replace(/^\/+/, '').replace(/\/*$/, '/');
     if (path === 'sys/') return { data: systemMountInfo(core) };
     const mount = core.mounts.get(path);
-    if (!mount) throw badRequest(`no secret engine mount at ${path}`);
+    // Vault's wording: the Terraform provider recognises a missing mount by it.
+    if (!mount) throw badRequest(`No secret engine mount at ${path}`);
     return { data: mountInfo(mount.entry) };
   }
   if (ctx.operation === 'delete') {
@@ -1055,6 +1260,7 @@ async function mountPath(core: ServerCore, ctx: RequestContext, rawPath: string)
 
 async function tuneMount(core: ServerCore, ctx: RequestContext, rawPath: string): Promise<Reply> {
   const path = rawPath.replace(/^\/+/, '').replace(/\/*$/, '/');
+  if (path.startsWith('auth/')) return tuneAuth(core, ctx, path.slice('auth/'.length));
   const mount = core.mounts.get(path);
   if (!mount) throw badRequest(`no mount at ${JSON.stringify(path)}`);
   if (ctx.operation === 'read') {
@@ -1247,6 +1453,9 @@ async function createToken(core: ServerCore, ctx: RequestContext, orphanEndpoint
     renewable: boolField(d, 'renewable', true),
     numUses: intField(d, 'num_uses', 0),
     path: orphanEndpoint ? 'auth/token/create-orphan' : 'auth/token/create',
+    // Child tokens act for the same identity as their parent, as in Vault.
+    ...(parent.entityId ? { entityId: parent.entityId } : {}),
+    ...(parent.subject ? { subject: parent.subject } : {}),
   });
   return {
     auth: authBlock(entry, tokenId, core.clock()),

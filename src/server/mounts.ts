@@ -93,7 +93,8 @@ export function normalizeMountPath(raw: string): string {
   return `${trimmed}/`;
 }
 
-function ttlSeconds(name: string, value: unknown): number {
+/** A mount config ttl (duration string or seconds; '' and "system" mean 0) in whole seconds. */
+export function ttlSeconds(name: string, value: unknown): number {
   if (value === undefined || value === null || value === '' || value === 'system') return 0;
   if (typeof value !== 'string' && typeof value !== 'number') {
     throw new MountError(`invalid ${name}: expected a duration, got ${JSON.stringify(value)}`);

@@ -11,9 +11,11 @@ import type { AddressInfo, Socket } from 'node:net';
 import { EngineError } from '../engine/errors.ts';
 import { createTvmBackend } from '../engine/index.ts';
 import type { Clock, LogicalRequest } from '../engine/types.ts';
+import { AuthTable } from './auth/table.ts';
 import { loadConfig, type ServerConfig } from './config.ts';
 import { ExpirationManager } from './expiration.ts';
 import { acceptListMethod, createRequestHandler, type ServerCore } from './http.ts';
+import { IdentityStore } from './identity.ts';
 import { MountTable } from './mounts.ts';
 import { PolicyStore, ROOT_POLICY } from './policy.ts';
 import { openMemoryStorage, openSqliteStorage } from './storage/index.ts';
@@ -142,6 +144,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   let expiration: ExpirationManager | undefined;
   let tokens: TokenStore | undefined;
   let mounts: MountTable | undefined;
+  let authTable: AuthTable | undefined;
   let rollbackTimer: NodeJS.Timeout | undefined;
 
   const shutdownParts = async (): Promise<void> => {
@@ -149,6 +152,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     await tokens?.stop().catch((err: unknown) => logger?.error('token store stop failed', { error: messageOf(err) }));
     await expiration?.stop().catch((err: unknown) => logger?.error('expiration manager stop failed', { error: messageOf(err) }));
     await mounts?.cleanup().catch((err: unknown) => logger?.error('engine cleanup failed', { error: messageOf(err) }));
+    await authTable?.cleanup().catch((err: unknown) => logger?.error('auth method cleanup failed', { error: messageOf(err) }));
     await storage?.close().catch((err: unknown) => logger?.error('closing storage failed', { error: messageOf(err) }));
   };
 
@@ -185,10 +189,15 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     });
     tokens = tokenStore;
     wrapping = new WrappingStore({ storage: store, tokens: tokenStore, clock });
+    const auth = new AuthTable({ storage: store, clock, ...(logger ? { logger } : {}) });
+    authTable = auth;
+    const identity = new IdentityStore({ storage: store, clock });
 
     await policies.load();
     await tokenStore.load();
     await mountTable.load();
+    await auth.load();
+    await identity.load();
     await manager.restore();
 
     let init = await readInit(store);
@@ -223,6 +232,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       tokens: tokenStore,
       policies,
       mounts: mountTable,
+      auth,
+      identity,
       wrapping,
       leases: manager,
       clusterName: init.cluster_name,

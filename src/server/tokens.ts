@@ -44,7 +44,18 @@ export interface TokenEntry {
   expireTimeMs: number;
   lastRenewalMs?: number;
   renewable: boolean;
+  /** Vault's identity entity id ('' for tokens without one). */
   entityId: string;
+  /**
+   * The workload identity the token acts for, qualified by auth mount
+   * (`approle:orders-service`, `jwt:system:serviceaccount:ns:sa`): set by
+   * logins, inherited by child tokens. Engines see it as the caller.
+   */
+  subject?: string;
+  /** The token may be used only from these CIDR blocks (token_bound_cidrs of the login role). */
+  boundCidrs?: string[];
+  /** The auth role's max ttl (ms): caps renewals like explicitMaxTtlMs, without being shown as it. */
+  maxTtlMs?: number;
   orphan: boolean;
   type: 'service';
   /** Set on response-wrapping tokens. */
@@ -65,6 +76,10 @@ export interface CreateTokenInput {
   numUses: number;
   path: string;
   wrapping?: WrappingInfo;
+  entityId?: string;
+  subject?: string;
+  boundCidrs?: string[];
+  maxTtlMs?: number;
 }
 
 export class TokenError extends Error {
@@ -224,11 +239,14 @@ export class TokenStore {
       explicitMaxTtlMs: input.explicitMaxTtlMs,
       expireTimeMs: input.ttlMs > 0 ? now + input.ttlMs : 0,
       renewable: input.renewable,
-      entityId: '',
+      entityId: input.entityId ?? '',
       orphan: input.parent === '',
       type: 'service',
     };
     if (input.wrapping) entry.wrapping = input.wrapping;
+    if (input.subject) entry.subject = input.subject;
+    if (input.boundCidrs && input.boundCidrs.length > 0) entry.boundCidrs = [...input.boundCidrs];
+    if (input.maxTtlMs && input.maxTtlMs > 0) entry.maxTtlMs = input.maxTtlMs;
     if (input.parent !== '' && !this.byHash.has(input.parent)) throw new TokenError('parent token is not valid');
     await this.persist(entry);
     this.index(entry);
@@ -244,7 +262,8 @@ export class TokenStore {
     if (entry.expireTimeMs === 0) return { entry, warnings };
     if (!entry.renewable) throw new TokenError('lease is not renewable');
     const now = this.clock();
-    const maxTtlMs = entry.explicitMaxTtlMs > 0 ? Math.min(entry.explicitMaxTtlMs, SYSTEM_MAX_TTL_MS) : SYSTEM_MAX_TTL_MS;
+    let maxTtlMs = entry.explicitMaxTtlMs > 0 ? Math.min(entry.explicitMaxTtlMs, SYSTEM_MAX_TTL_MS) : SYSTEM_MAX_TTL_MS;
+    if (entry.maxTtlMs !== undefined && entry.maxTtlMs > 0) maxTtlMs = Math.min(maxTtlMs, entry.maxTtlMs);
     const capMs = entry.creationTimeMs + maxTtlMs;
     const wanted = incrementMs > 0 ? incrementMs : entry.creationTtlMs;
     let expire = now + wanted;
@@ -303,6 +322,18 @@ export class TokenStore {
     }
     await this.storage.delete(ENTRY_PREFIX + entry.hash);
     this.unindex(entry);
+  }
+
+  /**
+   * Revokes every token created through a path under the prefix (and so its
+   * children and leases): Vault's revoke-prefix on `auth/<mount>/` when an
+   * auth method is disabled. Returns how many tokens were revoked directly.
+   */
+  async revokeByPathPrefix(prefix: string): Promise<number> {
+    const hashes: string[] = [];
+    for (const e of this.byHash.values()) if (e.path.startsWith(prefix)) hashes.push(e.hash);
+    for (const h of hashes) await this.revoke(h);
+    return hashes.length;
   }
 
   /** Revokes every expired token (and so its children and leases). */
@@ -372,6 +403,7 @@ export function remainingTtlSeconds(entry: TokenEntry, nowMs: number): number {
 export function tokenLookupData(entry: TokenEntry, id: string, nowMs: number): Record<string, unknown> {
   return {
     accessor: entry.accessor,
+    ...(entry.boundCidrs ? { bound_cidrs: [...entry.boundCidrs] } : {}),
     creation_time: Math.floor(entry.creationTimeMs / 1000),
     creation_ttl: seconds(entry.creationTtlMs),
     display_name: entry.displayName,

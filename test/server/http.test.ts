@@ -9,6 +9,8 @@ import { EngineError } from '../../src/engine/errors.ts';
 import type { Backend, LogicalRequest, LogicalResponse } from '../../src/engine/types.ts';
 import { startServer } from '../../src/server/index.ts';
 import { acceptListMethod, createRequestHandler, ListMethodRewriter, MAX_BODY_BYTES, type LeaseManager } from '../../src/server/http.ts';
+import { AuthTable } from '../../src/server/auth/index.ts';
+import { IdentityStore } from '../../src/server/identity.ts';
 import { MountTable } from '../../src/server/mounts.ts';
 import { PolicyStore } from '../../src/server/policy.ts';
 import { openMemoryStorage } from '../../src/server/storage/index.ts';
@@ -531,7 +533,19 @@ describe('transport with a fake engine', () => {
       })
     ).id;
     http = createServer(
-      createRequestHandler({ clock, tokens, policies, mounts, wrapping, leases, clusterName: 't', clusterId: 'c', storageType: 'inmem' }),
+      createRequestHandler({
+        clock,
+        tokens,
+        policies,
+        mounts,
+        auth: new AuthTable({ storage, clock }),
+        identity: new IdentityStore({ storage, clock }),
+        wrapping,
+        leases,
+        clusterName: 't',
+        clusterId: 'c',
+        storageType: 'inmem',
+      }),
     );
     acceptListMethod(http);
     await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));

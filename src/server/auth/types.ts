@@ -1,0 +1,78 @@
+// The contract between the dev server and its auth methods (Vault's
+// credential backends): a request shaped like a logical request comes in, a
+// response with data or with an `auth` (a successful login) goes out. The
+// server, not the method, turns a login's auth into an identity and a token.
+
+import type { Clock, Operation, Storage } from '../../engine/types.ts';
+
+/** Auth method types this server can enable (besides the built-in token method). */
+export const AUTH_METHOD_TYPES = ['approle', 'jwt'] as const;
+export type AuthMethodType = (typeof AUTH_METHOD_TYPES)[number];
+
+/** What a method knows about the mount it serves. */
+export interface AuthMountContext {
+  /** With trailing slash, relative to `auth/`: `approle/`. */
+  path: string;
+  accessor: string;
+  type: string;
+}
+
+export interface AuthRequest {
+  operation: Exclude<Operation, 'renew' | 'revoke' | 'rollback'>;
+  /** Relative to the mount, no leading slash: `role/orders`, `login`. */
+  path: string;
+  data: Record<string, unknown>;
+  storage: Storage;
+  /** The client's address (IPv4 or IPv6, no port), for CIDR bindings. */
+  remoteAddr?: string;
+  mount: AuthMountContext;
+}
+
+/** A successful login, before the server creates the identity and the token. */
+export interface LoginAuth {
+  /** The role's token policies (sanitised by the server). */
+  policies: string[];
+  noDefaultPolicy: boolean;
+  /** 0: the mount's (else the system's) default. */
+  ttlMs: number;
+  /** 0: the mount's (else the system's) max. */
+  maxTtlMs: number;
+  explicitMaxTtlMs: number;
+  numUses: number;
+  /** The issued token may be used only from these blocks. */
+  boundCidrs: string[];
+  /** Token metadata (`role_name` for AppRole, `role` and mapped claims for JWT). */
+  metadata: Record<string, string>;
+  /** Appended to the mount's name for the token's display name. */
+  displayName: string;
+  /** The entity alias: AppRole's role_id, the JWT's user claim value. */
+  alias: { name: string; metadata: Record<string, string> };
+  /**
+   * The workload's name within the mount (the AppRole role name, the JWT's
+   * user claim value): the server qualifies it by mount to form the subject
+   * of the tokens this workload vends.
+   */
+  subjectName: string;
+}
+
+export interface AuthResponse {
+  data?: Record<string, unknown>;
+  warnings?: string[];
+  auth?: LoginAuth;
+}
+
+/** One auth method instance, serving one mount. */
+export interface AuthBackend {
+  readonly type: AuthMethodType;
+  /** Paths (relative to the mount) served without a token: `login`. */
+  unauthenticated(path: string): boolean;
+  /** Whether a write creates (false) or updates (true); undefined when the path has no existence check. */
+  exists(req: AuthRequest): Promise<boolean | undefined>;
+  handle(req: AuthRequest): Promise<AuthResponse | null>;
+  /** Releases caches and timers; the backend is not used afterwards. */
+  cleanup(): Promise<void>;
+}
+
+export interface AuthBackendOptions {
+  clock: Clock;
+}
