@@ -77,6 +77,12 @@ describe('enabling AppRole', () => {
     expect(missing).toMatchObject({ status: 400, body: { errors: ['No auth engine at nothing/'] } });
   });
 
+  it('enables a path once when two requests race for it', async () => {
+    const both = await Promise.all([h.call('POST', 'sys/auth/race', { type: 'approle' }), h.call('POST', 'sys/auth/race', { type: 'jwt' })]);
+    expect(both.map((r) => r.status).sort()).toEqual([204, 400]);
+    expect((await h.call('DELETE', 'sys/auth/race')).status).toBe(204);
+  });
+
   it('needs sudo to enable auth methods', async () => {
     await h.call('POST', 'sys/policies/acl/auth-admin', { policy: 'path "sys/auth/*" { capabilities = ["create", "update", "read"] }' });
     const made = await h.call('POST', 'auth/token/create', { policies: ['auth-admin'] });
@@ -292,6 +298,33 @@ describe('login and vending', () => {
     expect((await h.call('POST', 'auth/approle/role/looked/secret-id/lookup', { secret_id: a.secretId })).status).toBe(204);
     expect((await h.call('POST', 'auth/approle/role/looked/secret-id-accessor/destroy', { secret_id_accessor: b.accessor })).status).toBe(204);
     expect((await h.call('LIST', 'auth/approle/role/looked/secret-id')).status).toBe(404);
+  });
+
+  it('hands a secret ID out wrapped, for the trusted-orchestrator pattern', async () => {
+    const { roleId } = await role('wrapped', { token_policies: ['default'] });
+    const res = await fetch(`${h.address}/v1/auth/approle/role/wrapped/secret-id`, {
+      method: 'POST',
+      headers: { 'X-Vault-Token': h.rootToken, 'X-Vault-Wrap-TTL': '60s' },
+      body: '{}',
+    });
+    const wrapped = (await res.json()) as { data: unknown; wrap_info: { token: string; creation_path: string } };
+    expect(wrapped.data).toBeNull();
+    expect(wrapped.wrap_info.creation_path).toBe('auth/approle/role/wrapped/secret-id');
+    const unwrapped = await h.call('POST', 'sys/wrapping/unwrap', undefined, wrapped.wrap_info.token);
+    expect((await login(roleId, unwrapped.body.data!.secret_id as string)).status).toBe(200);
+  });
+
+  it('never echoes a secret sent with the wrong type', async () => {
+    const { roleId } = await role('orders-service', {});
+    const { secretId: s } = await secretId('orders-service');
+    for (const body of [{ role_id: roleId, secret_id: [s] }, { role_id: { id: roleId }, secret_id: s }]) {
+      const r = await h.call('POST', 'auth/approle/login', body, null);
+      expect(r.status).toBe(400);
+      expect(r.body.errors![0]).toMatch(/^invalid (secret_id|role_id): expected a string$/);
+      expect(r.text).not.toContain(s);
+    }
+    const lookup = await h.call('POST', 'auth/approle/role/orders-service/secret-id/lookup', { secret_id: { s } });
+    expect(lookup.body.errors).toEqual(['invalid secret_id: expected a string']);
   });
 
   it('honours custom secret IDs', async () => {

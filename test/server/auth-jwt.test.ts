@@ -450,6 +450,13 @@ describe('bad tokens', () => {
     expect((await h.call('POST', 'auth/jwt/login', { role: 'nope', jwt: 'x' }, null)).body.errors).toEqual(['role "nope" could not be found']);
   });
 
+  it('a JWT sent as something other than a string, never echoed', async () => {
+    const jwt = await sign();
+    const r = await h.call('POST', 'auth/jwt/login', { role: 'log-shipper', jwt: [jwt] }, null);
+    expect(r).toMatchObject({ status: 400, body: { errors: ['invalid jwt: expected a string'] } });
+    expect(r.text).not.toContain(jwt.slice(0, 20));
+  });
+
   it('never writes a JWT or an issued token to a log line', async () => {
     const good = await sign();
     const ok = await login(good);

@@ -136,18 +136,21 @@ export class AppRoleBackend implements AuthBackend {
         fields: SECRET_ID_FIELDS,
         operations: { update: (req, f) => this.issueSecretId(req, f, true) },
         required: ['secret_id'],
+        secret: ['secret_id'],
       },
       {
         pattern: role('/secret-id/lookup/?'),
         fields: { role_name: ROLE_FIELDS.role_name, secret_id: SECRET_ID_FIELDS.secret_id },
         operations: { update: (req, f) => this.lookupSecretId(req, f) },
         required: ['secret_id'],
+        secret: ['secret_id'],
       },
       {
         pattern: role('/secret-id/destroy/?'),
         fields: { role_name: ROLE_FIELDS.role_name, secret_id: SECRET_ID_FIELDS.secret_id },
         operations: { update: (req, f) => this.destroySecretId(req, f), delete: (req, f) => this.destroySecretId(req, f) },
         required: ['secret_id'],
+        secret: ['secret_id'],
       },
       {
         pattern: role('/secret-id-accessor/lookup/?'),
@@ -168,6 +171,7 @@ export class AppRoleBackend implements AuthBackend {
           secret_id: { type: 'string', description: 'The secret ID.' },
         },
         operations: { update: (req, f) => this.login(req, f) },
+        secret: ['role_id', 'secret_id'],
       },
     ];
     this.router = new AuthRouter(routes);

@@ -166,6 +166,7 @@ export class JwtBackend implements AuthBackend {
           distributed_claim_access_token: { type: 'string', description: 'Not supported (Azure only).' },
         },
         operations: { update: (req, f) => this.login(req, f) },
+        secret: ['jwt'],
       },
     ];
     this.router = new AuthRouter(routes);

@@ -5,7 +5,7 @@
 // ignored with a warning: the Terraform provider sends fields of newer Vault
 // versions that an older server simply does not know.
 
-import { EngineError, showValue } from '../../engine/errors.ts';
+import { EngineError, invalidField, showValue } from '../../engine/errors.ts';
 import { parseFields, type FieldData, type Fields, type Route } from '../../engine/framework.ts';
 import type { AuthRequest, AuthResponse } from './types.ts';
 
@@ -21,6 +21,8 @@ export interface AuthRoute {
   required?: string[];
   /** Fields accepted without parsing (handlers read them from req.data). */
   raw?: string[];
+  /** Fields holding secrets (secret IDs, JWTs): a wrong type is refused without echoing the value. */
+  secret?: string[];
 }
 
 interface Compiled {
@@ -57,6 +59,10 @@ export class AuthRouter {
     if (!handler) throw new EngineError('ERR_UNSUPPORTED_OPERATION', `unsupported operation ${req.operation} on ${req.path}`);
 
     const data = req.data ?? {};
+    for (const name of m.route.secret ?? []) {
+      const v = data[name];
+      if (v !== undefined && v !== null && typeof v !== 'string') throw invalidField(name, 'expected a string');
+    }
     const parsed = Object.fromEntries(Object.entries(data).filter(([k]) => !(m.route.raw ?? []).includes(k)));
     const fields = parseFields(asRoute(m.route), m.captures, parsed, true);
     const writing = op === 'create' || op === 'update';

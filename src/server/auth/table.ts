@@ -5,6 +5,7 @@
 // The built-in token method (`auth/token/`) is not in the table.
 
 import { randomBytes, randomUUID } from 'node:crypto';
+import { KeyedMutex } from '../../engine/store.ts';
 import type { Clock, Storage } from '../../engine/types.ts';
 import { MountError, normalizeMountPath, ttlSeconds, type MountConfig } from '../mounts.ts';
 import type { Logger } from '../server.ts';
@@ -61,6 +62,8 @@ export class AuthTable {
   private mounts: AuthMount[] = [];
   /** Being disabled: no longer routed. */
   private readonly tainted = new Set<AuthMount>();
+  /** Changes to the table run one at a time. */
+  private readonly lock = new KeyedMutex();
 
   constructor(options: AuthTableOptions) {
     this.storage = options.storage;
@@ -96,7 +99,11 @@ export class AuthTable {
   }
 
   /** Enables an auth method; resolves once the table is durable. */
-  async enable(input: EnableAuthInput): Promise<AuthMount> {
+  enable(input: EnableAuthInput): Promise<AuthMount> {
+    return this.lock.run('table', () => this.enableNow(input));
+  }
+
+  private async enableNow(input: EnableAuthInput): Promise<AuthMount> {
     const path = normalizeMountPath(input.path);
     if (input.type === 'token') throw new MountError('token credential backend cannot be instantiated');
     if (!(AUTH_METHOD_TYPES as readonly string[]).includes(input.type)) {
@@ -132,7 +139,11 @@ export class AuthTable {
   }
 
   /** sys/auth/<path>/tune: description and lease ttls. */
-  async tune(path: string, input: { description?: unknown; default_lease_ttl?: unknown; max_lease_ttl?: unknown }): Promise<void> {
+  tune(path: string, input: { description?: unknown; default_lease_ttl?: unknown; max_lease_ttl?: unknown }): Promise<void> {
+    return this.lock.run('table', () => this.tuneNow(path, input));
+  }
+
+  private async tuneNow(path: string, input: { description?: unknown; default_lease_ttl?: unknown; max_lease_ttl?: unknown }): Promise<void> {
     const mount = this.get(path);
     if (!mount) throw new MountError(`No auth engine at ${path}`);
     const entry: AuthMountEntry = { ...mount.entry, config: { ...mount.entry.config } };
@@ -152,7 +163,11 @@ export class AuthTable {
    * the tokens the method issued), then the method is cleaned up and its
    * storage deleted. Disabling a path with no method succeeds, as in Vault.
    */
-  async disable(rawPath: string, revoke: (mount: AuthMount) => Promise<void>): Promise<boolean> {
+  disable(rawPath: string, revoke: (mount: AuthMount) => Promise<void>): Promise<boolean> {
+    return this.lock.run('table', () => this.disableNow(rawPath, revoke));
+  }
+
+  private async disableNow(rawPath: string, revoke: (mount: AuthMount) => Promise<void>): Promise<boolean> {
     const path = normalizeMountPath(rawPath);
     const mount = this.get(path);
     if (!mount) return false;
