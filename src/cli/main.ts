@@ -4,6 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { normaliseArgv } from './argv.ts';
+import { registerBrokerCommands } from './commands/broker.ts';
 import { registerCredsCommand } from './commands/creds.ts';
 import { registerKeysCommands } from './commands/keys.ts';
 import { registerLeaseCommands } from './commands/lease.ts';
@@ -90,6 +91,7 @@ Quick start:
   registerKeysCommands(program, ctx);
   registerTokenCommands(program, ctx);
   registerPluginCommands(program, ctx);
+  registerBrokerCommands(program, ctx);
   return program;
 }
 

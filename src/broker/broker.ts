@@ -1,0 +1,618 @@
+// The broker's logic: workloads, tokens, renewal, revocation and reconcile,
+// over a Store and a VaultGateway. No timers here (loop.ts drives it) and no
+// HTTP (api.ts); time and randomness come in through the settings.
+
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import type { Creds, CredsRequest } from '../client/index.ts';
+import { BrokerError, PermanentError, describeError, notFound } from './errors.ts';
+import type { Logger } from './log.ts';
+import type { BrokerMetrics } from './metrics.ts';
+import { DEFAULT_TIMING, backoffAt, freshEnough, nextRenewalAt, type RenewalTiming } from './timing.ts';
+import type { Clock, LeaseRow, Random, RevokeReason, Store, WorkloadRow } from './types.ts';
+import type { VaultGateway } from './vault.ts';
+
+export interface AnomalySettings {
+  /** The recent window whose issuance count is compared. */
+  windowMs: number;
+  /** The longer window that sets the workload's usual rate. */
+  baselineMs: number;
+  /** Recent rate above this multiple of the usual rate is an anomaly. */
+  multiple: number;
+  /** Fewer issuances than this in the window are never an anomaly. */
+  minCount: number;
+}
+
+export interface BrokerSettings {
+  /** This replica's name (claims and workload ownership). */
+  replica: string;
+  host: string;
+  /** Roles reconcile always lists (those in the registry are added). */
+  roles: string[];
+  timing: RenewalTiming;
+  /** How long a claim on a due lease (or an intent) holds; longer than a Vault call can take. */
+  claimTtlMs: number;
+  batchSize: number;
+  concurrency: number;
+  /** A replaced lease (re-fetched near max_ttl) is revoked after this grace. */
+  replaceGraceMs: number;
+  /** 0: no maximum age. */
+  maxLeaseAgeMs: number;
+  maxRevokeAttempts: number;
+  /** A heartbeat workload is dead after interval × (1 + this) without one. */
+  heartbeatTolerance: number;
+  anomaly: AnomalySettings;
+  revokeOnShutdown: boolean;
+}
+
+export const DEFAULT_SETTINGS: BrokerSettings = {
+  replica: `${hostname()}-${process.pid}`,
+  host: hostname(),
+  roles: [],
+  timing: DEFAULT_TIMING,
+  claimTtlMs: 90_000,
+  batchSize: 500,
+  concurrency: 32,
+  replaceGraceMs: 30_000,
+  maxLeaseAgeMs: 0,
+  maxRevokeAttempts: 10,
+  heartbeatTolerance: 0.5,
+  anomaly: { windowMs: 60_000, baselineMs: 3_600_000, multiple: 10, minCount: 50 },
+  revokeOnShutdown: true,
+};
+
+/** Crash points the tests use to kill a broker at a precise step. */
+export type HookPoint = 'issue:before-vault' | 'issue:after-vault' | 'renew:after-vault' | 'renewed';
+
+export interface BrokerDeps {
+  store: Store;
+  vault: VaultGateway;
+  log: Logger;
+  metrics: BrokerMetrics;
+  clock?: Clock;
+  random?: Random;
+  hooks?: { at?(point: HookPoint, row: LeaseRow): void | Promise<void> };
+}
+
+export interface WorkloadInput {
+  name: string;
+  heartbeatIntervalMs?: number;
+  pid?: number;
+}
+
+export interface TokenInput {
+  workload: string;
+  role: string;
+  ttl?: string | number;
+  read?: string[];
+  write?: string[];
+  audience?: string[];
+}
+
+/** What a workload receives: never logged. */
+export interface TokenView {
+  token: string;
+  jti: string;
+  lease_id: string;
+  role: string;
+  workload: string;
+  issued_at: string;
+  expires_at: string;
+  /** Seconds left. */
+  ttl: number;
+  cached: boolean;
+}
+
+export interface LeaseView {
+  id: string;
+  workload: string;
+  role: string;
+  state: string;
+  lease_id: string | null;
+  jti: string | null;
+  created_at: string;
+  expires_at: string | null;
+  next_action_at: string | null;
+  renewals: number;
+  attempts: number;
+  reason: string | null;
+  last_error: string | null;
+  replaced_by: string | null;
+}
+
+const iso = (ms: number): string => new Date(ms).toISOString();
+
+export function leaseView(r: LeaseRow): LeaseView {
+  return {
+    id: r.id,
+    workload: r.workloadId,
+    role: r.role,
+    state: r.state,
+    lease_id: r.leaseId,
+    jti: r.jti,
+    created_at: iso(r.createdAt),
+    expires_at: r.expiresAt > 0 ? iso(r.expiresAt) : null,
+    next_action_at: r.state === 'active' || r.state === 'revoking' ? iso(r.dueAt) : null,
+    renewals: r.renewals,
+    attempts: r.attempts,
+    reason: r.reason,
+    last_error: r.lastError,
+    replaced_by: r.replacedBy,
+  };
+}
+
+/** The cache key of a request: its narrowing, canonical (sorted lists, fixed field order). */
+export function scopeKeyOf(input: TokenInput): string {
+  const sorted = (v: string[] | undefined) => (v && v.length > 0 ? [...v].sort() : null);
+  return JSON.stringify({ ttl: input.ttl ?? null, read: sorted(input.read), write: sorted(input.write), audience: sorted(input.audience) });
+}
+
+function requestOf(scopeKey: string): CredsRequest {
+  const k = JSON.parse(scopeKey) as { ttl: string | number | null; read: string[] | null; write: string[] | null; audience: string[] | null };
+  const req: CredsRequest = {};
+  if (k.ttl !== null) req.ttl = k.ttl;
+  if (k.read) req.read = k.read;
+  if (k.write) req.write = k.write;
+  if (k.audience) req.audience = k.audience;
+  return req;
+}
+
+function expiresAtOf(creds: Creds, now: number): number {
+  const parsed = Date.parse(creds.expires_at);
+  const byTtl = now + creds.lease_duration * 1000;
+  // The lease's own duration is what Vault enforces; the token's exp can only be later by rounding.
+  return Number.isFinite(parsed) ? Math.min(parsed, byTtl) : byTtl;
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+export class Broker {
+  readonly settings: BrokerSettings;
+  private readonly store: Store;
+  private readonly vault: VaultGateway;
+  private readonly log: Logger;
+  private readonly metrics: BrokerMetrics;
+  private readonly clock: Clock;
+  private readonly random: Random;
+  private readonly hooks: BrokerDeps['hooks'];
+  private readonly inflight = new Map<string, Promise<TokenView>>();
+  /** Called when work became due now (an explicit revocation): the loop wakes. */
+  onDue: () => void = () => undefined;
+
+  constructor(deps: BrokerDeps, settings: Partial<BrokerSettings> = {}) {
+    this.settings = { ...DEFAULT_SETTINGS, ...settings, anomaly: { ...DEFAULT_SETTINGS.anomaly, ...settings.anomaly } };
+    this.store = deps.store;
+    this.vault = deps.vault;
+    this.log = deps.log;
+    this.metrics = deps.metrics;
+    this.clock = deps.clock ?? Date.now;
+    this.random = deps.random ?? Math.random;
+    this.hooks = deps.hooks;
+  }
+
+  private async event(kind: string, workloadId: string | null, leaseRowId: string | null, reason: string | null, detail: string | null = null) {
+    await this.store.addEvent({ at: this.clock(), kind, workloadId, leaseRowId, reason, detail });
+  }
+
+  // ---- workloads ----
+
+  async registerWorkload(input: WorkloadInput): Promise<WorkloadRow> {
+    const now = this.clock();
+    const w: WorkloadRow = {
+      id: randomUUID(),
+      name: input.name,
+      heartbeatIntervalMs: input.heartbeatIntervalMs ?? 0,
+      pid: input.pid ?? null,
+      host: this.settings.host,
+      replica: this.settings.replica,
+      state: 'active',
+      reason: null,
+      createdAt: now,
+      lastHeartbeatAt: now,
+      endedAt: null,
+    };
+    await this.store.createWorkload(w);
+    await this.event('workload_registered', w.id, null, null, w.name);
+    this.log.info({ workload: w.id, name: w.name, heartbeat_interval_ms: w.heartbeatIntervalMs, pid: w.pid }, 'workload registered');
+    return w;
+  }
+
+  async heartbeat(id: string): Promise<WorkloadRow> {
+    if (!(await this.store.heartbeat(id, this.clock()))) {
+      const w = await this.store.getWorkload(id);
+      if (!w) throw notFound(`workload ${id} is not registered`);
+      throw new BrokerError('ERR_CONFLICT', `workload ${id} has ended (${w.reason ?? 'unknown reason'}); register again`);
+    }
+    return (await this.store.getWorkload(id)) as WorkloadRow;
+  }
+
+  async getWorkload(id: string): Promise<WorkloadRow> {
+    const w = await this.store.getWorkload(id);
+    if (!w) throw notFound(`workload ${id} is not registered`);
+    return w;
+  }
+
+  /** Ends a workload and revokes all its leases. Idempotent: the first reason stays. */
+  async endWorkload(id: string, reason: RevokeReason): Promise<number> {
+    const w = await this.store.getWorkload(id);
+    if (!w) throw notFound(`workload ${id} is not registered`);
+    const ended = await this.store.endWorkload(id, reason, this.clock());
+    if (ended) {
+      await this.event('workload_ended', id, null, reason);
+      const level = reason === 'anomaly_rate' || reason === 'anomaly_report' ? 'error' : 'info';
+      this.log[level]({ workload: id, name: w.name, reason, alert: level === 'error' || undefined }, 'workload ended; revoking its leases');
+    }
+    return this.revokeWorkloadLeases(id, reason);
+  }
+
+  private async revokeWorkloadLeases(workloadId: string, reason: RevokeReason): Promise<number> {
+    let n = 0;
+    const now = this.clock();
+    for (const l of await this.store.leasesOfWorkload(workloadId, ['active'])) {
+      if (await this.store.markRevoking(l.id, reason, now)) n++;
+    }
+    if (n > 0) this.onDue();
+    return n;
+  }
+
+  // ---- tokens ----
+
+  async requestToken(input: TokenInput): Promise<TokenView> {
+    const w = await this.store.getWorkload(input.workload);
+    if (!w) throw notFound(`workload ${input.workload} is not registered`);
+    if (w.state !== 'active') throw new BrokerError('ERR_CONFLICT', `workload ${w.id} has ended (${w.reason ?? 'unknown reason'}); register again`);
+    const scopeKey = scopeKeyOf(input);
+    const cached = await this.store.findCached(w.id, input.role, scopeKey);
+    const now = this.clock();
+    if (cached && cached.token && freshEnough(now, cached.tokenIssuedAt, cached.expiresAt)) {
+      this.metrics.issued.inc({ source: 'cache' });
+      return this.view(cached, true);
+    }
+    // Concurrent identical requests share one mint.
+    const key = `${w.id}\u0000${input.role}\u0000${scopeKey}`;
+    const pending = this.inflight.get(key);
+    if (pending) return { ...(await pending), cached: true };
+    const p = this.mint(w, input.role, scopeKey).finally(() => this.inflight.delete(key));
+    this.inflight.set(key, p);
+    return p;
+  }
+
+  private view(r: LeaseRow, cached: boolean): TokenView {
+    const now = this.clock();
+    return {
+      token: r.token ?? '',
+      jti: r.jti ?? '',
+      lease_id: r.leaseId ?? '',
+      role: r.role,
+      workload: r.workloadId,
+      issued_at: iso(r.tokenIssuedAt),
+      expires_at: iso(r.expiresAt),
+      ttl: Math.max(0, Math.floor((r.expiresAt - now) / 1000)),
+      cached,
+    };
+  }
+
+  /** Intent row, then Vault, then completion: a crash anywhere leaves a row reconcile understands. */
+  private async mint(w: WorkloadRow, role: string, scopeKey: string): Promise<TokenView> {
+    const id = randomUUID();
+    const start = this.clock();
+    await this.store.insertIntent({ id, workloadId: w.id, role, scopeKey, owner: this.settings.replica, at: start, claimUntil: start + this.settings.claimTtlMs });
+    const intent = (await this.store.getLease(id)) as LeaseRow;
+    await this.hooks?.at?.('issue:before-vault', intent);
+    let creds: Creds;
+    try {
+      creds = await this.vault.issue(role, requestOf(scopeKey));
+    } catch (err) {
+      await this.store.closeIntent(id, 'failed', describeError(err), this.clock());
+      this.metrics.failures.inc({ op: 'issue' });
+      this.log.warn({ workload: w.id, role, lease: id, err: describeError(err) }, 'issue failed');
+      if (err instanceof PermanentError) throw new BrokerError('ERR_BAD_INPUT', `Vault refused the request: ${describeError(err.cause ?? err)}`);
+      throw err;
+    }
+    await this.hooks?.at?.('issue:after-vault', intent);
+    const now = this.clock();
+    const expiresAt = expiresAtOf(creds, now);
+    const issued = {
+      leaseId: creds.lease_id,
+      jti: creds.jti,
+      token: creds.token,
+      ttlMs: creds.lease_duration * 1000,
+      tokenIssuedAt: now,
+      expiresAt,
+      dueAt: nextRenewalAt(now, expiresAt, this.settings.timing, this.random),
+    };
+    if (!(await this.store.completeIntent(id, this.settings.replica, issued))) {
+      // Our claim on the intent lapsed and reconcile may have treated it as abandoned: do not hand out a lease we do not own.
+      await this.vault.revoke(creds.lease_id).catch(() => undefined);
+      throw new BrokerError('ERR_VAULT', 'issuing took longer than the intent claim; try again');
+    }
+    await this.event('issued', w.id, id, null, role);
+    this.metrics.issued.inc({ source: 'vault' });
+    this.log.info({ workload: w.id, role, lease: id, jti: creds.jti, ttl_s: creds.lease_duration }, 'lease issued');
+    const row = (await this.store.getLease(id)) as LeaseRow;
+    // The workload may have ended (or been revoked) while Vault answered.
+    const current = await this.store.getWorkload(w.id);
+    if (current?.state !== 'active') {
+      await this.store.markRevoking(id, current?.reason ?? 'workload_ended', now);
+      this.onDue();
+      throw new BrokerError('ERR_CONFLICT', `workload ${w.id} has ended (${current?.reason ?? 'unknown reason'})`);
+    }
+    await this.checkIssuanceRate(w);
+    return this.view(row, false);
+  }
+
+  private async checkIssuanceRate(w: WorkloadRow): Promise<void> {
+    const a = this.settings.anomaly;
+    const now = this.clock();
+    const recent = await this.store.countEvents(w.id, 'issued', now - a.windowMs);
+    if (recent < a.minCount) return;
+    const older = (await this.store.countEvents(w.id, 'issued', now - a.baselineMs)) - recent;
+    const expected = (older * a.windowMs) / Math.max(1, a.baselineMs - a.windowMs);
+    if (recent > a.multiple * Math.max(expected, 1)) {
+      await this.event('anomaly', w.id, null, 'anomaly_rate', `${recent} issued in ${a.windowMs} ms; usual ${expected.toFixed(2)}`);
+      this.log.error({ alert: true, workload: w.id, name: w.name, recent, usual: Number(expected.toFixed(2)) }, 'issuance spike: revoking the workload');
+      await this.endWorkload(w.id, 'anomaly_rate');
+      throw new BrokerError('ERR_CONFLICT', `workload ${w.id} was revoked: issuance rate anomaly`);
+    }
+  }
+
+  /** The current token of the lease a jti names; a replaced lease answers its successor's. */
+  async getToken(jti: string): Promise<TokenView> {
+    let row = await this.store.getLeaseByJti(jti);
+    if (!row) throw notFound(`no token with jti ${jti}`);
+    for (let hops = 0; row.state === 'revoking' && row.reason === 'replaced' && row.replacedBy && hops < 10; hops++) {
+      const next = await this.store.getLease(row.replacedBy);
+      if (!next) break;
+      row = next;
+    }
+    if (row.state !== 'active' && !(row.state === 'revoking' && row.reason === 'replaced')) {
+      throw new BrokerError('ERR_GONE', `token ${jti} is no longer valid: lease ${row.state}${row.reason ? ` (${row.reason})` : ''}`);
+    }
+    return this.view(row, true);
+  }
+
+  async revokeToken(jtiOrLeaseId: string, reason: RevokeReason = 'explicit'): Promise<LeaseView> {
+    const row = (await this.store.getLeaseByJti(jtiOrLeaseId)) ?? (await this.store.getLeaseByVaultId(jtiOrLeaseId)) ?? (await this.store.getLease(jtiOrLeaseId));
+    if (!row) throw notFound(`no lease with jti or id ${jtiOrLeaseId}`);
+    if (await this.store.markRevoking(row.id, reason, this.clock())) {
+      await this.event('revoke_requested', row.workloadId, row.id, reason);
+      this.onDue();
+    }
+    return leaseView((await this.store.getLease(row.id)) as LeaseRow);
+  }
+
+  /** A resource server saw the token used out of scope: the whole workload is revoked. */
+  async report(jti: string, reason: string): Promise<{ workload: string; revoked: number }> {
+    const row = await this.store.getLeaseByJti(jti);
+    if (!row) throw notFound(`no token with jti ${jti}`);
+    await this.event('report', row.workloadId, row.id, 'anomaly_report', reason.slice(0, 500));
+    this.log.error({ alert: true, workload: row.workloadId, jti, report: reason.slice(0, 200) }, 'out-of-scope use reported: revoking the workload');
+    const revoked = await this.endWorkload(row.workloadId, 'anomaly_report');
+    return { workload: row.workloadId, revoked };
+  }
+
+  // ---- the loop's work ----
+
+  /** Claims due leases and renews or revokes them; returns how many it handled. */
+  async processDue(): Promise<number> {
+    const now = this.clock();
+    const rows = await this.store.claimDue(this.settings.replica, now, now + this.settings.claimTtlMs, this.settings.batchSize);
+    let next = 0;
+    const worker = async () => {
+      while (next < rows.length) {
+        const row = rows[next++];
+        try {
+          if (row.state === 'active') await this.renewOne(row);
+          else await this.revokeOne(row);
+        } catch (err) {
+          this.log.error({ lease: row.id, err: describeError(err) }, 'lease step failed');
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(this.settings.concurrency, rows.length) }, worker));
+    return rows.length;
+  }
+
+  private async renewOne(row: LeaseRow): Promise<void> {
+    const now = this.clock();
+    this.metrics.renewalLag.observe(Math.max(0, now - row.dueAt) / 1000);
+    if (now >= row.expiresAt) {
+      await this.store.finish(row.id, 'expired', now, row.lastError ?? 'expired before it could be renewed');
+      await this.event('expired', row.workloadId, row.id, null, row.lastError);
+      this.log.warn({ lease: row.id, workload: row.workloadId }, 'lease expired before it could be renewed');
+      return;
+    }
+    let creds: Creds;
+    try {
+      creds = await this.vault.renew(row.leaseId as string);
+    } catch (err) {
+      this.metrics.failures.inc({ op: 'renew' });
+      const t = this.clock();
+      if (err instanceof PermanentError) {
+        this.metrics.renewals.inc({ result: 'gone' });
+        await this.store.finish(row.id, 'gone', t, describeError(err));
+        await this.event('gone', row.workloadId, row.id, null, describeError(err));
+        this.log.warn({ lease: row.id, workload: row.workloadId, err: describeError(err) }, 'Vault no longer knows the lease');
+        return;
+      }
+      this.metrics.renewals.inc({ result: 'error' });
+      const attempts = row.attempts + 1;
+      const due = backoffAt(t, attempts, row.expiresAt, this.settings.timing, this.random);
+      await this.store.recordFailure(row.id, this.settings.replica, attempts, due, describeError(err));
+      this.log.warn({ lease: row.id, attempts, retry_in_ms: due - t, err: describeError(err) }, 'renewal failed; backing off');
+      return;
+    }
+    await this.hooks?.at?.('renew:after-vault', row);
+    const t = this.clock();
+    const expiresAt = expiresAtOf(creds, t);
+    const renewed = { token: creds.token, tokenIssuedAt: t, expiresAt, dueAt: nextRenewalAt(t, expiresAt, this.settings.timing, this.random) };
+    if (!(await this.store.recordRenewal(row.id, this.settings.replica, renewed))) return;
+    this.metrics.renewals.inc({ result: 'ok' });
+    await this.hooks?.at?.('renewed', { ...row, ...renewed });
+    this.log.debug({ lease: row.id, ttl_s: creds.lease_duration }, 'lease renewed');
+    // Vault granted less than the lease's ttl: max_ttl is near. Fetch a successor now.
+    if (creds.lease_duration * 1000 < row.ttlMs) await this.replace(row);
+  }
+
+  private async replace(old: LeaseRow): Promise<void> {
+    const w = await this.store.getWorkload(old.workloadId);
+    if (!w || w.state !== 'active') return;
+    try {
+      const fresh = await this.mint(w, old.role, old.scopeKey);
+      const successor = await this.store.getLeaseByJti(fresh.jti);
+      await this.store.markRevoking(old.id, 'replaced', this.clock() + this.settings.replaceGraceMs, successor?.id);
+      await this.event('replaced', old.workloadId, old.id, 'replaced', successor?.id ?? null);
+      this.log.info({ lease: old.id, successor: successor?.id, workload: old.workloadId }, 'max_ttl near: re-fetched; old lease revoked after grace');
+    } catch (err) {
+      this.log.warn({ lease: old.id, err: describeError(err) }, 're-fetch near max_ttl failed; will retry at the next renewal');
+    }
+  }
+
+  private async revokeOne(row: LeaseRow): Promise<void> {
+    const reason = row.reason ?? 'explicit';
+    try {
+      if (row.leaseId) await this.vault.revoke(row.leaseId);
+    } catch (err) {
+      this.metrics.failures.inc({ op: 'revoke' });
+      const t = this.clock();
+      const attempts = row.attempts + 1;
+      if (t >= row.expiresAt) {
+        await this.store.finish(row.id, 'expired', t, describeError(err));
+        await this.event('expired', row.workloadId, row.id, reason, 'expired while revocation was failing');
+        return;
+      }
+      if (err instanceof PermanentError || attempts >= this.settings.maxRevokeAttempts) {
+        await this.store.finish(row.id, 'irrevocable', t, describeError(err));
+        await this.event('irrevocable', row.workloadId, row.id, reason, describeError(err));
+        this.log.error({ alert: true, lease: row.id, workload: row.workloadId, attempts, err: describeError(err) }, 'lease is irrevocable');
+        return;
+      }
+      const due = backoffAt(t, attempts, row.expiresAt, this.settings.timing, this.random);
+      await this.store.recordFailure(row.id, this.settings.replica, attempts, due, describeError(err));
+      this.log.warn({ lease: row.id, attempts, retry_in_ms: due - t, err: describeError(err) }, 'revocation failed; backing off');
+      return;
+    }
+    await this.store.finish(row.id, 'revoked', this.clock());
+    await this.event('revoked', row.workloadId, row.id, reason);
+    this.metrics.revocations.inc({ reason });
+    this.log.info({ lease: row.id, workload: row.workloadId, jti: row.jti, reason }, 'lease revoked');
+  }
+
+  /** Heartbeats, processes, maximum age. */
+  async checkTriggers(): Promise<void> {
+    const now = this.clock();
+    for (const w of await this.store.activeWorkloads()) {
+      if (w.heartbeatIntervalMs > 0 && now - w.lastHeartbeatAt > w.heartbeatIntervalMs * (1 + this.settings.heartbeatTolerance)) {
+        await this.endWorkload(w.id, 'heartbeat_missed');
+      } else if (w.pid !== null && w.host === this.settings.host && !pidAlive(w.pid)) {
+        await this.endWorkload(w.id, 'process_exited');
+      }
+    }
+    if (this.settings.maxLeaseAgeMs > 0) {
+      let n = 0;
+      for (const l of await this.store.leasesOlderThan(now - this.settings.maxLeaseAgeMs, 1000)) {
+        if (await this.store.markRevoking(l.id, 'max_age', now)) n++;
+      }
+      if (n > 0) this.onDue();
+    }
+  }
+
+  async refreshGauges(): Promise<void> {
+    const s = await this.store.stats();
+    this.metrics.activeLeases.set(s.byState.active ?? 0);
+    this.metrics.irrevocable.set(s.byState.irrevocable ?? 0);
+  }
+
+  /**
+   * Reconcile against Vault: every lease Vault holds for the broker's roles must
+   * be owned by a registry row; any other is revoked. Intents whose issuer died
+   * are closed. Vault is listed before the registry is read, so a lease that
+   * completes in between is seen as owned; one still in flight belongs to an open intent.
+   */
+  async reconcile(): Promise<{ orphansRevoked: number; intentsClosed: number }> {
+    const roles = new Set([...this.settings.roles, ...(await this.store.knownRoles())]);
+    const inVault: string[] = [];
+    for (const role of roles) inVault.push(...(await this.vault.list(role)));
+    const now = this.clock();
+    const open = await this.store.openIntentCount(now);
+    const owned = await this.store.ownedVaultLeaseIds();
+    let orphansRevoked = 0;
+    for (const leaseId of inVault) {
+      if (owned.has(leaseId)) continue;
+      if (open > 0) {
+        const info = await this.vault.lookup(leaseId);
+        if (info === null) continue;
+        const issued = Date.parse(info.issue_time);
+        if (Number.isFinite(issued) && now - issued < this.settings.claimTtlMs) continue; // an issue under way may own it
+      }
+      try {
+        await this.vault.revoke(leaseId);
+        orphansRevoked++;
+        this.metrics.revocations.inc({ reason: 'orphan' });
+        await this.event('orphan_revoked', null, null, 'orphan', leaseId);
+        this.log.warn({ lease_id: leaseId }, 'revoked a lease no registry row owns');
+      } catch (err) {
+        this.metrics.failures.inc({ op: 'revoke' });
+        this.log.error({ lease_id: leaseId, err: describeError(err) }, 'could not revoke an orphan lease; will retry at the next reconcile');
+      }
+    }
+    let intentsClosed = 0;
+    for (const i of await this.store.staleIntents(now)) {
+      await this.store.closeIntent(i.id, 'abandoned', 'issuer stopped before recording the answer', now);
+      await this.event('intent_abandoned', i.workloadId, i.id, null);
+      intentsClosed++;
+    }
+    if (orphansRevoked + intentsClosed > 0) this.log.info({ orphans_revoked: orphansRevoked, intents_closed: intentsClosed }, 'reconciled with Vault');
+    return { orphansRevoked, intentsClosed };
+  }
+
+  /** SIGTERM with revoke_on_shutdown: end this replica's workloads and revoke their leases now. */
+  async revokeForShutdown(deadline: number): Promise<{ revoked: number; left: number }> {
+    const rows: LeaseRow[] = [];
+    for (const w of await this.store.activeWorkloads()) {
+      if (w.replica !== this.settings.replica) continue;
+      await this.store.endWorkload(w.id, 'shutdown', this.clock());
+      await this.revokeWorkloadLeases(w.id, 'shutdown');
+      rows.push(...(await this.store.leasesOfWorkload(w.id, ['revoking'])));
+    }
+    let revoked = 0;
+    let next = 0;
+    const worker = async () => {
+      while (next < rows.length && this.clock() < deadline) {
+        const row = rows[next++];
+        try {
+          if (row.leaseId) await this.vault.revoke(row.leaseId);
+          await this.store.finish(row.id, 'revoked', this.clock());
+          await this.event('revoked', row.workloadId, row.id, row.reason ?? 'shutdown');
+          this.metrics.revocations.inc({ reason: row.reason ?? 'shutdown' });
+          revoked++;
+        } catch (err) {
+          // Left in 'revoking': the next start retries it.
+          this.log.warn({ lease: row.id, err: describeError(err) }, 'revocation at shutdown failed; the next start retries it');
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(this.settings.concurrency, rows.length) }, worker));
+    return { revoked, left: rows.length - revoked };
+  }
+
+  async status(): Promise<Record<string, unknown>> {
+    const s = await this.store.stats();
+    return { replica: this.settings.replica, store: this.store.kind, leases: s.byState, workloads: s.workloads };
+  }
+
+  async leases(states: readonly LeaseRow['state'][], limit: number): Promise<LeaseView[]> {
+    return (await this.store.listLeases(states, limit)).map(leaseView);
+  }
+
+  async events(limit: number) {
+    return this.store.recentEvents(limit);
+  }
+}

@@ -1,0 +1,198 @@
+// The broker's config file (HCL or JSON, same shape): Vault address and login,
+// store, listener, thresholds. Relative paths resolve against the file's folder.
+
+import { readFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { parse as parseHcl } from '@cdktf/hcl2json';
+import type { ListenSettings } from './api.ts';
+import { parseDurationMs } from './api.ts';
+import { DEFAULT_SETTINGS, type BrokerSettings } from './broker.ts';
+import { BrokerError } from './errors.ts';
+import { DEFAULT_LOOP, type LoopSettings } from './loop.ts';
+import type { VaultAuth, VaultSettings } from './vault.ts';
+
+export type StoreConfig = { kind: 'sqlite'; path: string } | { kind: 'postgres'; url: string };
+
+export interface BrokerConfig {
+  vault: VaultSettings;
+  store: StoreConfig;
+  listener: ListenSettings;
+  broker: BrokerSettings;
+  loop: LoopSettings;
+  logLevel: string;
+  /** How long SIGTERM's graceful stage may take before the forced stage. */
+  shutdownTimeoutMs: number;
+}
+
+type Obj = Record<string, unknown>;
+
+function fail(message: string): never {
+  throw new BrokerError('ERR_CONFIG', message);
+}
+
+/** HCL blocks arrive as lists of objects; JSON may give the object itself. */
+function block(v: unknown, where: string): Obj | undefined {
+  if (v === undefined || v === null) return undefined;
+  const o = Array.isArray(v) ? v[0] : v;
+  if (o === null || typeof o !== 'object' || Array.isArray(o)) fail(`${where} must be a block`);
+  return o as Obj;
+}
+
+/** A labelled block (`store "sqlite" {...}`): its one label and body. */
+function labelled(v: unknown, where: string): [string, Obj] | undefined {
+  const o = block(v, where);
+  if (!o) return undefined;
+  const keys = Object.keys(o);
+  if (keys.length !== 1) fail(`${where} needs exactly one type label, e.g. ${where} "sqlite" { ... }`);
+  return [keys[0], block(o[keys[0]], `${where} "${keys[0]}"`) ?? {}];
+}
+
+function str(o: Obj | undefined, key: string, where: string): string | undefined {
+  const v = o?.[key];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'string' || v === '') fail(`${where}.${key} must be a non-empty string`);
+  return v;
+}
+
+function num(o: Obj | undefined, key: string, where: string): number | undefined {
+  const v = o?.[key];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) fail(`${where}.${key} must be a non-negative number`);
+  return v;
+}
+
+function dur(o: Obj | undefined, key: string, where: string): number | undefined {
+  const v = o?.[key];
+  if (v === undefined || v === null) return undefined;
+  if (v === 0 || v === '0') return 0;
+  try {
+    return parseDurationMs(`${where}.${key}`, v);
+  } catch (err) {
+    fail((err as Error).message);
+  }
+}
+
+export function parseConfig(raw: Obj, baseDir: string, env: Record<string, string | undefined> = process.env): BrokerConfig {
+  const rel = (p: string) => resolve(baseDir, p);
+  const v = block(raw.vault, 'vault') ?? fail('a vault { address = ... } block is required');
+  const address = str(v, 'address', 'vault') ?? env.VAULT_ADDR ?? fail('vault.address is required');
+  const authBlock = labelled(v.auth, 'vault.auth');
+  let auth: VaultAuth;
+  const [method, a] = authBlock ?? ['token', {}];
+  if (method === 'token') {
+    const tokenFile = str(a, 'token_file', 'auth "token"');
+    auth = { method: 'token', token: str(a, 'token', 'auth "token"') ?? (tokenFile ? undefined : env.VAULT_TOKEN), tokenFile: tokenFile && rel(tokenFile) };
+  } else if (method === 'approle') {
+    const file = str(a, 'secret_id_file', 'auth "approle"');
+    auth = {
+      method: 'approle',
+      path: str(a, 'path', 'auth "approle"') ?? 'approle',
+      roleId: str(a, 'role_id', 'auth "approle"') ?? fail('auth "approle" needs role_id'),
+      secretId: str(a, 'secret_id', 'auth "approle"'),
+      secretIdFile: file && rel(file),
+    };
+  } else if (method === 'jwt') {
+    const file = str(a, 'jwt_file', 'auth "jwt"');
+    auth = {
+      method: 'jwt',
+      path: str(a, 'path', 'auth "jwt"') ?? 'jwt',
+      role: str(a, 'role', 'auth "jwt"') ?? fail('auth "jwt" needs role'),
+      jwt: str(a, 'jwt', 'auth "jwt"'),
+      jwtFile: file && rel(file),
+    };
+  } else {
+    fail(`vault.auth "${method}" is not one of token, approle, jwt`);
+  }
+
+  const st = labelled(raw.store, 'store') ?? ['sqlite', { path: './broker.db' }];
+  let store: StoreConfig;
+  if (st[0] === 'sqlite') store = { kind: 'sqlite', path: rel(str(st[1], 'path', 'store "sqlite"') ?? './broker.db') };
+  else if (st[0] === 'postgres' || st[0] === 'postgresql') {
+    store = { kind: 'postgres', url: str(st[1], 'url', 'store "postgres"') ?? env.TVM_BROKER_DATABASE_URL ?? fail('store "postgres" needs url') };
+  } else fail(`store "${st[0]}" is not one of sqlite, postgres`);
+
+  const l = block(raw.listener, 'listener');
+  const socket = str(l, 'socket', 'listener');
+  const listener: ListenSettings = { address: str(l, 'address', 'listener') ?? (socket ? undefined : '127.0.0.1:8300'), socket: socket && rel(socket) };
+  if (listener.address) {
+    const host = listener.address.slice(0, listener.address.lastIndexOf(':'));
+    if (!['127.0.0.1', 'localhost', '::1', '[::1]'].includes(host)) fail(`listener.address ${listener.address} must be a loopback address (the API has no authentication)`);
+  }
+
+  const r = block(raw.renewal, 'renewal');
+  const w = block(raw.workloads, 'workloads');
+  const an = block(raw.anomaly, 'anomaly');
+  const rv = block(raw.revocation, 'revocation');
+  const lp = block(raw.loop, 'loop');
+  const d = DEFAULT_SETTINGS;
+  const roles = raw.roles;
+  if (roles !== undefined && (!Array.isArray(roles) || !roles.every((x) => typeof x === 'string'))) fail('roles must be a list of role names');
+  if (raw.revoke_on_shutdown !== undefined && typeof raw.revoke_on_shutdown !== 'boolean') fail('revoke_on_shutdown must be true or false');
+
+  const broker: BrokerSettings = {
+    ...d,
+    replica: str(raw, 'replica', 'config') ?? d.replica,
+    roles: (roles as string[] | undefined) ?? [],
+    timing: {
+      renewFraction: d.timing.renewFraction,
+      jitterFraction: num(r, 'jitter', 'renewal') ?? d.timing.jitterFraction,
+      backoffMinMs: dur(r, 'backoff_min', 'renewal') ?? d.timing.backoffMinMs,
+      backoffMaxMs: dur(r, 'backoff_max', 'renewal') ?? d.timing.backoffMaxMs,
+      expiryMarginMs: dur(r, 'expiry_margin', 'renewal') ?? d.timing.expiryMarginMs,
+    },
+    replaceGraceMs: dur(r, 'replace_grace', 'renewal') ?? d.replaceGraceMs,
+    maxLeaseAgeMs: dur(r, 'max_age', 'renewal') ?? d.maxLeaseAgeMs,
+    heartbeatTolerance: num(w, 'heartbeat_tolerance', 'workloads') ?? d.heartbeatTolerance,
+    anomaly: {
+      windowMs: dur(an, 'window', 'anomaly') ?? d.anomaly.windowMs,
+      baselineMs: dur(an, 'baseline', 'anomaly') ?? d.anomaly.baselineMs,
+      multiple: num(an, 'multiple', 'anomaly') ?? d.anomaly.multiple,
+      minCount: num(an, 'min_count', 'anomaly') ?? d.anomaly.minCount,
+    },
+    maxRevokeAttempts: num(rv, 'max_attempts', 'revocation') ?? d.maxRevokeAttempts,
+    claimTtlMs: dur(lp, 'claim_ttl', 'loop') ?? d.claimTtlMs,
+    batchSize: num(lp, 'batch', 'loop') ?? d.batchSize,
+    concurrency: num(lp, 'concurrency', 'loop') ?? d.concurrency,
+    revokeOnShutdown: (raw.revoke_on_shutdown as boolean | undefined) ?? true,
+  };
+  if (broker.timing.backoffMinMs > broker.timing.backoffMaxMs) fail('renewal.backoff_min must not exceed renewal.backoff_max');
+  const loop: LoopSettings = {
+    tickMs: dur(lp, 'tick', 'loop') ?? DEFAULT_LOOP.tickMs,
+    triggerIntervalMs: dur(lp, 'trigger_interval', 'loop') ?? DEFAULT_LOOP.triggerIntervalMs,
+    reconcileIntervalMs: dur(lp, 'reconcile_interval', 'loop') ?? DEFAULT_LOOP.reconcileIntervalMs,
+  };
+  return {
+    vault: { address, mount: str(v, 'mount', 'vault') ?? 'tvm', auth, timeoutMs: dur(v, 'timeout', 'vault') ?? 30_000 },
+    store,
+    listener,
+    broker,
+    loop,
+    logLevel: str(block(raw.log, 'log'), 'level', 'log') ?? 'info',
+    shutdownTimeoutMs: dur(raw, 'shutdown_timeout', 'config') ?? 10_000,
+  };
+}
+
+export async function loadConfig(path: string, env: Record<string, string | undefined> = process.env): Promise<BrokerConfig> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    fail(`cannot read ${path}: ${(err as Error).message}`);
+  }
+  let raw: unknown;
+  if (path.endsWith('.json')) {
+    try {
+      raw = JSON.parse(text);
+    } catch (err) {
+      fail(`${path} is not valid JSON: ${(err as Error).message}`);
+    }
+  } else {
+    try {
+      raw = await parseHcl(path, text);
+    } catch (err) {
+      fail(`${path} is not valid HCL: ${String((err as Error).message ?? err).split('\n')[0]}`);
+    }
+  }
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) fail(`${path} must hold a config object`);
+  return parseConfig(raw as Obj, dirname(resolve(path)), env);
+}

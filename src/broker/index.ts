@@ -1,0 +1,24 @@
+// The broker's public surface. Explicit exports only.
+export { Broker, DEFAULT_SETTINGS, leaseView, scopeKeyOf } from './broker.ts';
+export type { AnomalySettings, BrokerSettings, HookPoint, LeaseView, TokenInput, TokenView, WorkloadInput } from './broker.ts';
+export { createApi, listen, parseDurationMs, MAX_BODY_BYTES } from './api.ts';
+export type { ListenSettings, RunningApi } from './api.ts';
+export { loadConfig, parseConfig } from './config.ts';
+export type { BrokerConfig, StoreConfig } from './config.ts';
+export { BrokerError, PermanentError, HTTP_STATUS } from './errors.ts';
+export type { BrokerErrorCode } from './errors.ts';
+export { startBroker } from './lifecycle.ts';
+export type { RunningBroker, StartOptions } from './lifecycle.ts';
+export { createLogger } from './log.ts';
+export type { Logger } from './log.ts';
+export { WorkLoop, DEFAULT_LOOP } from './loop.ts';
+export type { LoopSettings } from './loop.ts';
+export { createMetrics } from './metrics.ts';
+export type { BrokerMetrics } from './metrics.ts';
+export { openStore } from './store/index.ts';
+export { SqliteStore, SQLITE_MIGRATIONS } from './store/sqlite.ts';
+export { DEFAULT_TIMING, backoffAt, freshEnough, nextRenewalAt } from './timing.ts';
+export type { RenewalTiming } from './timing.ts';
+export type { Clock, EventRow, LeaseRow, LeaseState, Random, RevokeReason, Store, WorkloadRow } from './types.ts';
+export { createVaultGateway } from './vault.ts';
+export type { VaultAuth, VaultGateway, VaultSettings } from './vault.ts';

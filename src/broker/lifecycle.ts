@@ -1,0 +1,114 @@
+// Starting and stopping a broker: store, Vault login, reconcile, loop, API.
+// Shutdown is two-stage: graceful (stop accepting, finish the pass under way,
+// revoke this replica's leases when revoke_on_shutdown, release claims), then
+// forced after the timeout or on a second request. Safe to call twice.
+
+import type { Server } from 'node:http';
+import { createApi, listen } from './api.ts';
+import { Broker, type BrokerDeps } from './broker.ts';
+import type { BrokerConfig } from './config.ts';
+import { describeError } from './errors.ts';
+import { createLogger, type Logger } from './log.ts';
+import { WorkLoop } from './loop.ts';
+import { createMetrics, type BrokerMetrics } from './metrics.ts';
+import { openStore } from './store/index.ts';
+import type { Clock, Random, Store } from './types.ts';
+import { createVaultGateway, type VaultGateway } from './vault.ts';
+
+export interface StartOptions {
+  log?: Logger;
+  clock?: Clock;
+  random?: Random;
+  hooks?: BrokerDeps['hooks'];
+  /** Stand-in for Vault (tests); default: the client library against config.vault. */
+  vault?: VaultGateway;
+  /** Stand-in store (tests); default: opened from config.store. */
+  store?: Store;
+}
+
+export interface RunningBroker {
+  url: string | null;
+  socket: string | null;
+  broker: Broker;
+  store: Store;
+  metrics: BrokerMetrics;
+  log: Logger;
+  /** What reconcile found at start. */
+  reconciled: { orphansRevoked: number; intentsClosed: number };
+  /** Graceful stop (then forced after the timeout); `force` skips to the forced stage. */
+  stop(options?: { force?: boolean }): Promise<void>;
+}
+
+export async function startBroker(config: BrokerConfig, options: StartOptions = {}): Promise<RunningBroker> {
+  const log = options.log ?? createLogger({ level: config.logLevel });
+  const clock = options.clock ?? Date.now;
+  const metrics = createMetrics();
+  const vault = options.vault ?? createVaultGateway(config.vault, clock);
+  const store = options.store ?? (await openStore(config.store));
+  let api: Awaited<ReturnType<typeof listen>> | null = null;
+  const servers: Server[] = [];
+  try {
+    await vault.login();
+    const broker = new Broker({ store, vault, log, metrics, clock, random: options.random, hooks: options.hooks }, config.broker);
+    // Whatever this replica held when it died is claimable again at once.
+    await store.releaseClaims(config.broker.replica);
+    const reconciled = await broker.reconcile();
+    await broker.refreshGauges();
+    const loop = new WorkLoop(broker, vault, log, config.loop, clock);
+    loop.start();
+    api = await listen(() => {
+      const s = createApi(broker, metrics, log);
+      servers.push(s);
+      return s;
+    }, config.listener);
+    log.info({ url: api.url, socket: api.socket, store: store.kind, replica: config.broker.replica, ...reconciled }, 'broker started');
+
+    let graceful: Promise<void> | null = null;
+    let forced: Promise<void> | null = null;
+    let onForced: () => void = () => undefined;
+    const forcedDone = new Promise<void>((resolve) => (onForced = resolve));
+    const running = api;
+    const forceStop = (): Promise<void> =>
+      (forced ??= (async () => {
+        log.warn('forced stop');
+        for (const s of servers) s.closeAllConnections();
+        await running.close();
+        void loop.stop();
+        await store.close().catch(() => undefined);
+        onForced();
+      })());
+    const stop = async (o: { force?: boolean } = {}): Promise<void> => {
+      if (o.force) return forceStop();
+      graceful ??= (async () => {
+        const deadline = clock() + config.shutdownTimeoutMs;
+        const timer = setTimeout(() => void forceStop(), config.shutdownTimeoutMs + 1_000);
+        try {
+          await running.close();
+          await loop.stop();
+          if (forced) return;
+          if (config.broker.revokeOnShutdown) {
+            const r = await broker.revokeForShutdown(deadline);
+            log.info(r, 'revoked leases at shutdown');
+          }
+          await store.releaseClaims(config.broker.replica);
+          await store.close();
+          log.info('broker stopped');
+        } catch (err) {
+          if (!forced) {
+            log.error({ err: describeError(err) }, 'graceful stop failed; forcing');
+            await forceStop();
+          }
+        } finally {
+          clearTimeout(timer);
+        }
+      })();
+      // The forced stage ends the wait even when a graceful step hangs.
+      await Promise.race([graceful, forcedDone]);
+    };
+    return { url: api.url, socket: api.socket, broker, store, metrics, log, reconciled, stop };
+  } catch (err) {
+    await api?.close();
+    if (!options.store) await store.close().catch(() => undefined);
+    throw err;
+  }
+}

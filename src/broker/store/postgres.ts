@@ -1,0 +1,280 @@
+// The scale-out store: PostgreSQL through node-postgres. Several broker
+// replicas share one database; due leases are claimed with
+// FOR UPDATE SKIP LOCKED and a claim that expires, so two replicas never work
+// the same lease at once and a dead replica's leases return to the pool.
+
+import pg from 'pg';
+import type { EventRow, Issued, LeaseRow, LeaseState, NewIntent, Renewed, Store, StoreStats, WorkloadRow } from '../types.ts';
+import { LIVE_LEASE_STATES } from '../types.ts';
+import { eventFromRow, leaseFromRow, workloadFromRow } from './rows.ts';
+
+/** Numbered migrations; never edit one that shipped, add the next. */
+export const POSTGRES_MIGRATIONS: readonly string[] = [
+  // 1: registry
+  `CREATE TABLE workloads (
+     id TEXT PRIMARY KEY, name TEXT NOT NULL, heartbeat_interval_ms BIGINT NOT NULL, pid INTEGER,
+     host TEXT NOT NULL, replica TEXT NOT NULL, state TEXT NOT NULL, reason TEXT,
+     created_at BIGINT NOT NULL, last_heartbeat_at BIGINT NOT NULL, ended_at BIGINT);
+   CREATE INDEX workloads_state ON workloads (state);
+   CREATE TABLE leases (
+     id TEXT PRIMARY KEY, workload_id TEXT NOT NULL REFERENCES workloads (id), role TEXT NOT NULL,
+     scope_key TEXT NOT NULL, state TEXT NOT NULL, lease_id TEXT, jti TEXT, token TEXT,
+     ttl_ms BIGINT NOT NULL DEFAULT 0, created_at BIGINT NOT NULL, token_issued_at BIGINT NOT NULL DEFAULT 0,
+     expires_at BIGINT NOT NULL DEFAULT 0, due_at BIGINT NOT NULL DEFAULT 0, attempts INTEGER NOT NULL DEFAULT 0,
+     renewals INTEGER NOT NULL DEFAULT 0, last_error TEXT, claim_owner TEXT, claim_until BIGINT NOT NULL DEFAULT 0,
+     reason TEXT, replaced_by TEXT, ended_at BIGINT);
+   CREATE INDEX leases_due ON leases (state, due_at);
+   CREATE INDEX leases_jti ON leases (jti);
+   CREATE INDEX leases_lease_id ON leases (lease_id);
+   CREATE INDEX leases_workload ON leases (workload_id, state);
+   CREATE TABLE events (
+     id BIGSERIAL PRIMARY KEY, at BIGINT NOT NULL, kind TEXT NOT NULL, workload_id TEXT,
+     lease_row_id TEXT, reason TEXT, detail TEXT);
+   CREATE INDEX events_workload ON events (workload_id, kind, at);`,
+];
+
+/** Serialises migrations across replicas starting together. */
+const MIGRATION_LOCK = 0x74766d62; // 'tvmb'
+
+type Raw = Record<string, unknown>;
+
+export class PostgresStore implements Store {
+  readonly kind = 'postgres' as const;
+  private readonly pool: pg.Pool;
+  private closed = false;
+
+  constructor(url: string, poolSize = 10) {
+    this.pool = new pg.Pool({ connectionString: url, max: poolSize });
+    // An idle client losing its connection must not crash the process.
+    this.pool.on('error', () => undefined);
+  }
+
+  private async q(sql: string, params: unknown[] = []): Promise<pg.QueryResult<Raw>> {
+    return this.pool.query<Raw>(sql, params);
+  }
+
+  private async rows(sql: string, params: unknown[] = []): Promise<Raw[]> {
+    return (await this.q(sql, params)).rows;
+  }
+
+  private async count(sql: string, params: unknown[] = []): Promise<number> {
+    return (await this.q(sql, params)).rowCount ?? 0;
+  }
+
+  async migrate(): Promise<number> {
+    const c = await this.pool.connect();
+    try {
+      await c.query('BEGIN');
+      await c.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
+      await c.query('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)');
+      const r = await c.query<{ v: number | null }>('SELECT MAX(version) AS v FROM schema_migrations');
+      let version = r.rows[0]?.v ?? 0;
+      for (let i = version; i < POSTGRES_MIGRATIONS.length; i++) {
+        await c.query(POSTGRES_MIGRATIONS[i]);
+        await c.query('INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)', [i + 1, Date.now()]);
+        version = i + 1;
+      }
+      await c.query('COMMIT');
+      return version;
+    } catch (err) {
+      await c.query('ROLLBACK').catch(() => undefined);
+      throw err;
+    } finally {
+      c.release();
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.pool.end();
+  }
+
+  async createWorkload(w: WorkloadRow): Promise<void> {
+    await this.q(
+      `INSERT INTO workloads (id, name, heartbeat_interval_ms, pid, host, replica, state, reason, created_at, last_heartbeat_at, ended_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+      [w.id, w.name, w.heartbeatIntervalMs, w.pid, w.host, w.replica, w.state, w.reason, w.createdAt, w.lastHeartbeatAt, w.endedAt],
+    );
+  }
+
+  async getWorkload(id: string): Promise<WorkloadRow | null> {
+    const r = await this.rows('SELECT * FROM workloads WHERE id = $1', [id]);
+    return r[0] ? workloadFromRow(r[0]) : null;
+  }
+
+  async heartbeat(id: string, at: number): Promise<boolean> {
+    return (await this.count(`UPDATE workloads SET last_heartbeat_at = $1 WHERE id = $2 AND state = 'active'`, [at, id])) === 1;
+  }
+
+  async endWorkload(id: string, reason: string, at: number): Promise<boolean> {
+    return (await this.count(`UPDATE workloads SET state = 'ended', reason = $1, ended_at = $2 WHERE id = $3 AND state = 'active'`, [reason, at, id])) === 1;
+  }
+
+  async activeWorkloads(): Promise<WorkloadRow[]> {
+    return (await this.rows(`SELECT * FROM workloads WHERE state = 'active'`)).map(workloadFromRow);
+  }
+
+  async insertIntent(i: NewIntent): Promise<void> {
+    await this.q(
+      `INSERT INTO leases (id, workload_id, role, scope_key, state, created_at, claim_owner, claim_until)
+       VALUES ($1, $2, $3, $4, 'intent', $5, $6, $7)`,
+      [i.id, i.workloadId, i.role, i.scopeKey, i.at, i.owner, i.claimUntil],
+    );
+  }
+
+  async completeIntent(id: string, owner: string, x: Issued): Promise<boolean> {
+    return (
+      (await this.count(
+        `UPDATE leases SET state = 'active', lease_id = $1, jti = $2, token = $3, ttl_ms = $4, token_issued_at = $5, expires_at = $6,
+           due_at = $7, claim_owner = NULL, claim_until = 0
+         WHERE id = $8 AND state = 'intent' AND claim_owner = $9`,
+        [x.leaseId, x.jti, x.token, x.ttlMs, x.tokenIssuedAt, x.expiresAt, x.dueAt, id, owner],
+      )) === 1
+    );
+  }
+
+  async closeIntent(id: string, state: 'failed' | 'abandoned', reason: string, at: number): Promise<void> {
+    await this.q(`UPDATE leases SET state = $1, reason = $2, ended_at = $3, claim_owner = NULL WHERE id = $4 AND state = 'intent'`, [state, reason, at, id]);
+  }
+
+  async staleIntents(now: number): Promise<LeaseRow[]> {
+    return (await this.rows(`SELECT * FROM leases WHERE state = 'intent' AND claim_until < $1`, [now])).map(leaseFromRow);
+  }
+
+  async openIntentCount(now: number): Promise<number> {
+    const r = await this.rows(`SELECT COUNT(*) AS n FROM leases WHERE state = 'intent' AND claim_until >= $1`, [now]);
+    return Number(r[0]?.n ?? 0);
+  }
+
+  async getLease(id: string): Promise<LeaseRow | null> {
+    const r = await this.rows('SELECT * FROM leases WHERE id = $1', [id]);
+    return r[0] ? leaseFromRow(r[0]) : null;
+  }
+
+  async getLeaseByJti(jti: string): Promise<LeaseRow | null> {
+    const r = await this.rows('SELECT * FROM leases WHERE jti = $1 ORDER BY created_at DESC LIMIT 1', [jti]);
+    return r[0] ? leaseFromRow(r[0]) : null;
+  }
+
+  async getLeaseByVaultId(leaseId: string): Promise<LeaseRow | null> {
+    const r = await this.rows('SELECT * FROM leases WHERE lease_id = $1 ORDER BY created_at DESC LIMIT 1', [leaseId]);
+    return r[0] ? leaseFromRow(r[0]) : null;
+  }
+
+  async findCached(workloadId: string, role: string, scopeKey: string): Promise<LeaseRow | null> {
+    const r = await this.rows(
+      `SELECT * FROM leases WHERE workload_id = $1 AND role = $2 AND scope_key = $3 AND state = 'active' ORDER BY expires_at DESC LIMIT 1`,
+      [workloadId, role, scopeKey],
+    );
+    return r[0] ? leaseFromRow(r[0]) : null;
+  }
+
+  async leasesOfWorkload(workloadId: string, states: readonly LeaseState[]): Promise<LeaseRow[]> {
+    return (await this.rows('SELECT * FROM leases WHERE workload_id = $1 AND state = ANY($2)', [workloadId, [...states]])).map(leaseFromRow);
+  }
+
+  async listLeases(states: readonly LeaseState[], limit: number): Promise<LeaseRow[]> {
+    return (await this.rows('SELECT * FROM leases WHERE state = ANY($1) ORDER BY created_at LIMIT $2', [[...states], limit])).map(leaseFromRow);
+  }
+
+  async ownedVaultLeaseIds(): Promise<Set<string>> {
+    const r = await this.rows('SELECT lease_id FROM leases WHERE lease_id IS NOT NULL AND state = ANY($1)', [[...LIVE_LEASE_STATES]]);
+    return new Set(r.map((x) => String(x.lease_id)));
+  }
+
+  async knownRoles(): Promise<string[]> {
+    const r = await this.rows(`SELECT DISTINCT role FROM leases WHERE state IN ('intent', 'active', 'revoking', 'irrevocable')`);
+    return r.map((x) => String(x.role));
+  }
+
+  async leasesOlderThan(before: number, limit: number): Promise<LeaseRow[]> {
+    return (await this.rows(`SELECT * FROM leases WHERE state = 'active' AND created_at < $1 LIMIT $2`, [before, limit])).map(leaseFromRow);
+  }
+
+  async claimDue(owner: string, now: number, claimUntil: number, limit: number): Promise<LeaseRow[]> {
+    // One statement: rows another replica is claiming right now are skipped, not waited for.
+    const r = await this.rows(
+      `UPDATE leases SET claim_owner = $1, claim_until = $3
+       WHERE id IN (
+         SELECT id FROM leases
+         WHERE state IN ('active', 'revoking') AND due_at <= $2 AND claim_until < $2
+         ORDER BY due_at LIMIT $4
+         FOR UPDATE SKIP LOCKED)
+       RETURNING *`,
+      [owner, now, claimUntil, limit],
+    );
+    return r.map(leaseFromRow).sort((a, b) => a.dueAt - b.dueAt);
+  }
+
+  async releaseClaims(owner: string): Promise<void> {
+    await this.q(`UPDATE leases SET claim_owner = NULL, claim_until = 0 WHERE claim_owner = $1`, [owner]);
+  }
+
+  async recordRenewal(id: string, owner: string, x: Renewed): Promise<boolean> {
+    return (
+      (await this.count(
+        `UPDATE leases SET token = $1, token_issued_at = $2, expires_at = $3, due_at = $4, attempts = 0, last_error = NULL,
+           renewals = renewals + 1, claim_owner = NULL, claim_until = 0
+         WHERE id = $5 AND state = 'active' AND claim_owner = $6`,
+        [x.token, x.tokenIssuedAt, x.expiresAt, x.dueAt, id, owner],
+      )) === 1
+    );
+  }
+
+  async recordFailure(id: string, owner: string, attempts: number, dueAt: number, error: string): Promise<boolean> {
+    return (
+      (await this.count(
+        `UPDATE leases SET attempts = $1, due_at = $2, last_error = $3, claim_owner = NULL, claim_until = 0
+         WHERE id = $4 AND claim_owner = $5 AND state IN ('active', 'revoking')`,
+        [attempts, dueAt, error, id, owner],
+      )) === 1
+    );
+  }
+
+  async markRevoking(id: string, reason: string, dueAt: number, replacedBy?: string): Promise<boolean> {
+    return (
+      (await this.count(
+        `UPDATE leases SET state = 'revoking', reason = $1, due_at = $2, attempts = 0, replaced_by = COALESCE($3, replaced_by),
+           claim_owner = NULL, claim_until = 0
+         WHERE id = $4 AND state = 'active'`,
+        [reason, dueAt, replacedBy ?? null, id],
+      )) === 1
+    );
+  }
+
+  async finish(id: string, state: 'revoked' | 'expired' | 'gone' | 'irrevocable', at: number, error?: string): Promise<void> {
+    await this.q(
+      `UPDATE leases SET state = $1, ended_at = $2, last_error = COALESCE($3, last_error), claim_owner = NULL, claim_until = 0,
+         token = CASE WHEN $1 = 'irrevocable' THEN token ELSE NULL END
+       WHERE id = $4`,
+      [state, at, error ?? null, id],
+    );
+  }
+
+  async addEvent(e: EventRow): Promise<void> {
+    await this.q('INSERT INTO events (at, kind, workload_id, lease_row_id, reason, detail) VALUES ($1, $2, $3, $4, $5, $6)', [
+      e.at, e.kind, e.workloadId, e.leaseRowId, e.reason, e.detail,
+    ]);
+  }
+
+  async recentEvents(limit: number): Promise<EventRow[]> {
+    return (await this.rows('SELECT * FROM events ORDER BY id DESC LIMIT $1', [limit])).map(eventFromRow);
+  }
+
+  async countEvents(workloadId: string, kind: string, since: number): Promise<number> {
+    const r = await this.rows('SELECT COUNT(*) AS n FROM events WHERE workload_id = $1 AND kind = $2 AND at >= $3', [workloadId, kind, since]);
+    return Number(r[0]?.n ?? 0);
+  }
+
+  async stats(): Promise<StoreStats> {
+    const byState: Record<string, number> = {};
+    for (const r of await this.rows('SELECT state, COUNT(*) AS n FROM leases GROUP BY state')) byState[String(r.state)] = Number(r.n);
+    const w = { active: 0, ended: 0 };
+    for (const r of await this.rows('SELECT state, COUNT(*) AS n FROM workloads GROUP BY state')) {
+      if (r.state === 'active') w.active = Number(r.n);
+      else w.ended += Number(r.n);
+    }
+    return { byState, workloads: w };
+  }
+}

@@ -1,0 +1,62 @@
+// Column ↔ record mapping shared by both stores (columns are snake_case).
+
+import type { EventRow, LeaseRow, LeaseState, WorkloadRow } from '../types.ts';
+
+type Raw = Record<string, unknown>;
+
+const num = (v: unknown): number => (v === null || v === undefined ? 0 : Number(v));
+const numOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
+const strOrNull = (v: unknown): string | null => (v === null || v === undefined ? null : String(v));
+
+export function workloadFromRow(r: Raw): WorkloadRow {
+  return {
+    id: String(r.id),
+    name: String(r.name),
+    heartbeatIntervalMs: num(r.heartbeat_interval_ms),
+    pid: numOrNull(r.pid),
+    host: String(r.host),
+    replica: String(r.replica),
+    state: r.state === 'ended' ? 'ended' : 'active',
+    reason: strOrNull(r.reason),
+    createdAt: num(r.created_at),
+    lastHeartbeatAt: num(r.last_heartbeat_at),
+    endedAt: numOrNull(r.ended_at),
+  };
+}
+
+export function leaseFromRow(r: Raw): LeaseRow {
+  return {
+    id: String(r.id),
+    workloadId: String(r.workload_id),
+    role: String(r.role),
+    scopeKey: String(r.scope_key),
+    state: String(r.state) as LeaseState,
+    leaseId: strOrNull(r.lease_id),
+    jti: strOrNull(r.jti),
+    token: strOrNull(r.token),
+    ttlMs: num(r.ttl_ms),
+    createdAt: num(r.created_at),
+    tokenIssuedAt: num(r.token_issued_at),
+    expiresAt: num(r.expires_at),
+    dueAt: num(r.due_at),
+    attempts: num(r.attempts),
+    renewals: num(r.renewals),
+    lastError: strOrNull(r.last_error),
+    claimOwner: strOrNull(r.claim_owner),
+    claimUntil: num(r.claim_until),
+    reason: strOrNull(r.reason),
+    replacedBy: strOrNull(r.replaced_by),
+    endedAt: numOrNull(r.ended_at),
+  };
+}
+
+export function eventFromRow(r: Raw): EventRow {
+  return {
+    at: num(r.at),
+    kind: String(r.kind),
+    workloadId: strOrNull(r.workload_id),
+    leaseRowId: strOrNull(r.lease_row_id),
+    reason: strOrNull(r.reason),
+    detail: strOrNull(r.detail),
+  };
+}

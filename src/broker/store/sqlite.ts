@@ -1,0 +1,279 @@
+// The embedded store: one SQLite file (better-sqlite3, WAL). A single broker
+// process owns the file, so claims here never contend, but they follow the same
+// rules as PostgreSQL's so the broker logic is one.
+
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import type { EventRow, Issued, LeaseRow, LeaseState, NewIntent, Renewed, Store, StoreStats, WorkloadRow } from '../types.ts';
+import { LIVE_LEASE_STATES } from '../types.ts';
+import { eventFromRow, leaseFromRow, workloadFromRow } from './rows.ts';
+
+/** Numbered migrations; never edit one that shipped, add the next. */
+export const SQLITE_MIGRATIONS: readonly string[] = [
+  // 1: registry
+  `CREATE TABLE workloads (
+     id TEXT PRIMARY KEY, name TEXT NOT NULL, heartbeat_interval_ms INTEGER NOT NULL, pid INTEGER,
+     host TEXT NOT NULL, replica TEXT NOT NULL, state TEXT NOT NULL, reason TEXT,
+     created_at INTEGER NOT NULL, last_heartbeat_at INTEGER NOT NULL, ended_at INTEGER);
+   CREATE INDEX workloads_state ON workloads (state);
+   CREATE TABLE leases (
+     id TEXT PRIMARY KEY, workload_id TEXT NOT NULL REFERENCES workloads (id), role TEXT NOT NULL,
+     scope_key TEXT NOT NULL, state TEXT NOT NULL, lease_id TEXT, jti TEXT, token TEXT,
+     ttl_ms INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL, token_issued_at INTEGER NOT NULL DEFAULT 0,
+     expires_at INTEGER NOT NULL DEFAULT 0, due_at INTEGER NOT NULL DEFAULT 0, attempts INTEGER NOT NULL DEFAULT 0,
+     renewals INTEGER NOT NULL DEFAULT 0, last_error TEXT, claim_owner TEXT, claim_until INTEGER NOT NULL DEFAULT 0,
+     reason TEXT, replaced_by TEXT, ended_at INTEGER);
+   CREATE INDEX leases_due ON leases (state, due_at);
+   CREATE INDEX leases_jti ON leases (jti);
+   CREATE INDEX leases_lease_id ON leases (lease_id);
+   CREATE INDEX leases_workload ON leases (workload_id, state);
+   CREATE TABLE events (
+     id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, kind TEXT NOT NULL, workload_id TEXT,
+     lease_row_id TEXT, reason TEXT, detail TEXT);
+   CREATE INDEX events_workload ON events (workload_id, kind, at);`,
+];
+
+const placeholders = (n: number): string => Array.from({ length: n }, () => '?').join(', ');
+
+export class SqliteStore implements Store {
+  readonly kind = 'sqlite' as const;
+  private readonly db: Database.Database;
+  private closed = false;
+
+  constructor(path: string) {
+    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+    this.db = new Database(path);
+    this.db.pragma('journal_mode = WAL');
+    // Every transaction is durable before the broker acts on it (intent before action).
+    this.db.pragma('synchronous = FULL');
+    this.db.pragma('busy_timeout = 5000');
+  }
+
+  async migrate(): Promise<number> {
+    this.db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)');
+    const row = this.db.prepare('SELECT MAX(version) AS v FROM schema_migrations').get() as { v: number | null };
+    let version = row.v ?? 0;
+    for (let i = version; i < SQLITE_MIGRATIONS.length; i++) {
+      this.db.transaction(() => {
+        this.db.exec(SQLITE_MIGRATIONS[i]);
+        this.db.prepare('INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)').run(i + 1, Date.now());
+      })();
+      version = i + 1;
+    }
+    return version;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.db.close();
+  }
+
+  private all(sql: string, ...params: unknown[]): Record<string, unknown>[] {
+    return this.db.prepare(sql).all(...params) as Record<string, unknown>[];
+  }
+
+  private one(sql: string, ...params: unknown[]): Record<string, unknown> | undefined {
+    return this.db.prepare(sql).get(...params) as Record<string, unknown> | undefined;
+  }
+
+  private run(sql: string, ...params: unknown[]): number {
+    return this.db.prepare(sql).run(...params).changes;
+  }
+
+  async createWorkload(w: WorkloadRow): Promise<void> {
+    this.run(
+      `INSERT INTO workloads (id, name, heartbeat_interval_ms, pid, host, replica, state, reason, created_at, last_heartbeat_at, ended_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      w.id, w.name, w.heartbeatIntervalMs, w.pid, w.host, w.replica, w.state, w.reason, w.createdAt, w.lastHeartbeatAt, w.endedAt,
+    );
+  }
+
+  async getWorkload(id: string): Promise<WorkloadRow | null> {
+    const r = this.one('SELECT * FROM workloads WHERE id = ?', id);
+    return r ? workloadFromRow(r) : null;
+  }
+
+  async heartbeat(id: string, at: number): Promise<boolean> {
+    return this.run(`UPDATE workloads SET last_heartbeat_at = ? WHERE id = ? AND state = 'active'`, at, id) === 1;
+  }
+
+  async endWorkload(id: string, reason: string, at: number): Promise<boolean> {
+    return this.run(`UPDATE workloads SET state = 'ended', reason = ?, ended_at = ? WHERE id = ? AND state = 'active'`, reason, at, id) === 1;
+  }
+
+  async activeWorkloads(): Promise<WorkloadRow[]> {
+    return this.all(`SELECT * FROM workloads WHERE state = 'active'`).map(workloadFromRow);
+  }
+
+  async insertIntent(i: NewIntent): Promise<void> {
+    this.run(
+      `INSERT INTO leases (id, workload_id, role, scope_key, state, created_at, claim_owner, claim_until)
+       VALUES (?, ?, ?, ?, 'intent', ?, ?, ?)`,
+      i.id, i.workloadId, i.role, i.scopeKey, i.at, i.owner, i.claimUntil,
+    );
+  }
+
+  async completeIntent(id: string, owner: string, x: Issued): Promise<boolean> {
+    return (
+      this.run(
+        `UPDATE leases SET state = 'active', lease_id = ?, jti = ?, token = ?, ttl_ms = ?, token_issued_at = ?, expires_at = ?,
+           due_at = ?, claim_owner = NULL, claim_until = 0
+         WHERE id = ? AND state = 'intent' AND claim_owner = ?`,
+        x.leaseId, x.jti, x.token, x.ttlMs, x.tokenIssuedAt, x.expiresAt, x.dueAt, id, owner,
+      ) === 1
+    );
+  }
+
+  async closeIntent(id: string, state: 'failed' | 'abandoned', reason: string, at: number): Promise<void> {
+    this.run(`UPDATE leases SET state = ?, reason = ?, ended_at = ?, claim_owner = NULL WHERE id = ? AND state = 'intent'`, state, reason, at, id);
+  }
+
+  async staleIntents(now: number): Promise<LeaseRow[]> {
+    return this.all(`SELECT * FROM leases WHERE state = 'intent' AND claim_until < ?`, now).map(leaseFromRow);
+  }
+
+  async openIntentCount(now: number): Promise<number> {
+    return Number(this.one(`SELECT COUNT(*) AS n FROM leases WHERE state = 'intent' AND claim_until >= ?`, now)?.n ?? 0);
+  }
+
+  async getLease(id: string): Promise<LeaseRow | null> {
+    const r = this.one('SELECT * FROM leases WHERE id = ?', id);
+    return r ? leaseFromRow(r) : null;
+  }
+
+  async getLeaseByJti(jti: string): Promise<LeaseRow | null> {
+    const r = this.one('SELECT * FROM leases WHERE jti = ? ORDER BY created_at DESC LIMIT 1', jti);
+    return r ? leaseFromRow(r) : null;
+  }
+
+  async getLeaseByVaultId(leaseId: string): Promise<LeaseRow | null> {
+    const r = this.one('SELECT * FROM leases WHERE lease_id = ? ORDER BY created_at DESC LIMIT 1', leaseId);
+    return r ? leaseFromRow(r) : null;
+  }
+
+  async findCached(workloadId: string, role: string, scopeKey: string): Promise<LeaseRow | null> {
+    const r = this.one(
+      `SELECT * FROM leases WHERE workload_id = ? AND role = ? AND scope_key = ? AND state = 'active'
+       ORDER BY expires_at DESC LIMIT 1`,
+      workloadId, role, scopeKey,
+    );
+    return r ? leaseFromRow(r) : null;
+  }
+
+  async leasesOfWorkload(workloadId: string, states: readonly LeaseState[]): Promise<LeaseRow[]> {
+    return this.all(`SELECT * FROM leases WHERE workload_id = ? AND state IN (${placeholders(states.length)})`, workloadId, ...states).map(leaseFromRow);
+  }
+
+  async listLeases(states: readonly LeaseState[], limit: number): Promise<LeaseRow[]> {
+    return this.all(
+      `SELECT * FROM leases WHERE state IN (${placeholders(states.length)}) ORDER BY created_at LIMIT ?`,
+      ...states, limit,
+    ).map(leaseFromRow);
+  }
+
+  async ownedVaultLeaseIds(): Promise<Set<string>> {
+    const rows = this.all(
+      `SELECT lease_id FROM leases WHERE lease_id IS NOT NULL AND state IN (${placeholders(LIVE_LEASE_STATES.length)})`,
+      ...LIVE_LEASE_STATES,
+    );
+    return new Set(rows.map((r) => String(r.lease_id)));
+  }
+
+  async knownRoles(): Promise<string[]> {
+    return this.all(`SELECT DISTINCT role FROM leases WHERE state IN ('intent', 'active', 'revoking', 'irrevocable')`).map((r) => String(r.role));
+  }
+
+  async leasesOlderThan(before: number, limit: number): Promise<LeaseRow[]> {
+    return this.all(`SELECT * FROM leases WHERE state = 'active' AND created_at < ? LIMIT ?`, before, limit).map(leaseFromRow);
+  }
+
+  async claimDue(owner: string, now: number, claimUntil: number, limit: number): Promise<LeaseRow[]> {
+    return this.db.transaction(() => {
+      const rows = this.all(
+        `SELECT * FROM leases WHERE state IN ('active', 'revoking') AND due_at <= ? AND claim_until < ?
+         ORDER BY due_at LIMIT ?`,
+        now, now, limit,
+      );
+      const claim = this.db.prepare('UPDATE leases SET claim_owner = ?, claim_until = ? WHERE id = ?');
+      for (const r of rows) {
+        claim.run(owner, claimUntil, r.id);
+        r.claim_owner = owner;
+        r.claim_until = claimUntil;
+      }
+      return rows.map(leaseFromRow);
+    })();
+  }
+
+  async releaseClaims(owner: string): Promise<void> {
+    this.run('UPDATE leases SET claim_owner = NULL, claim_until = 0 WHERE claim_owner = ?', owner);
+  }
+
+  async recordRenewal(id: string, owner: string, x: Renewed): Promise<boolean> {
+    return (
+      this.run(
+        `UPDATE leases SET token = ?, token_issued_at = ?, expires_at = ?, due_at = ?, attempts = 0, last_error = NULL,
+           renewals = renewals + 1, claim_owner = NULL, claim_until = 0
+         WHERE id = ? AND state = 'active' AND claim_owner = ?`,
+        x.token, x.tokenIssuedAt, x.expiresAt, x.dueAt, id, owner,
+      ) === 1
+    );
+  }
+
+  async recordFailure(id: string, owner: string, attempts: number, dueAt: number, error: string): Promise<boolean> {
+    return (
+      this.run(
+        `UPDATE leases SET attempts = ?, due_at = ?, last_error = ?, claim_owner = NULL, claim_until = 0
+         WHERE id = ? AND claim_owner = ? AND state IN ('active', 'revoking')`,
+        attempts, dueAt, error, id, owner,
+      ) === 1
+    );
+  }
+
+  async markRevoking(id: string, reason: string, dueAt: number, replacedBy?: string): Promise<boolean> {
+    return (
+      this.run(
+        `UPDATE leases SET state = 'revoking', reason = ?, due_at = ?, attempts = 0, replaced_by = COALESCE(?, replaced_by),
+           claim_owner = NULL, claim_until = 0
+         WHERE id = ? AND state = 'active'`,
+        reason, dueAt, replacedBy ?? null, id,
+      ) === 1
+    );
+  }
+
+  async finish(id: string, state: 'revoked' | 'expired' | 'gone' | 'irrevocable', at: number, error?: string): Promise<void> {
+    this.run(
+      `UPDATE leases SET state = ?, ended_at = ?, last_error = COALESCE(?, last_error), claim_owner = NULL, claim_until = 0,
+         token = CASE WHEN ? = 'irrevocable' THEN token ELSE NULL END
+       WHERE id = ?`,
+      state, at, error ?? null, state, id,
+    );
+  }
+
+  async addEvent(e: EventRow): Promise<void> {
+    this.run(
+      'INSERT INTO events (at, kind, workload_id, lease_row_id, reason, detail) VALUES (?, ?, ?, ?, ?, ?)',
+      e.at, e.kind, e.workloadId, e.leaseRowId, e.reason, e.detail,
+    );
+  }
+
+  async recentEvents(limit: number): Promise<EventRow[]> {
+    return this.all('SELECT * FROM events ORDER BY id DESC LIMIT ?', limit).map(eventFromRow);
+  }
+
+  async countEvents(workloadId: string, kind: string, since: number): Promise<number> {
+    return Number(this.one('SELECT COUNT(*) AS n FROM events WHERE workload_id = ? AND kind = ? AND at >= ?', workloadId, kind, since)?.n ?? 0);
+  }
+
+  async stats(): Promise<StoreStats> {
+    const byState: Record<string, number> = {};
+    for (const r of this.all('SELECT state, COUNT(*) AS n FROM leases GROUP BY state')) byState[String(r.state)] = Number(r.n);
+    const w = { active: 0, ended: 0 };
+    for (const r of this.all('SELECT state, COUNT(*) AS n FROM workloads GROUP BY state')) {
+      if (r.state === 'active') w.active = Number(r.n);
+      else w.ended += Number(r.n);
+    }
+    return { byState, workloads: w };
+  }
+}

@@ -1,0 +1,177 @@
+// The broker's records and the store interface both stores implement. Times
+// are epoch milliseconds; durations are milliseconds (`...Ms`).
+
+export type LeaseState =
+  | 'intent' // row written, Vault not yet asked (or the answer not yet recorded)
+  | 'active' // held and renewed
+  | 'revoking' // to be revoked (retried with backoff until done or irrevocable)
+  | 'revoked'
+  | 'irrevocable' // revocation kept failing: shown, never dropped
+  | 'expired' // reached its expiry without renewal (Vault dropped it)
+  | 'gone' // Vault no longer knows the lease
+  | 'failed' // the issue request was refused; nothing was issued
+  | 'abandoned'; // an intent whose issuer died; any lease it got was reconciled
+
+export const LIVE_LEASE_STATES: readonly LeaseState[] = ['active', 'revoking', 'irrevocable'];
+
+export type RevokeReason =
+  | 'heartbeat_missed'
+  | 'process_exited'
+  | 'workload_ended'
+  | 'explicit'
+  | 'max_age'
+  | 'anomaly_rate'
+  | 'anomaly_report'
+  | 'shutdown'
+  | 'replaced'
+  | 'orphan';
+
+export interface WorkloadRow {
+  id: string;
+  name: string;
+  /** 0 when liveness is a process id. */
+  heartbeatIntervalMs: number;
+  pid: number | null;
+  host: string;
+  /** The broker replica the workload registered with. */
+  replica: string;
+  state: 'active' | 'ended';
+  reason: string | null;
+  createdAt: number;
+  lastHeartbeatAt: number;
+  endedAt: number | null;
+}
+
+export interface LeaseRow {
+  id: string;
+  workloadId: string;
+  role: string;
+  /** Canonical JSON of the narrowing request: the cache key with workload and role. */
+  scopeKey: string;
+  state: LeaseState;
+  leaseId: string | null;
+  jti: string | null;
+  token: string | null;
+  /** The ttl Vault granted at issue: renewals that grant less mean max_ttl is near. */
+  ttlMs: number;
+  createdAt: number;
+  /** When the current token was issued (issue or last renewal). */
+  tokenIssuedAt: number;
+  expiresAt: number;
+  /** Next renewal (active) or revocation attempt (revoking). */
+  dueAt: number;
+  attempts: number;
+  renewals: number;
+  lastError: string | null;
+  claimOwner: string | null;
+  claimUntil: number;
+  reason: string | null;
+  replacedBy: string | null;
+  endedAt: number | null;
+}
+
+export interface EventRow {
+  at: number;
+  kind: string;
+  workloadId: string | null;
+  leaseRowId: string | null;
+  reason: string | null;
+  detail: string | null;
+}
+
+export interface NewIntent {
+  id: string;
+  workloadId: string;
+  role: string;
+  scopeKey: string;
+  owner: string;
+  at: number;
+  claimUntil: number;
+}
+
+export interface Issued {
+  leaseId: string;
+  jti: string;
+  token: string;
+  ttlMs: number;
+  tokenIssuedAt: number;
+  expiresAt: number;
+  dueAt: number;
+}
+
+export interface Renewed {
+  token: string;
+  tokenIssuedAt: number;
+  expiresAt: number;
+  dueAt: number;
+}
+
+export interface StoreStats {
+  byState: Record<string, number>;
+  workloads: { active: number; ended: number };
+}
+
+/**
+ * The durable registry. Every method is one transaction. Methods taking `owner`
+ * act only while that replica holds the row's claim, so a replica whose claim
+ * expired (and was taken over) cannot overwrite the new owner's work.
+ */
+export interface Store {
+  readonly kind: 'sqlite' | 'postgres';
+  /** Applies the numbered migrations not yet applied; returns the schema version. */
+  migrate(): Promise<number>;
+  close(): Promise<void>;
+
+  createWorkload(w: WorkloadRow): Promise<void>;
+  getWorkload(id: string): Promise<WorkloadRow | null>;
+  heartbeat(id: string, at: number): Promise<boolean>;
+  /** active → ended; false when it was not active. */
+  endWorkload(id: string, reason: string, at: number): Promise<boolean>;
+  activeWorkloads(): Promise<WorkloadRow[]>;
+
+  insertIntent(intent: NewIntent): Promise<void>;
+  completeIntent(id: string, owner: string, issued: Issued): Promise<boolean>;
+  /** intent → failed (the request was refused) or abandoned (reconciled). */
+  closeIntent(id: string, state: 'failed' | 'abandoned', reason: string, at: number): Promise<void>;
+  /** Intents whose claim expired before now (their issuer died). */
+  staleIntents(now: number): Promise<LeaseRow[]>;
+  /** Intents still within their claim: an issue may be under way. */
+  openIntentCount(now: number): Promise<number>;
+
+  getLease(id: string): Promise<LeaseRow | null>;
+  getLeaseByJti(jti: string): Promise<LeaseRow | null>;
+  getLeaseByVaultId(leaseId: string): Promise<LeaseRow | null>;
+  /** The active lease for this key whose token has the most life left. */
+  findCached(workloadId: string, role: string, scopeKey: string): Promise<LeaseRow | null>;
+  leasesOfWorkload(workloadId: string, states: readonly LeaseState[]): Promise<LeaseRow[]>;
+  listLeases(states: readonly LeaseState[], limit: number): Promise<LeaseRow[]>;
+  /** Vault lease ids of rows in a live state (the broker owns them). */
+  ownedVaultLeaseIds(): Promise<Set<string>>;
+  /** Roles of live leases and intents (the roles reconcile lists in Vault). */
+  knownRoles(): Promise<string[]>;
+  /** Active leases created before `before` (for the max-age trigger). */
+  leasesOlderThan(before: number, limit: number): Promise<LeaseRow[]>;
+
+  /**
+   * Claims up to `limit` active or revoking rows due by `now` whose claim is
+   * free or expired, for `owner` until `claimUntil`.
+   */
+  claimDue(owner: string, now: number, claimUntil: number, limit: number): Promise<LeaseRow[]>;
+  releaseClaims(owner: string): Promise<void>;
+  recordRenewal(id: string, owner: string, renewed: Renewed): Promise<boolean>;
+  /** Reschedules a failed attempt (renewal or revocation) and releases the claim. */
+  recordFailure(id: string, owner: string, attempts: number, dueAt: number, error: string): Promise<boolean>;
+  /** active → revoking, due at `dueAt` (a grace for replaced leases). False when not active. */
+  markRevoking(id: string, reason: string, dueAt: number, replacedBy?: string): Promise<boolean>;
+  /** → revoked | expired | gone | irrevocable. */
+  finish(id: string, state: 'revoked' | 'expired' | 'gone' | 'irrevocable', at: number, error?: string): Promise<void>;
+
+  addEvent(e: EventRow): Promise<void>;
+  recentEvents(limit: number): Promise<EventRow[]>;
+  countEvents(workloadId: string, kind: string, since: number): Promise<number>;
+  stats(): Promise<StoreStats>;
+}
+
+export type Clock = () => number;
+/** A uniform random number in [0, 1). */
+export type Random = () => number;

@@ -1,0 +1,116 @@
+// tvm broker run|status|leases|revoke: the broker daemon and its local API.
+
+import { request } from 'node:http';
+import { Option, type Command } from 'commander';
+import { loadConfig, startBroker } from '../../broker/index.ts';
+import type { CommandContext } from '../context.ts';
+import { CliError, CliUsageError } from '../errors.ts';
+import { OUTPUT_FORMATS, formatTable, printJson, type OutputFormat } from '../output.ts';
+import { formatOption } from '../options.ts';
+
+const DEFAULT_BROKER = 'http://127.0.0.1:8300';
+
+interface Target {
+  broker?: string;
+  socket?: string;
+}
+
+/** Calls the broker's local API (TCP or unix socket). */
+export async function callBroker(target: Target, env: Record<string, string | undefined>, method: string, path: string): Promise<unknown> {
+  const socket = target.socket ?? env.TVM_BROKER_SOCKET;
+  const base = new URL(target.broker ?? env.TVM_BROKER_ADDR ?? DEFAULT_BROKER);
+  return new Promise((resolve, reject) => {
+    const req = request(
+      socket ? { socketPath: socket, path, method } : { host: base.hostname, port: base.port, path, method },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          let body: unknown;
+          try {
+            body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+          } catch {
+            body = null;
+          }
+          if ((res.statusCode ?? 500) >= 400) {
+            const errors = (body as { errors?: string[] } | null)?.errors ?? [`HTTP ${res.statusCode}`];
+            reject(new CliError('ERR_NOT_FOUND', `broker: ${errors.join('; ')}`));
+          } else resolve(body);
+        });
+      },
+    );
+    req.on('error', (err) => reject(new CliError('ERR_NOT_FOUND', `cannot reach the broker at ${socket ?? base.origin}: ${(err as NodeJS.ErrnoException).code ?? err.message}`)));
+    req.end();
+  });
+}
+
+function targetOptions(cmd: Command): Command {
+  return cmd
+    .addOption(new Option('--broker <url>', `the broker's local API (default: TVM_BROKER_ADDR, then ${DEFAULT_BROKER})`))
+    .addOption(new Option('--socket <path>', "the broker's unix socket (default: TVM_BROKER_SOCKET)"));
+}
+
+export function registerBrokerCommands(program: Command, ctx: CommandContext): void {
+  const broker = program.command('broker').description('the lease broker: keeps workloads\' leases alive while they live and revokes them when they should die');
+
+  broker
+    .command('run')
+    .description('run the broker daemon (SIGTERM: stop, revoking leases when revoke_on_shutdown)')
+    .requiredOption('--config <file>', 'broker config (HCL or JSON), e.g. vault-config/broker.hcl')
+    .action(async (flags: { config: string }) => {
+      const config = await loadConfig(flags.config, ctx.io.env);
+      const running = await startBroker(config);
+      ctx.io.stderr(`tvm broker: listening on ${[running.url, running.socket].filter(Boolean).join(' and ')}\n`);
+      await new Promise<void>((resolve) => {
+        let signals = 0;
+        const off = ctx.io.onSignal(() => {
+          signals++;
+          // First signal: graceful; second: forced.
+          void running.stop({ force: signals > 1 }).then(() => {
+            off();
+            resolve();
+          });
+        });
+      });
+    });
+
+  targetOptions(broker.command('status').description('replica, store and lease counts by state'))
+    .addOption(formatOption(OUTPUT_FORMATS, 'table'))
+    .action(async (flags: Target & { format: OutputFormat }) => {
+      const s = (await callBroker(flags, ctx.io.env, 'GET', '/v1/status')) as Record<string, unknown>;
+      if (flags.format === 'json') printJson(ctx.io, s);
+      else ctx.io.stdout(formatTable(s));
+    });
+
+  targetOptions(broker.command('leases').description('leases in the registry (default: live ones; irrevocable ones are always shown)'))
+    .option('--state <states>', 'comma-separated states, e.g. active,irrevocable')
+    .option('--limit <n>', 'at most this many', '1000')
+    .addOption(formatOption(OUTPUT_FORMATS, 'table'))
+    .action(async (flags: Target & { state?: string; limit: string; format: OutputFormat }) => {
+      const q = new URLSearchParams({ limit: flags.limit });
+      if (flags.state) q.set('state', flags.state);
+      const { leases } = (await callBroker(flags, ctx.io.env, 'GET', `/v1/leases?${q}`)) as { leases: Record<string, unknown>[] };
+      if (flags.format === 'json') {
+        printJson(ctx.io, leases);
+        return;
+      }
+      const cols = ['id', 'workload', 'role', 'state', 'expires_at', 'renewals', 'reason'];
+      const rows = [cols, ...leases.map((l) => cols.map((c) => String(l[c] ?? '-')))];
+      const widths = cols.map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+      ctx.io.stdout(rows.map((r) => r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd()).join('\n') + '\n');
+    });
+
+  targetOptions(broker.command('revoke').description('revoke now: a token (jti), a lease (id or Vault lease id), or with --workload all of a workload\'s leases'))
+    .argument('<id>', 'jti, lease id, or workload id with --workload')
+    .option('--workload', 'the id is a workload: end it and revoke all its leases')
+    .action(async (id: string, flags: Target & { workload?: boolean }) => {
+      if (id.trim() === '') throw new CliUsageError('an id is required');
+      if (flags.workload) {
+        const r = (await callBroker(flags, ctx.io.env, 'DELETE', `/v1/workloads/${encodeURIComponent(id)}`)) as { revoking: number };
+        ctx.io.stdout(`Success! Workload ${id} ended; revoking ${r.revoking} lease(s)\n`);
+        return;
+      }
+      const r = (await callBroker(flags, ctx.io.env, 'DELETE', `/v1/tokens/${encodeURIComponent(id)}`)) as { id: string; state: string };
+      ctx.io.stdout(`Success! Lease ${r.id} is ${r.state}\n`);
+    });
+}

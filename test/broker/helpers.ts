@@ -1,0 +1,125 @@
+// Shared set-up for broker tests: a dev server with short-lived roles, a
+// broker config pointing at it, and a tiny JSON client for the local API.
+
+import { mkdtempSync, rmSync } from 'node:fs';
+import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { connect, type VaultConnection } from '../../src/client/index.ts';
+import { createLogger, parseConfig, type BrokerConfig, type Logger } from '../../src/broker/index.ts';
+import { startServer } from '../../src/server/index.ts';
+
+export interface DevVault {
+  address: string;
+  rootToken: string;
+  conn: VaultConnection;
+  close(): Promise<void>;
+}
+
+/** The dev server with roles `short` (ttl 3s, max_ttl 60s) and `capped` (ttl 2s, max_ttl 5s). */
+export async function startDevVault(): Promise<DevVault> {
+  const server = await startServer({ dev: true, listenAddress: '127.0.0.1:0', quiet: true });
+  const conn = connect({ addr: server.address, token: server.rootToken, env: {} });
+  await writeRoles(conn);
+  return { address: server.address, rootToken: server.rootToken as string, conn, close: () => server.close() };
+}
+
+export async function writeRoles(conn: VaultConnection): Promise<void> {
+  await conn.write('tvm/roles/short', { read: ['db://orders/*'], write: ['db://orders/outbox'], ttl: '3s', max_ttl: '60s' });
+  await conn.write('tvm/roles/capped', { read: ['db://orders/*'], ttl: '2s', max_ttl: '5s' });
+  await conn.write('tvm/roles/long', { read: ['db://orders/*'], ttl: '30m', max_ttl: '1h' });
+}
+
+export function tempDir(prefix = 'tvm-broker-'): { path: string; remove(): void } {
+  const path = mkdtempSync(join(tmpdir(), prefix));
+  return { path, remove: () => rmSync(path, { recursive: true, force: true }) };
+}
+
+/** A broker config for tests: fast loop, short backoff, the given store. */
+export function testConfig(vault: { address: string; rootToken: string }, store: Record<string, unknown>, extra: Record<string, unknown> = {}): BrokerConfig {
+  return parseConfig(
+    {
+      vault: { address: vault.address, auth: { token: { token: vault.rootToken } }, timeout: '2s' },
+      store,
+      listener: { address: '127.0.0.1:0' },
+      roles: ['short', 'capped', 'long'],
+      renewal: { backoff_min: '200ms', backoff_max: '1s', replace_grace: '500ms', expiry_margin: '100ms' },
+      loop: { tick: '50ms', trigger_interval: '100ms', claim_ttl: '5s' },
+      anomaly: { window: '5s', baseline: '60s', multiple: 5, min_count: 10 },
+      revocation: { max_attempts: 3 },
+      ...extra,
+    },
+    process.cwd(),
+    {},
+  );
+}
+
+/** A logger writing JSON lines into an array (to assert what logs hold). */
+export function captureLog(): { log: Logger; lines: string[] } {
+  const lines: string[] = [];
+  const dest = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      lines.push(...chunk.toString('utf8').split('\n').filter((l) => l !== ''));
+      cb();
+    },
+  });
+  return { log: createLogger({ level: 'debug', destination: dest }), lines };
+}
+
+export interface ApiAnswer<T = Record<string, unknown>> {
+  status: number;
+  body: T;
+  text: string;
+}
+
+/** One call to the broker's local API. `raw` sends the body as is. */
+export function api<T = Record<string, unknown>>(base: string, method: string, path: string, body?: unknown, raw?: string): Promise<ApiAnswer<T>> {
+  const url = new URL(path, base);
+  const payload = raw ?? (body === undefined ? undefined : JSON.stringify(body));
+  return new Promise((resolve, reject) => {
+    const req = request(
+      { host: url.hostname, port: url.port, path: url.pathname + url.search, method, headers: payload ? { 'content-type': 'application/json' } : {} },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          let parsed: unknown = null;
+          try {
+            parsed = JSON.parse(text);
+          } catch {
+            parsed = null;
+          }
+          resolve({ status: res.statusCode ?? 0, body: parsed as T, text });
+        });
+      },
+    );
+    req.on('error', reject);
+    if (payload) req.write(payload);
+    req.end();
+  });
+}
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Polls until `check` returns a truthy value or the time is up. */
+export async function waitFor<T>(check: () => Promise<T> | T, timeoutMs: number, what: string, everyMs = 50): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await check();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(everyMs);
+  }
+}
+
+/** Whether Vault still holds the lease. */
+export async function leaseAlive(conn: VaultConnection, leaseId: string): Promise<boolean> {
+  try {
+    await conn.write('sys/leases/lookup', { lease_id: leaseId });
+    return true;
+  } catch {
+    return false;
+  }
+}
