@@ -536,7 +536,7 @@ export class Broker {
    * are closed. Vault is listed before the registry is read, so a lease that
    * completes in between is seen as owned; one still in flight belongs to an open intent.
    */
-  async reconcile(): Promise<{ orphansRevoked: number; intentsClosed: number }> {
+  async reconcile(): Promise<{ orphansRevoked: number; intentsClosed: number; skipped: number }> {
     const roles = new Set([...this.settings.roles, ...(await this.store.knownRoles())]);
     const inVault: string[] = [];
     for (const role of roles) inVault.push(...(await this.vault.list(role)));
@@ -544,13 +544,17 @@ export class Broker {
     const open = await this.store.openIntentCount(now);
     const owned = await this.store.ownedVaultLeaseIds();
     let orphansRevoked = 0;
+    let skipped = 0;
     for (const leaseId of inVault) {
       if (owned.has(leaseId)) continue;
       if (open > 0) {
         const info = await this.vault.lookup(leaseId);
         if (info === null) continue;
         const issued = Date.parse(info.issue_time);
-        if (Number.isFinite(issued) && now - issued < this.settings.claimTtlMs) continue; // an issue under way may own it
+        if (Number.isFinite(issued) && now - issued < this.settings.claimTtlMs) {
+          skipped++; // an issue under way may own it: look again once its claim has expired
+          continue;
+        }
       }
       try {
         await this.vault.revoke(leaseId);
@@ -570,14 +574,17 @@ export class Broker {
       intentsClosed++;
     }
     if (orphansRevoked + intentsClosed > 0) this.log.info({ orphans_revoked: orphansRevoked, intents_closed: intentsClosed }, 'reconciled with Vault');
-    return { orphansRevoked, intentsClosed };
+    return { orphansRevoked, intentsClosed, skipped };
   }
 
-  /** SIGTERM with revoke_on_shutdown: end this replica's workloads and revoke their leases now. */
-  async revokeForShutdown(deadline: number): Promise<{ revoked: number; left: number }> {
+  /**
+   * SIGTERM with revoke_on_shutdown: end this replica's workloads (every
+   * workload with `all`: a SQLite store has one broker) and revoke their leases now.
+   */
+  async revokeForShutdown(deadline: number, all: boolean): Promise<{ revoked: number; left: number }> {
     const rows: LeaseRow[] = [];
     for (const w of await this.store.activeWorkloads()) {
-      if (w.replica !== this.settings.replica) continue;
+      if (!all && w.replica !== this.settings.replica) continue;
       await this.store.endWorkload(w.id, 'shutdown', this.clock());
       await this.revokeWorkloadLeases(w.id, 'shutdown');
       rows.push(...(await this.store.leasesOfWorkload(w.id, ['revoking'])));

@@ -34,7 +34,7 @@ export interface RunningBroker {
   metrics: BrokerMetrics;
   log: Logger;
   /** What reconcile found at start. */
-  reconciled: { orphansRevoked: number; intentsClosed: number };
+  reconciled: { orphansRevoked: number; intentsClosed: number; skipped: number };
   /** Graceful stop (then forced after the timeout); `force` skips to the forced stage. */
   stop(options?: { force?: boolean }): Promise<void>;
 }
@@ -50,12 +50,13 @@ export async function startBroker(config: BrokerConfig, options: StartOptions = 
   try {
     await vault.login();
     const broker = new Broker({ store, vault, log, metrics, clock, random: options.random, hooks: options.hooks }, config.broker);
-    // Whatever this replica held when it died is claimable again at once.
-    await store.releaseClaims(config.broker.replica);
+    // Whatever this replica held when it died is claimable again at once; a SQLite
+    // file has one broker, so every claim in it belongs to a dead process.
+    await store.releaseClaims(store.kind === 'sqlite' ? null : config.broker.replica);
     const reconciled = await broker.reconcile();
     await broker.refreshGauges();
     const loop = new WorkLoop(broker, vault, log, config.loop, clock);
-    loop.start();
+    loop.start(reconciled.skipped > 0 ? clock() + config.broker.claimTtlMs : Infinity);
     api = await listen(() => {
       const s = createApi(broker, metrics, log);
       servers.push(s);
@@ -87,7 +88,7 @@ export async function startBroker(config: BrokerConfig, options: StartOptions = 
           await loop.stop();
           if (forced) return;
           if (config.broker.revokeOnShutdown) {
-            const r = await broker.revokeForShutdown(deadline);
+            const r = await broker.revokeForShutdown(deadline, store.kind === 'sqlite');
             log.info(r, 'revoked leases at shutdown');
           }
           await store.releaseClaims(config.broker.replica);

@@ -39,11 +39,12 @@ export class WorkLoop {
     broker.onDue = () => this.wake();
   }
 
-  start(): void {
+  /** `reconcileAt`: an earlier reconcile (the start's skipped leases an issue under way might own). */
+  start(reconcileAt = Infinity): void {
     if (this.running) return;
     this.running = true;
     const now = this.clock();
-    this.nextReconcile = this.settings.reconcileIntervalMs > 0 ? now + this.settings.reconcileIntervalMs : Infinity;
+    this.nextReconcile = Math.min(reconcileAt, this.settings.reconcileIntervalMs > 0 ? now + this.settings.reconcileIntervalMs : Infinity);
     this.done = this.run();
   }
 
@@ -85,7 +86,10 @@ export class WorkLoop {
       }
       if (now >= this.nextReconcile) {
         this.nextReconcile = now + this.settings.reconcileIntervalMs;
-        await this.step('reconcile', () => this.broker.reconcile());
+        await this.step('reconcile', async () => {
+          const r = await this.broker.reconcile();
+          if (r.skipped > 0) this.nextReconcile = Math.min(this.nextReconcile, now + this.broker.settings.claimTtlMs);
+        });
       }
       if (now >= this.nextSelf) {
         this.nextSelf = now + 5_000;

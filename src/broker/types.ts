@@ -157,7 +157,8 @@ export interface Store {
    * free or expired, for `owner` until `claimUntil`.
    */
   claimDue(owner: string, now: number, claimUntil: number, limit: number): Promise<LeaseRow[]>;
-  releaseClaims(owner: string): Promise<void>;
+  /** Releases `owner`'s claims (all claims when null: a single-process store at start). */
+  releaseClaims(owner: string | null): Promise<void>;
   recordRenewal(id: string, owner: string, renewed: Renewed): Promise<boolean>;
   /** Reschedules a failed attempt (renewal or revocation) and releases the claim. */
   recordFailure(id: string, owner: string, attempts: number, dueAt: number, error: string): Promise<boolean>;

@@ -207,8 +207,9 @@ export class PostgresStore implements Store {
     return r.map(leaseFromRow).sort((a, b) => a.dueAt - b.dueAt);
   }
 
-  async releaseClaims(owner: string): Promise<void> {
-    await this.q(`UPDATE leases SET claim_owner = NULL, claim_until = 0 WHERE claim_owner = $1`, [owner]);
+  async releaseClaims(owner: string | null): Promise<void> {
+    if (owner === null) await this.q('UPDATE leases SET claim_owner = NULL, claim_until = 0 WHERE claim_owner IS NOT NULL');
+    else await this.q('UPDATE leases SET claim_owner = NULL, claim_until = 0 WHERE claim_owner = $1', [owner]);
   }
 
   async recordRenewal(id: string, owner: string, x: Renewed): Promise<boolean> {

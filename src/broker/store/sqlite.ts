@@ -206,8 +206,9 @@ export class SqliteStore implements Store {
     })();
   }
 
-  async releaseClaims(owner: string): Promise<void> {
-    this.run('UPDATE leases SET claim_owner = NULL, claim_until = 0 WHERE claim_owner = ?', owner);
+  async releaseClaims(owner: string | null): Promise<void> {
+    if (owner === null) this.run('UPDATE leases SET claim_owner = NULL, claim_until = 0 WHERE claim_owner IS NOT NULL');
+    else this.run('UPDATE leases SET claim_owner = NULL, claim_until = 0 WHERE claim_owner = ?', owner);
   }
 
   async recordRenewal(id: string, owner: string, x: Renewed): Promise<boolean> {

@@ -1,0 +1,163 @@
+// A broker killed with SIGKILL mid-issue and mid-renew, then restarted: every
+// lease Vault holds for the broker's roles is owned by the registry or revoked.
+// And Vault stopped for a while: the broker backs off and recovers.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { createInterface } from 'node:readline';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startBroker } from '../../src/broker/index.ts';
+import { connect, listLeases } from '../../src/client/index.ts';
+import { startServer } from '../../src/server/index.ts';
+import { api, leaseAlive, sleep, startDevVault, tempDir, testConfig, waitFor, writeRoles, type DevVault } from './helpers.ts';
+
+const dir = tempDir();
+const children: ChildProcess[] = [];
+let vault: DevVault;
+
+beforeAll(async () => {
+  vault = await startDevVault();
+});
+
+afterAll(async () => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  await vault?.close();
+  dir.remove();
+});
+
+function writeConfig(name: string): string {
+  const path = `${dir.path}/${name}.json`;
+  writeFileSync(
+    path,
+    JSON.stringify({
+      vault: { address: vault.address, auth: { token: { token: vault.rootToken } }, timeout: '2s' },
+      store: { sqlite: { path: `${dir.path}/${name}.db` } },
+      listener: { address: '127.0.0.1:0' },
+      roles: ['short', 'capped', 'long'],
+      renewal: { backoff_min: '200ms', backoff_max: '1s' },
+      loop: { tick: '50ms', trigger_interval: '100ms', claim_ttl: '5s' },
+      log: { level: 'warn' },
+    }),
+  );
+  return path;
+}
+
+async function spawnBroker(config: string, crashAt = ''): Promise<{ child: ChildProcess; url: string; reconciled: { orphansRevoked: number; intentsClosed: number } }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'test/broker/fixtures/crash-broker.ts', config, crashAt], { stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(child);
+  let stderr = '';
+  child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+  const line = await new Promise<string>((resolve, reject) => {
+    // Log lines share stdout; the fixture's own line starts with {"url".
+    const lines = createInterface({ input: child.stdout! });
+    lines.on('line', (l) => {
+      if (l.startsWith('{"url"')) resolve(l);
+    });
+    child.once('exit', (code) => reject(new Error(`broker exited (${code}): ${stderr}`)));
+  });
+  return { child, ...(JSON.parse(line) as { url: string; reconciled: { orphansRevoked: number; intentsClosed: number } }) };
+}
+
+const exited = (c: ChildProcess) => new Promise<void>((r) => (c.exitCode !== null || c.signalCode !== null ? r() : c.once('exit', () => r())));
+
+/** Every lease Vault holds for these roles is owned by a live registry row. */
+async function assertNothingOrphaned(ownedIds: Set<string>): Promise<void> {
+  for (const role of ['short', 'capped', 'long']) {
+    for (const id of await listLeases(vault.conn, `tvm/creds/${role}/`)) expect(ownedIds.has(id), `Vault lease ${id} has no owner`).toBe(true);
+  }
+}
+
+describe('SIGKILL and restart', () => {
+  it('mid-issue: the lease Vault issued is revoked at restart and the intent closed', async () => {
+    const config = writeConfig('issue');
+    const before = new Set(await listLeases(vault.conn, 'tvm/creds/long/'));
+    const first = await spawnBroker(config, 'issue:after-vault');
+    const w = await api(first.url, 'POST', '/v1/workloads', { name: 'w', heartbeat_interval: '30s' });
+    await api(first.url, 'POST', '/v1/tokens', { workload: w.body.id, role: 'long' }).catch(() => null);
+    await exited(first.child);
+    expect(first.child.signalCode).toBe('SIGKILL');
+    const leaked = (await listLeases(vault.conn, 'tvm/creds/long/')).filter((id) => !before.has(id));
+    expect(leaked).toHaveLength(1); // Vault issued it; the broker died before recording it
+
+    const second = await spawnBroker(config);
+    expect(second.reconciled.orphansRevoked).toBeGreaterThanOrEqual(1);
+    expect(second.reconciled.intentsClosed).toBe(1);
+    expect(await leaseAlive(vault.conn, leaked[0])).toBe(false);
+    // The workload carries on with the restarted broker.
+    const t = await api(second.url, 'POST', '/v1/tokens', { workload: w.body.id, role: 'long' });
+    expect(t.status).toBe(200);
+    const live = await api<{ leases: Array<{ lease_id: string }> }>(second.url, 'GET', '/v1/leases?state=active,revoking,irrevocable');
+    await assertNothingOrphaned(new Set(live.body.leases.map((l) => l.lease_id)));
+    second.child.kill('SIGKILL');
+    await exited(second.child);
+  });
+
+  it('mid-renew: the lease stays owned, is renewed after restart, and its token is served', async () => {
+    const config = writeConfig('renew');
+    const first = await spawnBroker(config, 'renew:after-vault');
+    const w = await api(first.url, 'POST', '/v1/workloads', { name: 'w', heartbeat_interval: '30s' });
+    const t = await api<Record<string, string>>(first.url, 'POST', '/v1/tokens', { workload: w.body.id, role: 'short' });
+    expect(t.status).toBe(200);
+    await exited(first.child); // renewal is due about 2s after issue; the hook kills it right after Vault answered
+    expect(first.child.signalCode).toBe('SIGKILL');
+
+    const second = await spawnBroker(config);
+    expect(second.reconciled.orphansRevoked).toBe(0);
+    await sleep(3_500); // past the ttl the lease had before the killed renewal
+    expect(await leaseAlive(vault.conn, t.body.lease_id)).toBe(true);
+    const now = await api<Record<string, string>>(second.url, 'GET', `/v1/tokens/${t.body.jti}`);
+    expect(now.status).toBe(200);
+    expect(now.body.lease_id).toBe(t.body.lease_id);
+    expect(Date.parse(now.body.expires_at)).toBeGreaterThan(Date.now());
+    const live = await api<{ leases: Array<{ lease_id: string }> }>(second.url, 'GET', '/v1/leases?state=active,revoking,irrevocable');
+    await assertNothingOrphaned(new Set(live.body.leases.map((l) => l.lease_id)));
+    // SIGTERM: revoke_on_shutdown (default true) revokes the workload's leases.
+    second.child.kill('SIGTERM');
+    await exited(second.child);
+    expect(await leaseAlive(vault.conn, t.body.lease_id)).toBe(false);
+  });
+});
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+describe('Vault unavailable for a while', () => {
+  it('backs off, recovers, and drops nothing that had not expired', async () => {
+    const port = await freePort();
+    const cfg = `${dir.path}/vault.hcl`;
+    writeFileSync(cfg, `storage "sqlite" {\n  path = "${dir.path}/vault.db"\n}\nlistener "tcp" {\n  address = "127.0.0.1:${port}"\n  tls_disable = true\n}\n`);
+    let server = await startServer({ dev: false, configPath: cfg, quiet: true });
+    const rootToken = server.rootToken as string;
+    const conn = connect({ addr: server.address, token: rootToken, env: {} });
+    await writeRoles(conn);
+    await conn.write('tvm/roles/mid', { read: ['db://orders/*'], ttl: '6s', max_ttl: '1h' });
+    const config = testConfig({ address: server.address, rootToken }, { sqlite: { path: `${dir.path}/down.db` } }, { roles: ['mid'], log: { level: 'silent' } });
+    const broker = await startBroker(config);
+    try {
+      const w = await api(broker.url as string, 'POST', '/v1/workloads', { name: 'w', heartbeat_interval: '60s' });
+      const t = await api<Record<string, string>>(broker.url as string, 'POST', '/v1/tokens', { workload: w.body.id, role: 'mid' });
+      await sleep(2_500);
+      await server.close(); // down across the renewal due at ~4s
+      await sleep(3_000);
+      const row = await broker.store.getLeaseByJti(t.body.jti);
+      expect(row?.state).toBe('active');
+      expect(row?.attempts).toBeGreaterThanOrEqual(1);
+      expect(row?.lastError).toMatch(/cannot reach Vault/);
+      server = await startServer({ dev: false, configPath: cfg, quiet: true });
+      await waitFor(async () => (await broker.store.getLeaseByJti(t.body.jti))?.attempts === 0, 3_000, 'a successful renewal');
+      expect(await leaseAlive(conn, t.body.lease_id)).toBe(true);
+      const m = await api(broker.url as string, 'GET', '/metrics');
+      expect(m.text).toMatch(/tvm_broker_failures_total\{op="renew"\} [1-9]/);
+    } finally {
+      await broker.stop();
+      await server.close();
+    }
+  });
+});
