@@ -154,7 +154,8 @@ export interface Store {
 
   /**
    * Claims up to `limit` active or revoking rows due by `now` whose claim is
-   * free or expired, for `owner` until `claimUntil`.
+   * free or expired, for `owner` until `claimUntil` or halfway from due to
+   * expiry, whichever is sooner (so a dead owner's lease is taken over in time).
    */
   claimDue(owner: string, now: number, claimUntil: number, limit: number): Promise<LeaseRow[]>;
   /** Releases `owner`'s claims (all claims when null: a single-process store at start). */

@@ -195,7 +195,9 @@ export class PostgresStore implements Store {
   async claimDue(owner: string, now: number, claimUntil: number, limit: number): Promise<LeaseRow[]> {
     // One statement: rows another replica is claiming right now are skipped, not waited for.
     const r = await this.rows(
-      `UPDATE leases SET claim_owner = $1, claim_until = $3
+      // The claim also lapses halfway from due to expiry, so a dead replica's
+      // lease is taken over while it can still be renewed.
+      `UPDATE leases SET claim_owner = $1, claim_until = LEAST($3, GREATEST($2 + 250, (due_at + expires_at) / 2))
        WHERE id IN (
          SELECT id FROM leases
          WHERE state IN ('active', 'revoking') AND due_at <= $2 AND claim_until < $2

@@ -198,9 +198,11 @@ export class SqliteStore implements Store {
       );
       const claim = this.db.prepare('UPDATE leases SET claim_owner = ?, claim_until = ? WHERE id = ?');
       for (const r of rows) {
-        claim.run(owner, claimUntil, r.id);
+        // As in PostgreSQL: the claim lapses halfway from due to expiry at the latest.
+        const until = Math.min(claimUntil, Math.max(now + 250, Math.floor((Number(r.due_at) + Number(r.expires_at)) / 2)));
+        claim.run(owner, until, r.id);
         r.claim_owner = owner;
-        r.claim_until = claimUntil;
+        r.claim_until = until;
       }
       return rows.map(leaseFromRow);
     })();
