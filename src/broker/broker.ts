@@ -367,7 +367,7 @@ export class Broker {
   async getToken(jti: string): Promise<TokenView> {
     let row = await this.store.getLeaseByJti(jti);
     if (!row) throw notFound(`no token with jti ${jti}`);
-    for (let hops = 0; row.state === 'revoking' && row.reason === 'replaced' && row.replacedBy && hops < 10; hops++) {
+    for (let hops = 0; (row.state === 'revoking' || row.state === 'revoked') && row.reason === 'replaced' && row.replacedBy && hops < 10; hops++) {
       const next = await this.store.getLease(row.replacedBy);
       if (!next) break;
       row = next;

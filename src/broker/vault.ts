@@ -16,6 +16,7 @@ import {
   type VaultConnection,
 } from '../client/index.ts';
 import { BrokerError, PermanentError, describeError } from './errors.ts';
+import type { Logger } from './log.ts';
 import type { Clock } from './types.ts';
 
 export type VaultAuth =
@@ -66,26 +67,46 @@ function wrap(err: unknown, what: string): Error {
   return new BrokerError('ERR_VAULT', `${what}: ${describeError(err)}`, { cause: err });
 }
 
-export function createVaultGateway(settings: VaultSettings, clock: Clock = Date.now): VaultGateway {
+/** Why the broker logged in: at start, its token reached max ttl, or renewing it failed. */
+type LoginWhy = 'start' | 'max_ttl' | 'renewal_failed';
+
+export function createVaultGateway(settings: VaultSettings, clock: Clock = Date.now, log?: Logger): VaultGateway {
   let conn: VaultConnection = connect({ addr: settings.address, token: '', env: {}, mount: settings.mount, timeoutMs: settings.timeoutMs });
   let selfExpiresAt = Infinity;
   let selfRenewable = false;
   let selfIssuedAt = 0;
+  // Vault revokes a token's leases when the token dies (expiry at its max ttl
+  // included), and a later login cannot save them. Each login is a generation;
+  // a lease remembers the generation that issued it, and once that token's
+  // expiry is final (renewal stopped extending it, or a newer login replaced
+  // it) the lease's answers are capped to it, so the broker re-fetches the
+  // lease under the current token before the old one dies.
+  let generation = 0;
+  let loginFailures = 0;
+  /** The ttl the current token was granted at login: a renewal granting less has hit max ttl. */
+  let loginTtlMs = 0;
+  const finalExpiry = new Map<number, number>();
+  const leaseGeneration = new Map<string, number>();
 
   const use = (token: string) => {
     conn = connect({ addr: settings.address, token, env: {}, mount: settings.mount, timeoutMs: settings.timeoutMs });
   };
 
-  const adoptAuth = (auth: unknown, now: number): void => {
+  /** `renewal`: the answer of renew-self, where a zero ttl means "at its max ttl now", not "never expires". */
+  const adoptAuth = (auth: unknown, now: number, renewal = false): void => {
     const a = (auth ?? {}) as { client_token?: unknown; lease_duration?: unknown; renewable?: unknown };
     if (typeof a.client_token === 'string' && a.client_token !== '') use(a.client_token);
     const ttl = typeof a.lease_duration === 'number' ? a.lease_duration : 0;
     selfIssuedAt = now;
-    selfExpiresAt = ttl > 0 ? now + ttl * 1000 : Infinity;
+    selfExpiresAt = ttl > 0 ? now + ttl * 1000 : renewal ? now : Infinity;
     selfRenewable = a.renewable === true;
   };
 
-  const login = async (): Promise<void> => {
+  const retire = (): void => {
+    if (selfExpiresAt !== Infinity) finalExpiry.set(generation, selfExpiresAt);
+  };
+
+  const login = async (why: LoginWhy = 'start'): Promise<void> => {
     const a = settings.auth;
     const now = clock();
     try {
@@ -97,59 +118,97 @@ export function createVaultGateway(settings: VaultSettings, clock: Clock = Date.
         selfIssuedAt = now;
         selfExpiresAt = ttl > 0 ? now + ttl * 1000 : Infinity;
         selfRenewable = d.renewable === true;
-        return;
+      } else {
+        const body =
+          a.method === 'approle'
+            ? { role_id: a.roleId, secret_id: readSecret(a.secretId, a.secretIdFile, 'AppRole secret id') }
+            : { role: a.role, jwt: readSecret(a.jwt, a.jwtFile, 'JWT') };
+        const res = await conn.write(`auth/${a.path}/login`, body);
+        if (generation > 0) retire();
+        generation++;
+        adoptAuth(res?.auth, now);
+        loginTtlMs = selfExpiresAt === Infinity ? 0 : selfExpiresAt - now;
       }
-      const body =
-        a.method === 'approle'
-          ? { role_id: a.roleId, secret_id: readSecret(a.secretId, a.secretIdFile, 'AppRole secret id') }
-          : { role: a.role, jwt: readSecret(a.jwt, a.jwtFile, 'JWT') };
-      const res = await conn.write(`auth/${a.path}/login`, body);
-      adoptAuth(res?.auth, now);
     } catch (err) {
       throw wrap(err, `Vault login (${a.method})`);
     }
+    if (!selfRenewable && selfExpiresAt !== Infinity) finalExpiry.set(generation, selfExpiresAt);
+    const ttlS = selfExpiresAt === Infinity ? 0 : Math.round((selfExpiresAt - now) / 1000);
+    log?.info({ method: a.method, why, ttl_s: ttlS, renewable: selfRenewable }, 'logged in to Vault');
+  };
+
+  /** Caps a lease's granted duration to the death of the token that issued it, once that is final. */
+  const capped = (leaseId: string, creds: Creds): Creds => {
+    const gen = leaseGeneration.get(leaseId);
+    const end = gen === undefined ? undefined : finalExpiry.get(gen);
+    if (end === undefined) return creds;
+    const leftS = Math.max(0, (end - clock()) / 1000);
+    return leftS < creds.lease_duration ? { ...creds, lease_duration: leftS } : creds;
   };
 
   return {
     mount: settings.mount,
-    login,
+    login: () => login('start'),
     async maintainSelf(now) {
       if (selfExpiresAt === Infinity) return now + 60_000;
       const life = selfExpiresAt - selfIssuedAt;
       const renewAt = selfIssuedAt + (life * 2) / 3;
       if (now < renewAt) return renewAt;
+      let why: LoginWhy | null = null;
       try {
         if (!selfRenewable) throw new Error('not renewable');
         const res = await conn.write('auth/token/renew-self', {});
         const before = selfExpiresAt;
-        adoptAuth(res?.auth, now);
-        // Capped by its max ttl: log in again instead once renewal stops extending it.
-        if (selfExpiresAt <= before + 1000 && settings.auth.method !== 'token') await login();
-      } catch {
+        adoptAuth(res?.auth, now, true);
+        log?.info({ ttl_s: Math.round((selfExpiresAt - now) / 1000) }, 'renewed own Vault token');
+        // Capped by its max ttl (granted less than at login, or hardly extended): its end is
+        // final, so log in again now, while the leases it issued can still be re-fetched.
+        if (selfExpiresAt - now < loginTtlMs - 1000 || selfExpiresAt <= before + 1000) {
+          finalExpiry.set(generation, selfExpiresAt);
+          why = 'max_ttl';
+        }
+      } catch (err) {
         if (settings.auth.method === 'token') {
+          log?.warn({ err: describeError(err) }, 'renewing own Vault token failed');
           return now + 5_000;
         }
-        await login();
+        why = 'renewal_failed';
+      }
+      if (why !== null && settings.auth.method !== 'token') {
+        try {
+          await login(why);
+          loginFailures = 0;
+        } catch (err) {
+          // The token is dying or dead: try again soon (1s, doubling to 30s), not at the loop's leisure.
+          loginFailures++;
+          const retryMs = Math.min(30_000, 1_000 * 2 ** (loginFailures - 1));
+          log?.warn({ method: settings.auth.method, why, attempts: loginFailures, retry_in_ms: retryMs, err: describeError(err) }, 'Vault login failed; retrying');
+          return now + retryMs;
+        }
       }
       return selfIssuedAt + ((selfExpiresAt - selfIssuedAt) * 2) / 3;
     },
     async issue(role, req) {
       try {
-        return await issueCreds(conn, role, req);
+        const creds = await issueCreds(conn, role, req);
+        leaseGeneration.set(creds.lease_id, generation);
+        return capped(creds.lease_id, creds);
       } catch (err) {
         throw wrap(err, `issue ${role}`);
       }
     },
     async renew(leaseId) {
       try {
-        return await renewLease(conn, leaseId);
+        return capped(leaseId, await renewLease(conn, leaseId));
       } catch (err) {
+        if (isPermanent(err)) leaseGeneration.delete(leaseId);
         throw wrap(err, 'renew');
       }
     },
     async revoke(leaseId) {
       try {
         await revokeLease(conn, leaseId);
+        leaseGeneration.delete(leaseId);
       } catch (err) {
         throw wrap(err, 'revoke');
       }
