@@ -2,7 +2,7 @@
 
 import { request } from 'node:http';
 import { Option, type Command } from 'commander';
-import { loadConfig, startBroker } from '../../broker/index.ts';
+import { BrokerError, loadConfig, startBroker } from '../../broker/index.ts';
 import type { CommandContext } from '../context.ts';
 import { CliError, CliUsageError } from '../errors.ts';
 import { OUTPUT_FORMATS, formatTable, printJson, type OutputFormat } from '../output.ts';
@@ -58,7 +58,17 @@ export function registerBrokerCommands(program: Command, ctx: CommandContext): v
     .description('run the broker daemon (SIGTERM: stop, revoking leases when revoke_on_shutdown)')
     .requiredOption('--config <file>', 'broker config (HCL or JSON), e.g. vault-config/broker.hcl')
     .action(async (flags: { config: string }) => {
-      const config = await loadConfig(flags.config, ctx.io.env);
+      let config: Awaited<ReturnType<typeof loadConfig>>;
+      try {
+        config = await loadConfig(flags.config, ctx.io.env);
+      } catch (err) {
+        // An unusable config file is bad input: exit 2 with the one line naming the problem.
+        if (err instanceof BrokerError && err.code === 'ERR_CONFIG') {
+          const where = err.message.includes(flags.config) ? '' : ` ${flags.config}`;
+          throw new CliUsageError(`broker config${where}: ${err.message}`, { cause: err });
+        }
+        throw err;
+      }
       const running = await startBroker(config);
       ctx.io.stderr(`tvm broker: listening on ${[running.url, running.socket].filter(Boolean).join(' and ')}\n`);
       await new Promise<void>((resolve) => {
