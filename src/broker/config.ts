@@ -20,6 +20,8 @@ export interface BrokerConfig {
   broker: BrokerSettings;
   loop: LoopSettings;
   logLevel: string;
+  /** Where log lines go: "stderr" (default), "stdout", or a file path. */
+  logTo: string;
   /** How long SIGTERM's graceful stage may take before the forced stage. */
   shutdownTimeoutMs: number;
 }
@@ -70,6 +72,11 @@ function dur(o: Obj | undefined, key: string, where: string): number | undefined
   } catch (err) {
     fail((err as Error).message);
   }
+}
+
+function logTo(v: string | undefined, rel: (p: string) => string): string {
+  if (v === undefined || v === 'stderr' || v === 'stdout') return v ?? 'stderr';
+  return rel(v);
 }
 
 export function parseConfig(raw: Obj, baseDir: string, env: Record<string, string | undefined> = process.env): BrokerConfig {
@@ -168,6 +175,7 @@ export function parseConfig(raw: Obj, baseDir: string, env: Record<string, strin
     broker,
     loop,
     logLevel: str(block(raw.log, 'log'), 'level', 'log') ?? 'info',
+    logTo: logTo(str(block(raw.log, 'log'), 'destination', 'log'), rel),
     shutdownTimeoutMs: dur(raw, 'shutdown_timeout', 'config') ?? 10_000,
   };
 }

@@ -40,7 +40,7 @@ export interface RunningBroker {
 }
 
 export async function startBroker(config: BrokerConfig, options: StartOptions = {}): Promise<RunningBroker> {
-  const log = options.log ?? createLogger({ level: config.logLevel });
+  const log = options.log ?? createLogger({ level: config.logLevel, to: config.logTo });
   const clock = options.clock ?? Date.now;
   const metrics = createMetrics();
   const vault = options.vault ?? createVaultGateway(config.vault, clock, log);

@@ -7,7 +7,13 @@ export type { Logger } from 'pino';
 
 export const REDACT_PATHS = ['token', '*.token', 'secret_id', '*.secret_id', 'jwt', '*.jwt', 'client_token', '*.client_token'];
 
-export function createLogger(options: { level?: string; destination?: DestinationStream } = {}): Logger {
+/**
+ * `to`: "stderr" (the default: a daemon keeps stdout clean), "stdout", or a file
+ * path (appended to). `destination`: any stream (tests); it wins over `to`.
+ */
+export function createLogger(options: { level?: string; destination?: DestinationStream; to?: string } = {}): Logger {
   const base = { level: options.level ?? 'info', base: { svc: 'tvm-broker' }, redact: { paths: REDACT_PATHS, censor: '[redacted]' } };
-  return options.destination ? pino(base, options.destination) : pino(base);
+  const to = options.to ?? 'stderr';
+  const dest = to === 'stderr' ? 2 : to === 'stdout' ? 1 : to;
+  return pino(base, options.destination ?? pino.destination({ dest, sync: true, mkdir: typeof dest === 'string' }));
 }

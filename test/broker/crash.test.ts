@@ -49,7 +49,7 @@ async function spawnBroker(config: string, crashAt = ''): Promise<{ child: Child
   let stderr = '';
   child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
   const line = await new Promise<string>((resolve, reject) => {
-    // Log lines share stdout; the fixture's own line starts with {"url".
+    // The fixture's own line starts with {"url" (log lines go to stderr).
     const lines = createInterface({ input: child.stdout! });
     lines.on('line', (l) => {
       if (l.startsWith('{"url"')) resolve(l);
