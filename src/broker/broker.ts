@@ -423,18 +423,21 @@ export class Broker {
   private async renewOne(row: LeaseRow): Promise<void> {
     const now = this.clock();
     this.metrics.renewalLag.observe(Math.max(0, now - row.dueAt) / 1000);
-    if (now >= row.expiresAt) {
-      await this.store.finish(row.id, 'expired', now, row.lastError ?? 'expired before it could be renewed');
-      await this.event('expired', row.workloadId, row.id, null, row.lastError);
-      this.log.warn({ lease: row.id, workload: row.workloadId }, 'lease expired before it could be renewed');
-      return;
-    }
+    // Past the registry's expiry, Vault may still hold the lease: a broker killed after Vault
+    // renewed it and before the registry recorded that left a stale expiry. Vault decides.
+    const pastExpiry = now >= row.expiresAt;
     let creds: Creds;
     try {
       creds = await this.vault.renew(row.leaseId as string);
     } catch (err) {
       this.metrics.failures.inc({ op: 'renew' });
       const t = this.clock();
+      if (pastExpiry) {
+        await this.store.finish(row.id, 'expired', t, row.lastError ?? 'expired before it could be renewed');
+        await this.event('expired', row.workloadId, row.id, null, row.lastError);
+        this.log.warn({ lease: row.id, workload: row.workloadId }, 'lease expired before it could be renewed');
+        return;
+      }
       if (err instanceof PermanentError) {
         this.metrics.renewals.inc({ result: 'gone' });
         await this.store.finish(row.id, 'gone', t, describeError(err));
