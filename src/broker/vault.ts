@@ -150,7 +150,8 @@ export function createVaultGateway(settings: VaultSettings, clock: Clock = Date.
     mount: settings.mount,
     login: () => login('start'),
     async maintainSelf(now) {
-      if (selfExpiresAt === Infinity) return now + 60_000;
+      // Nothing to renew: a token that never expires, or a given token that cannot be renewed.
+      if (selfExpiresAt === Infinity || (!selfRenewable && settings.auth.method === 'token')) return now + 60_000;
       const life = selfExpiresAt - selfIssuedAt;
       const renewAt = selfIssuedAt + (life * 2) / 3;
       if (now < renewAt) return renewAt;
