@@ -1,7 +1,7 @@
 // creds/<role>: issues a signed readwrite token under a renewable lease, and
 // the secret type that renews (re-signs, same jti) and revokes it.
 
-import { randomBytes } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { BlockList, isIP } from 'node:net';
 import type { EngineContext } from './context.ts';
 import { EngineError, invalidField, showValue } from './errors.ts';
@@ -130,7 +130,8 @@ export function credsRoutes(ctx: EngineContext): Route[] {
     const iatS = Math.floor(nowMs / 1000);
     const expS = iatS + ttlMs / 1000;
     const grant: Grant = {
-      jti: randomBytes(16).toString('base64url'),
+      // A UUID: 122 random bits, and never a leading "-" that a CLI would read as an option.
+      jti: randomUUID(),
       sub: subjectOf(req.caller),
       role: name,
       aud,
