@@ -1,11 +1,30 @@
-// Broker benchmark: N active leases against the dev server (in this process);
-// the broker runs as its own process (`tvm broker run`) so its RSS is its own.
-// Reports RSS, sustained renewals/s, the busiest second against the mean (the
+// Broker benchmark: N active leases against the dev server (in this process,
+// with the load generator); the broker runs as its own process
+// (`tvm broker run`) so its RSS is its own. Reports issue time, broker RSS
+// (peak and steady), renewals/s, the busiest second against the mean (the
 // storm check), and the time to restore after SIGKILL.
-//   node --import tsx scripts/bench-broker.ts [leases=100000] [seconds=60] [ttl=60s]
+//
+//   node --import tsx scripts/bench-broker.ts [leases=100000] [seconds=120] [ttl=window] [options]
+//
+// ttl `window` (default): each lease asks for its own ttl, chosen so that its
+// first renewal (at about 2/3 of the ttl, with the broker's jitter) falls at a
+// uniformly random point of a `seconds`-long window that opens when filling
+// ends: N renewals spread over the window, so a steady rate is measured
+// without waiting for a long ttl. Every lease stays live for the whole run
+// (expiry is 1.5x the time to its renewal). A duration (`60s`, `15m`) instead
+// gives every lease that ttl (renewals follow the issue pattern).
+//
+// Options:
+//   --concurrency=64  issue requests in flight while filling
+//   --workloads=100   workloads the leases are spread over
+//   --jitter=J        the broker's renewal.jitter (default: the broker's 0.1)
+//   --prof=DIR        CPU-profile the broker (stopped with SIGTERM to write it)
+//
+// Renewals per second are counted from the broker's own clock: it runs with
+// log level debug to a file and every `lease renewed` line carries its time.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createReadStream, mkdtempSync, openSync, closeSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,9 +32,27 @@ import { createInterface } from 'node:readline';
 import { connect } from '../src/client/index.ts';
 import { startServer } from '../src/server/index.ts';
 
-const N = Number(process.argv[2] ?? 100_000);
-const SECONDS = Number(process.argv[3] ?? 60);
-const TTL = process.argv[4] ?? '60s';
+const positional = process.argv.slice(2).filter((a) => !a.startsWith('--'));
+const flags = new Map(
+  process.argv
+    .slice(2)
+    .filter((a) => a.startsWith('--'))
+    .map((a) => {
+      const [k, v] = a.slice(2).split('=');
+      return [k, v ?? 'true'] as const;
+    }),
+);
+const N = Number(positional[0] ?? 100_000);
+const SECONDS = Number(positional[1] ?? 120);
+const TTL = positional[2] ?? 'window';
+const WINDOW = TTL === 'window';
+const CONCURRENCY = Number(flags.get('concurrency') ?? 64);
+const WORKLOADS = Number(flags.get('workloads') ?? 100);
+const JITTER = flags.has('jitter') ? Number(flags.get('jitter')) : undefined;
+const PROF = flags.get('prof');
+/** Window mode: filling is expected to end this long after the projection (a margin). */
+const SETTLE_MS = 5_000;
+
 const dir = mkdtempSync(join(tmpdir(), 'tvm-bench-broker-'));
 
 function call(base: string, method: string, path: string, body?: unknown): Promise<{ status: number; text: string }> {
@@ -33,28 +70,69 @@ function call(base: string, method: string, path: string, body?: unknown): Promi
   });
 }
 
-async function startBrokerProcess(config: string): Promise<{ child: ChildProcess; ms: number }> {
+interface BrokerProcess {
+  child: ChildProcess;
+  /** Spawn to the `listening` line: the store opened, reconciled, the loop scheduled, the API serving. */
+  ms: number;
+  logPath: string;
+}
+
+async function startBrokerProcess(config: string, name: string, prof = false): Promise<BrokerProcess> {
+  // The broker logs to `log.destination` (broker.log); what it writes to stdout goes to <name>.out.
+  const logPath = join(dir, 'broker.log');
+  writeFileSync(logPath, '');
+  const out = openSync(join(dir, `${name}.out`), 'w');
+  const execArgv = prof && PROF ? ['--cpu-prof', `--cpu-prof-dir=${PROF}`] : [];
   const t0 = performance.now();
-  const child = spawn(process.execPath, ['bin/tvm.js', 'broker', 'run', '--config', config], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [...execArgv, 'bin/tvm.js', 'broker', 'run', '--config', config], { stdio: ['ignore', out, 'pipe'] });
+  closeSync(out);
+  let stderr = '';
   await new Promise<void>((resolve, reject) => {
     createInterface({ input: child.stderr! }).on('line', (l) => {
       if (l.startsWith('tvm broker: listening')) resolve();
+      else stderr += `${l}\n`;
     });
-    child.once('exit', (code) => reject(new Error(`broker exited ${code}`)));
+    child.once('exit', (code) => reject(new Error(`broker exited ${code}: ${stderr}`)));
   });
-  return { child, ms: performance.now() - t0 };
+  return { child, ms: performance.now() - t0, logPath };
 }
 
-const rssMb = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
+/** CPU seconds (user + system) a process has used: /proc/<pid>/stat, in clock ticks of 1/100 s. */
+const cpuS = (pid: number): number => {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100;
+};
+const selfCpuS = (): number => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e6;
+};
 
-async function renewalsTotal(base: string): Promise<number> {
+const rssMb = (pid: number): number => {
+  try {
+    return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
+  } catch {
+    return 0;
+  }
+};
+
+async function metric(base: string, re: RegExp): Promise<number> {
   const m = await call(base, 'GET', '/metrics');
-  return Number(/tvm_broker_renewals_total\{result="ok"\} (\d+)/.exec(m.text)?.[1] ?? 0);
+  return Number(re.exec(m.text)?.[1] ?? 0);
+}
+
+/** Epoch-ms times of the broker's `lease renewed` log lines. */
+async function renewalTimes(logPath: string): Promise<number[]> {
+  const times: number[] = [];
+  for await (const line of createInterface({ input: createReadStream(logPath) })) {
+    if (!line.includes('"lease renewed"')) continue;
+    times.push((JSON.parse(line) as { time: number }).time);
+  }
+  return times;
 }
 
 const server = await startServer({ dev: true, listenAddress: '127.0.0.1:0', quiet: true });
 const conn = connect({ addr: server.address, token: server.rootToken as string, env: {} });
-await conn.write('tvm/roles/bench', { read: ['db://bench/*'], ttl: TTL, max_ttl: '1h' });
+await conn.write('tvm/roles/bench', { read: ['db://bench/*'], ttl: WINDOW ? '50m' : TTL, max_ttl: '1h' });
 const port = 18300 + Math.floor(Math.random() * 1000);
 const config = join(dir, 'broker.json');
 writeFileSync(
@@ -66,55 +144,119 @@ writeFileSync(
     roles: ['bench'],
     revoke_on_shutdown: false,
     anomaly: { min_count: 10_000_000 },
-    log: { level: 'warn' },
+    ...(JITTER === undefined ? {} : { renewal: { jitter: JITTER } }),
+    // Each process logs to its own file (see startBrokerProcess): the renewal lines are counted from it.
+    log: { level: 'debug', destination: join(dir, 'broker.log') },
   }),
 );
 const base = `http://127.0.0.1:${port}`;
-let broker = await startBrokerProcess(config);
+let broker = await startBrokerProcess(config, 'run', true);
+console.log(
+  `bench-broker: ${N} leases, ${WINDOW ? `renewals spread over a ${SECONDS} s window` : `ttl ${TTL}, measured ${SECONDS} s`}, ` +
+    `${CONCURRENCY} issue requests in flight, ${WORKLOADS} workloads; dev server + load generator + broker on ${
+      (await import('node:os')).cpus().length
+    } cores`,
+);
+
+let peakRss = 0;
+const rssTimer = setInterval(() => (peakRss = Math.max(peakRss, rssMb(broker.child.pid!))), 500);
 
 const workloads: string[] = [];
-for (let i = 0; i < 100; i++) {
+for (let i = 0; i < WORKLOADS; i++) {
   const r = await call(base, 'POST', '/v1/workloads', { name: `w${i}`, heartbeat_interval: '1h' });
   workloads.push((JSON.parse(r.text) as { id: string }).id);
 }
-const t0 = performance.now();
+
+const t0 = Date.now();
+const cpu0 = { broker: cpuS(broker.child.pid!), bench: selfCpuS() };
+// Window mode: when filling is projected to end (refined as it goes); renewals are aimed past it.
+let projectedEnd = t0 + N * 2 + SETTLE_MS;
 let next = 0;
+let done = 0;
 await Promise.all(
-  Array.from({ length: 32 }, async () => {
+  Array.from({ length: CONCURRENCY }, async () => {
     while (next < N) {
       const i = next++;
-      const r = await call(base, 'POST', '/v1/tokens', { workload: workloads[i % 100], role: 'bench', read: [`db://bench/${i}`] });
+      const body: Record<string, unknown> = { workload: workloads[i % WORKLOADS], role: 'bench', read: [`db://bench/${i}`] };
+      if (WINDOW) {
+        const now = Date.now();
+        if (done >= 1000) projectedEnd = t0 + ((now - t0) * N) / done + SETTLE_MS;
+        const target = projectedEnd + Math.random() * SECONDS * 1000;
+        body.ttl = `${Math.ceil((1.5 * (target - now)) / 1000)}s`;
+      }
+      const r = await call(base, 'POST', '/v1/tokens', body);
       if (r.status !== 200) throw new Error(`issue ${i}: ${r.status} ${r.text}`);
+      done++;
     }
   }),
 );
-const issueS = (performance.now() - t0) / 1000;
-console.log(`issued ${N} leases in ${issueS.toFixed(1)} s (${(N / issueS).toFixed(0)}/s)`);
+const fillEnd = Date.now();
+const issueS = (fillEnd - t0) / 1000;
+console.log(
+  `issued ${N} leases in ${issueS.toFixed(1)} s (${(N / issueS).toFixed(0)}/s); CPU while filling: broker ${(cpuS(broker.child.pid!) - cpu0.broker).toFixed(1)} s, ` +
+    `dev server + load generator ${(selfCpuS() - cpu0.bench).toFixed(1)} s`,
+);
+const peakFill = peakRss;
 
-const perSecond: number[] = [];
-let last = await renewalsTotal(base);
-let peakRss = rssMb(broker.child.pid!);
-for (let s = 0; s < SECONDS; s++) {
+// Measure: the window (plus the broker's jitter on either side) or the given seconds.
+const measureS = WINDOW ? Math.ceil((projectedEnd - fillEnd) / 1000 + SECONDS * 1.2 + 10) : SECONDS;
+const rssSamples: number[] = [];
+const renewedBefore = await metric(base, /tvm_broker_renewals_total\{result="ok"\} (\d+)/);
+for (let s = 0; s < measureS; s++) {
   await new Promise((r) => setTimeout(r, 1000));
-  const now = await renewalsTotal(base);
-  perSecond.push(now - last);
-  last = now;
-  peakRss = Math.max(peakRss, rssMb(broker.child.pid!));
+  rssSamples.push(rssMb(broker.child.pid!));
 }
-// The first ttl × 2/3 after issuing holds no renewals yet; measure from the first one.
-const first = perSecond.findIndex((n) => n > 0);
-const window = first < 0 ? [] : perSecond.slice(first);
-const mean = window.reduce((a, b) => a + b, 0) / Math.max(1, window.length);
-const max = Math.max(0, ...window);
-console.log(`broker RSS peak ${peakRss.toFixed(0)} MB with ${N} active leases`);
-console.log(`renewals: mean ${mean.toFixed(1)}/s over ${window.length} s, busiest second ${max} (${(max / Math.max(mean, 1e-9)).toFixed(2)}x the mean)`);
+const measureEnd = Date.now();
+const renewedOk = (await metric(base, /tvm_broker_renewals_total\{result="ok"\} (\d+)/)) - renewedBefore;
+const renewErrors = await metric(base, /tvm_broker_renewals_total\{result="error"\} (\d+)/);
+const active = await metric(base, /tvm_broker_active_leases (\d+)/);
+clearInterval(rssTimer);
 
-broker.child.kill('SIGKILL');
-await new Promise((r) => broker.child.once('exit', r));
-broker = await startBrokerProcess(config);
-console.log(`restore after SIGKILL: ${broker.ms.toFixed(0)} ms from spawn to serving (${N} leases in the registry)`);
-const status = await call(base, 'GET', '/v1/status');
-console.log(`status after restore: ${status.text}`);
+if (PROF) {
+  broker.child.kill('SIGTERM');
+  await new Promise((r) => broker.child.once('exit', r));
+  console.log(`broker CPU profile written to ${PROF}`);
+}
+
+// Per-second renewals on the broker's clock, from the first renewal second to the last in the measurement.
+const times = (await renewalTimes(broker.logPath)).filter((t) => t >= fillEnd && t < measureEnd);
+const perSecond = new Map<number, number>();
+for (const t of times) perSecond.set(Math.floor(t / 1000), (perSecond.get(Math.floor(t / 1000)) ?? 0) + 1);
+const secs = [...perSecond.keys()].sort((a, b) => a - b);
+const series = secs.length === 0 ? [] : Array.from({ length: secs.at(-1)! - secs[0] + 1 }, (_, k) => perSecond.get(secs[0] + k) ?? 0);
+const mean = series.reduce((a, b) => a + b, 0) / Math.max(1, series.length);
+const max = Math.max(0, ...series);
+// The steady part: between the seconds by which 5% and 95% of the measured renewals had happened (no ramps).
+let acc = 0;
+let from = 0;
+let to = series.length - 1;
+series.forEach((n, k) => {
+  if (acc < 0.05 * times.length && acc + n >= 0.05 * times.length) from = k;
+  if (acc < 0.95 * times.length && acc + n >= 0.95 * times.length) to = k;
+  acc += n;
+});
+const steady = series.slice(from, to + 1);
+const steadyMean = steady.reduce((a, b) => a + b, 0) / Math.max(1, steady.length);
+const steadyMax = Math.max(0, ...steady);
+const sorted = [...rssSamples].sort((a, b) => a - b);
+const steadyRss = sorted[Math.floor(sorted.length / 2)] ?? 0;
+
+console.log(`broker RSS: peak ${Math.max(peakFill, ...rssSamples).toFixed(0)} MB (while filling ${peakFill.toFixed(0)} MB), steady ${steadyRss.toFixed(0)} MB (median over ${rssSamples.length} s with ${active} active leases)`);
+console.log(`renewals: ${times.length} in ${series.length} s after filling (metrics: ${renewedOk} ok, ${renewErrors} errors in all), mean ${mean.toFixed(1)}/s, busiest second ${max} (${(max / Math.max(mean, 1e-9)).toFixed(2)}x the mean)`);
+console.log(`renewals, steady part (5%..95% of them, ${steady.length} s): mean ${steadyMean.toFixed(1)}/s, busiest second ${steadyMax} (${(steadyMax / Math.max(steadyMean, 1e-9)).toFixed(2)}x)`);
+
+if (!PROF) {
+  broker.child.kill('SIGKILL');
+  await new Promise((r) => broker.child.once('exit', r));
+}
+broker = await startBrokerProcess(config, 'restore');
+const restoreRss = rssMb(broker.child.pid!);
+const status = JSON.parse((await call(base, 'GET', '/v1/status')).text) as { leases: Record<string, number> };
+console.log(
+  `restore after ${PROF ? 'SIGTERM (profiling)' : 'SIGKILL'}: ${broker.ms.toFixed(0)} ms from spawn to serving with ${status.leases.active ?? 0} active leases loaded and scheduled ` +
+    `(RSS ${restoreRss.toFixed(0)} MB); registry by state: ${JSON.stringify(status.leases)}`,
+);
 broker.child.kill('SIGKILL');
 await server.close();
 rmSync(dir, { recursive: true, force: true });
+process.exit(0);

@@ -1,6 +1,14 @@
 // The embedded store: one SQLite file (better-sqlite3, WAL). A single broker
 // process owns the file, so claims here never contend, but they follow the same
 // rules as PostgreSQL's so the broker logic is one.
+//
+// Group commit: every write is queued and the writes that arrive in the same
+// event-loop turn run as one transaction (each in its own savepoint, so one
+// write failing leaves the others), committed with one fsync
+// (synchronous = FULL). A caller's promise settles only after the transaction
+// holding its write committed, so a write is as durable as before when its
+// caller acts on it (intent before action), and reads, which run at once, see
+// only committed (synced) writes.
 
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -32,7 +40,22 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
      id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, kind TEXT NOT NULL, workload_id TEXT,
      lease_row_id TEXT, reason TEXT, detail TEXT);
    CREATE INDEX events_workload ON events (workload_id, kind, at);`,
+  // 2: the cache lookup (workload, role, scope) without scanning every lease of the workload
+  `CREATE INDEX leases_cache ON leases (workload_id, role, scope_key, state, expires_at);`,
 ];
+
+interface QueuedWrite {
+  fn: () => unknown;
+  resolve: (v: unknown) => void;
+  reject: (err: unknown) => void;
+}
+
+type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
+
+function settle(w: QueuedWrite, o: Outcome): void {
+  if (o.ok) w.resolve(o.value);
+  else w.reject(o.error);
+}
 
 const placeholders = (n: number): string => Array.from({ length: n }, () => '?').join(', ');
 
@@ -40,6 +63,10 @@ export class SqliteStore implements Store {
   readonly kind = 'sqlite' as const;
   private readonly db: Database.Database;
   private closed = false;
+  private queue: QueuedWrite[] = [];
+  private flushScheduled = false;
+  /** Transactions committed and writes they held (group-commit statistics). */
+  readonly commits = { transactions: 0, writes: 0 };
 
   constructor(path: string) {
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
@@ -66,24 +93,81 @@ export class SqliteStore implements Store {
 
   async close(): Promise<void> {
     if (this.closed) return;
+    this.flush();
     this.closed = true;
     this.db.close();
   }
 
+  /** Queues a write for the next group commit; settles once that transaction committed. */
+  private write<T>(fn: () => T): Promise<T> {
+    if (this.closed) return Promise.reject(new Error('the SQLite store is closed'));
+    return new Promise<T>((resolve, reject) => {
+      this.queue.push({ fn, resolve: resolve as (v: unknown) => void, reject });
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        // After the I/O callbacks of this turn: every write they queued joins the batch.
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  /** Runs the queued writes in one transaction, then settles their promises. */
+  private flush(): void {
+    this.flushScheduled = false;
+    const batch = this.queue;
+    if (batch.length === 0) return;
+    this.queue = [];
+    const outcomes: Outcome[] = [];
+    try {
+      this.db.transaction(() => {
+        for (const w of batch) {
+          try {
+            // Nested: a savepoint, so a failing write is undone alone.
+            outcomes.push({ ok: true, value: this.db.transaction(w.fn)() });
+          } catch (error) {
+            // SQLite rolled the whole transaction back (I/O error, disk full): fail the batch.
+            if (!this.db.inTransaction) throw error;
+            outcomes.push({ ok: false, error });
+          }
+        }
+      })();
+    } catch (error) {
+      for (const w of batch) w.reject(error);
+      return;
+    }
+    this.commits.transactions++;
+    this.commits.writes += batch.length;
+    batch.forEach((w, i) => settle(w, outcomes[i]));
+  }
+
+  private readonly statements = new Map<string, Database.Statement>();
+
+  /** Prepared once per SQL text. */
+  private stmt(sql: string): Database.Statement {
+    let s = this.statements.get(sql);
+    if (!s) {
+      s = this.db.prepare(sql);
+      this.statements.set(sql, s);
+    }
+    return s;
+  }
+
   private all(sql: string, ...params: unknown[]): Record<string, unknown>[] {
-    return this.db.prepare(sql).all(...params) as Record<string, unknown>[];
+    return this.stmt(sql).all(...params) as Record<string, unknown>[];
   }
 
   private one(sql: string, ...params: unknown[]): Record<string, unknown> | undefined {
-    return this.db.prepare(sql).get(...params) as Record<string, unknown> | undefined;
+    return this.stmt(sql).get(...params) as Record<string, unknown> | undefined;
   }
 
-  private run(sql: string, ...params: unknown[]): number {
-    return this.db.prepare(sql).run(...params).changes;
+  /** A write statement through the group commit; resolves to its changed row count. */
+  private run(sql: string, ...params: unknown[]): Promise<number> {
+    const stmt = this.stmt(sql);
+    return this.write(() => stmt.run(...params).changes);
   }
 
   async createWorkload(w: WorkloadRow): Promise<void> {
-    this.run(
+    await this.run(
       `INSERT INTO workloads (id, name, heartbeat_interval_ms, pid, host, replica, state, reason, created_at, last_heartbeat_at, ended_at)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       w.id, w.name, w.heartbeatIntervalMs, w.pid, w.host, w.replica, w.state, w.reason, w.createdAt, w.lastHeartbeatAt, w.endedAt,
@@ -96,11 +180,11 @@ export class SqliteStore implements Store {
   }
 
   async heartbeat(id: string, at: number): Promise<boolean> {
-    return this.run(`UPDATE workloads SET last_heartbeat_at = ? WHERE id = ? AND state = 'active'`, at, id) === 1;
+    return (await this.run(`UPDATE workloads SET last_heartbeat_at = ? WHERE id = ? AND state = 'active'`, at, id)) === 1;
   }
 
   async endWorkload(id: string, reason: string, at: number): Promise<boolean> {
-    return this.run(`UPDATE workloads SET state = 'ended', reason = ?, ended_at = ? WHERE id = ? AND state = 'active'`, reason, at, id) === 1;
+    return (await this.run(`UPDATE workloads SET state = 'ended', reason = ?, ended_at = ? WHERE id = ? AND state = 'active'`, reason, at, id)) === 1;
   }
 
   async activeWorkloads(): Promise<WorkloadRow[]> {
@@ -108,7 +192,7 @@ export class SqliteStore implements Store {
   }
 
   async insertIntent(i: NewIntent): Promise<void> {
-    this.run(
+    await this.run(
       `INSERT INTO leases (id, workload_id, role, scope_key, state, created_at, claim_owner, claim_until)
        VALUES (?, ?, ?, ?, 'intent', ?, ?, ?)`,
       i.id, i.workloadId, i.role, i.scopeKey, i.at, i.owner, i.claimUntil,
@@ -117,17 +201,17 @@ export class SqliteStore implements Store {
 
   async completeIntent(id: string, owner: string, x: Issued): Promise<boolean> {
     return (
-      this.run(
+      (await this.run(
         `UPDATE leases SET state = 'active', lease_id = ?, jti = ?, token = ?, ttl_ms = ?, token_issued_at = ?, expires_at = ?,
            due_at = ?, claim_owner = NULL, claim_until = 0
          WHERE id = ? AND state = 'intent' AND claim_owner = ?`,
         x.leaseId, x.jti, x.token, x.ttlMs, x.tokenIssuedAt, x.expiresAt, x.dueAt, id, owner,
-      ) === 1
+      )) === 1
     );
   }
 
   async closeIntent(id: string, state: 'failed' | 'abandoned', reason: string, at: number): Promise<void> {
-    this.run(`UPDATE leases SET state = ?, reason = ?, ended_at = ?, claim_owner = NULL WHERE id = ? AND state = 'intent'`, state, reason, at, id);
+    await this.run(`UPDATE leases SET state = ?, reason = ?, ended_at = ?, claim_owner = NULL WHERE id = ? AND state = 'intent'`, state, reason, at, id);
   }
 
   async staleIntents(now: number): Promise<LeaseRow[]> {
@@ -190,13 +274,13 @@ export class SqliteStore implements Store {
   }
 
   async claimDue(owner: string, now: number, claimUntil: number, limit: number): Promise<LeaseRow[]> {
-    return this.db.transaction(() => {
+    return this.write(() => {
       const rows = this.all(
         `SELECT * FROM leases WHERE state IN ('active', 'revoking') AND due_at <= ? AND claim_until < ?
          ORDER BY due_at LIMIT ?`,
         now, now, limit,
       );
-      const claim = this.db.prepare('UPDATE leases SET claim_owner = ?, claim_until = ? WHERE id = ?');
+      const claim = this.stmt('UPDATE leases SET claim_owner = ?, claim_until = ? WHERE id = ?');
       for (const r of rows) {
         // As in PostgreSQL: the claim lapses halfway from due to expiry at the latest.
         const until = Math.min(claimUntil, Math.max(now + 250, Math.floor((Number(r.due_at) + Number(r.expires_at)) / 2)));
@@ -205,48 +289,48 @@ export class SqliteStore implements Store {
         r.claim_until = until;
       }
       return rows.map(leaseFromRow);
-    })();
+    });
   }
 
   async releaseClaims(owner: string | null): Promise<void> {
-    if (owner === null) this.run('UPDATE leases SET claim_owner = NULL, claim_until = 0 WHERE claim_owner IS NOT NULL');
-    else this.run('UPDATE leases SET claim_owner = NULL, claim_until = 0 WHERE claim_owner = ?', owner);
+    if (owner === null) await this.run('UPDATE leases SET claim_owner = NULL, claim_until = 0 WHERE claim_owner IS NOT NULL');
+    else await this.run('UPDATE leases SET claim_owner = NULL, claim_until = 0 WHERE claim_owner = ?', owner);
   }
 
   async recordRenewal(id: string, owner: string, x: Renewed): Promise<boolean> {
     return (
-      this.run(
+      (await this.run(
         `UPDATE leases SET token = ?, token_issued_at = ?, expires_at = ?, due_at = ?, attempts = 0, last_error = NULL,
            renewals = renewals + 1, claim_owner = NULL, claim_until = 0
          WHERE id = ? AND state = 'active' AND claim_owner = ?`,
         x.token, x.tokenIssuedAt, x.expiresAt, x.dueAt, id, owner,
-      ) === 1
+      )) === 1
     );
   }
 
   async recordFailure(id: string, owner: string, attempts: number, dueAt: number, error: string): Promise<boolean> {
     return (
-      this.run(
+      (await this.run(
         `UPDATE leases SET attempts = ?, due_at = ?, last_error = ?, claim_owner = NULL, claim_until = 0
          WHERE id = ? AND claim_owner = ? AND state IN ('active', 'revoking')`,
         attempts, dueAt, error, id, owner,
-      ) === 1
+      )) === 1
     );
   }
 
   async markRevoking(id: string, reason: string, dueAt: number, replacedBy?: string): Promise<boolean> {
     return (
-      this.run(
+      (await this.run(
         `UPDATE leases SET state = 'revoking', reason = ?, due_at = ?, attempts = 0, replaced_by = COALESCE(?, replaced_by),
            claim_owner = NULL, claim_until = 0
          WHERE id = ? AND state = 'active'`,
         reason, dueAt, replacedBy ?? null, id,
-      ) === 1
+      )) === 1
     );
   }
 
   async finish(id: string, state: 'revoked' | 'expired' | 'gone' | 'irrevocable', at: number, error?: string): Promise<void> {
-    this.run(
+    await this.run(
       `UPDATE leases SET state = ?, ended_at = ?, last_error = COALESCE(?, last_error), claim_owner = NULL, claim_until = 0,
          token = CASE WHEN ? = 'irrevocable' THEN token ELSE NULL END
        WHERE id = ?`,
@@ -255,7 +339,7 @@ export class SqliteStore implements Store {
   }
 
   async addEvent(e: EventRow): Promise<void> {
-    this.run(
+    await this.run(
       'INSERT INTO events (at, kind, workload_id, lease_row_id, reason, detail) VALUES (?, ?, ?, ?, ?, ?)',
       e.at, e.kind, e.workloadId, e.leaseRowId, e.reason, e.detail,
     );
