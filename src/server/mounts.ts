@@ -2,6 +2,7 @@
 // instance per mount, each with its own storage view `logical/<uuid>/` (Vault's
 // barrier view), the table itself persisted at `core/mounts`.
 
+import { deleteTree } from './auth/storage.ts';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { parseDurationMs } from '../engine/duration.ts';
 import type { Backend, Storage } from '../engine/types.ts';
@@ -246,7 +247,7 @@ export class MountTable {
     } catch (err) {
       this.logger?.warn('engine cleanup failed on unmount', { mount: path, error: (err as Error).message });
     }
-    await this.deleteTree(`logical/${mount.entry.uuid}/`);
+    await deleteTree(this.storage, `logical/${mount.entry.uuid}/`);
     return true;
   }
 
@@ -273,12 +274,6 @@ export class MountTable {
     await this.storage.put(TABLE_KEY, new TextEncoder().encode(JSON.stringify(table)));
   }
 
-  private async deleteTree(prefix: string): Promise<void> {
-    for (const key of await this.storage.list(prefix)) {
-      if (key.endsWith('/')) await this.deleteTree(prefix + key);
-      else await this.storage.delete(prefix + key);
-    }
-  }
 }
 
 function sortMounts(mounts: Mount[]): Mount[] {

@@ -26,8 +26,14 @@ export function hmacHex(key: string, text: string): string {
   return createHmac('sha256', key).update(text).digest('hex');
 }
 
+/** Anything with Vault's list and delete verbs: the engine-facing Storage or the physical storage. */
+export interface Deletable {
+  list(prefix: string): Promise<string[]>;
+  delete(key: string): Promise<void>;
+}
+
 /** Deletes every key under a prefix (folders included). */
-export async function deleteTree(storage: Storage, prefix: string): Promise<void> {
+export async function deleteTree(storage: Deletable, prefix: string): Promise<void> {
   for (const key of await storage.list(prefix)) {
     if (key.endsWith('/')) await deleteTree(storage, prefix + key);
     else await storage.delete(prefix + key);

@@ -4,6 +4,7 @@
 // enabled methods, their config, roles and secret IDs survive restarts.
 // The built-in token method (`auth/token/`) is not in the table.
 
+import { deleteTree } from './storage.ts';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { KeyedMutex } from '../../engine/store.ts';
 import type { Clock, Storage } from '../../engine/types.ts';
@@ -185,7 +186,7 @@ export class AuthTable {
     } catch (err) {
       this.logger?.warn('auth method cleanup failed on disable', { path: `auth/${path}`, error: (err as Error).message });
     }
-    await this.deleteTree(`auth/${mount.entry.uuid}/`);
+    await deleteTree(this.storage, `auth/${mount.entry.uuid}/`);
     return true;
   }
 
@@ -202,12 +203,6 @@ export class AuthTable {
     await this.storage.put(TABLE_KEY, new TextEncoder().encode(JSON.stringify({ mounts: mounts.map((m) => m.entry) })));
   }
 
-  private async deleteTree(prefix: string): Promise<void> {
-    for (const key of await this.storage.list(prefix)) {
-      if (key.endsWith('/')) await this.deleteTree(prefix + key);
-      else await this.storage.delete(prefix + key);
-    }
-  }
 }
 
 function sortMounts(mounts: AuthMount[]): AuthMount[] {
