@@ -1458,7 +1458,8 @@ async function createToken(core: ServerCore, ctx: RequestContext, orphanEndpoint
     ...(parent.subject ? { subject: parent.subject } : {}),
   });
   return {
-    auth: authBlock(entry, tokenId, core.clock()),
+    // Counted from the token's creation, so the granted ttl reads back exactly (not 1199 for 1200).
+    auth: authBlock(entry, tokenId, entry.creationTimeMs),
     warnings: warnings.length > 0 ? warnings : null,
     wrappedAccessor: entry.accessor,
   };
@@ -1468,7 +1469,7 @@ async function renewToken(core: ServerCore, ctx: RequestContext, entry: TokenEnt
   const incrementMs = durationField(ctx.data, 'increment') ?? 0;
   const { warnings } = await core.tokens.renew(entry, incrementMs);
   return {
-    auth: authBlock(entry, id, core.clock()),
+    auth: authBlock(entry, id, entry.lastRenewalMs ?? core.clock()),
     warnings: warnings.length > 0 ? warnings : null,
     wrappedAccessor: entry.accessor,
   };
