@@ -13,6 +13,11 @@ export interface CredsRequest {
   write?: string[];
   /** A subset of the role's audiences. */
   audience?: string[];
+  /**
+   * A cloud the token will be exchanged with: the role must map it (`iam.<cloud>`);
+   * the token gets that cloud's audience and the answer carries the cloud's target.
+   */
+  cloud?: 'aws' | 'gcp' | 'azure' | 'kubernetes';
 }
 
 /** The creds data the engine returns, with the lease it was issued under. */
@@ -27,6 +32,10 @@ export interface Creds {
   issued_at: string;
   expires_at: string;
   role: string;
+  /** RFC 3339: the lease's hard end (issue time + max_ttl); no renewal goes past it. */
+  max_expires_at: string;
+  /** With `cloud`: `{ <cloud>: <that cloud's validated target> }` from the role's iam (not secret). */
+  iam?: Record<string, unknown>;
   lease_id: string;
   /** Seconds. */
   lease_duration: number;
@@ -52,6 +61,8 @@ export function credsFromResponse(res: VaultResponse | null, what: string): Cred
     issued_at: str(d.issued_at),
     expires_at: str(d.expires_at),
     role: str(d.role),
+    max_expires_at: str(d.max_expires_at),
+    ...(d.iam !== null && typeof d.iam === 'object' && !Array.isArray(d.iam) ? { iam: d.iam as Record<string, unknown> } : {}),
     lease_id: res.lease_id,
     lease_duration: res.lease_duration,
     renewable: res.renewable,
@@ -64,6 +75,7 @@ function narrowing(req: CredsRequest): Record<string, unknown> | null {
   if (req.read !== undefined && req.read.length > 0) body.read = req.read;
   if (req.write !== undefined && req.write.length > 0) body.write = req.write;
   if (req.audience !== undefined && req.audience.length > 0) body.audience = req.audience;
+  if (req.cloud !== undefined) body.cloud = req.cloud;
   return Object.keys(body).length > 0 ? body : null;
 }
 
