@@ -14,6 +14,7 @@ const creds: Creds = {
   issued_at: '2026-11-23T12:00:00Z',
   expires_at: '2026-11-23T12:15:00Z',
   role: 'demo',
+  max_expires_at: '2026-11-23T13:00:00Z',
   lease_id: 'tvm/creds/demo/abc',
   lease_duration: 900,
   renewable: true,
