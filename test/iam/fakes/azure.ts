@@ -1,0 +1,557 @@
+// A loopback fake of the three Azure endpoints the Azure provider calls, at the
+// HTTP level, so the real @azure/identity (MSAL) and @azure/storage-blob talk
+// to it unchanged.
+//
+//   login       GET  /<tenant>/v2.0/.well-known/openid-configuration       MSAL's authority metadata
+//               POST /<tenant>/oauth2/v2.0/token                           client credentials with a
+//                                                                          federated client assertion
+//   blob        POST /<account>?restype=service&comp=userdelegationkey     Get User Delegation Key (XML)
+//   management  POST /subscriptions/<sub>/resourceGroups/<rg>/providers/Microsoft.Storage/
+//                    storageAccounts/<account>/revokeUserDelegationKeys?api-version=...   (ARM)
+//
+// All three are HTTPS: @azure/identity refuses an http authority host ("The
+// authorityHost address must use the 'https' protocol"), and the SDKs' bearer
+// token policy refuses to send a token to a non-https URL. So each listens on
+// 127.0.0.1 with one self-signed certificate made per fake (src/plugin/tls.ts,
+// @peculiar/x509; SAN DNS:localhost), and `agent` is a Node https.Agent that
+// trusts exactly that certificate for the name localhost: hand it to the
+// provider's `agent` option. The blob endpoint is IP-style, as Azurite's:
+// `https://127.0.0.1:<port>/<account>` (the provider's blobEndpoint
+// `<urls.blob>/{account}`).
+//
+// Use:
+//   const fake = await startAzureFake({ managementTokens: ['arm-token'] });
+//   fake.addApp({ tenantId, clientId, objectId, federated: [{ issuer, subject, audiences: ['api://AzureADTokenExchange'] }] });
+//   fake.addAccount({ name: 'acct', subscriptionId, resourceGroup: 'rg' });
+//   ... createAzureProvider({ authorityHost: fake.urls.login, blobEndpoint: fake.blobEndpoint,
+//                              managementEndpoint: fake.urls.management, agent: fake.agent, ... })
+//   fake.requests          every request, in order, with what was parsed and the status answered
+//   fake.state.tokens      access tokens issued (resource, app, the assertion's iss/sub/alg)
+//   fake.state.keys        user delegation keys issued (account, start, expiry, value, revokedAt)
+//   fake.state.revocations revokeUserDelegationKeys calls that succeeded
+//   fake.failNext('token' | 'userDelegationKey' | 'revoke', status | 'drop', body?, times?)
+//   fake.close()
+//
+// As Entra does for a federated identity credential, the token endpoint checks
+// the client assertion: client_assertion_type jwt-bearer; alg among the RSA
+// algorithms Entra accepts (RS256/384/512, PS256/384/512: ES256 and EdDSA are
+// refused with AADSTS5002738); iss, sub and aud against the app's federated
+// credentials (exact, case-sensitive: AADSTS700211/700213/700212); then the
+// signature against the issuer's discovery document and JWKS (kid must be
+// there: AADSTS7000272), exp/nbf (AADSTS700024), and `scope` = <resource>/.default.
+// It fetches discovery over http as well, because the dev server's issuer is
+// http://127.0.0.1:<port>/v1/tvm: Entra itself only fetches https issuers.
+//
+// Get User Delegation Key: a bearer token this fake issued for
+// https://storage.azure.com and not expired (else 403 AuthenticationFailed),
+// an app allowed to delegate (else 403 AuthorizationPermissionMismatch), a
+// KeyInfo body with an Expiry after the Start and at most 7 days from now
+// (else 400 InvalidXmlNodeValue). The key is 32 random bytes; SignedOid is
+// the app's object id, SignedTid its tenant, SignedVersion the request's x-ms-version.
+//
+// revokeUserDelegationKeys: a bearer token among `managementTokens` (else 401
+// InvalidAuthenticationToken), an api-version ARM knows for Microsoft.Storage,
+// a registered account in that subscription and resource group (else 404);
+// every key of the account issued so far is marked revoked.
+
+import { randomBytes, randomUUID } from 'node:crypto';
+import { Agent, createServer, type Server } from 'node:https';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { checkServerIdentity } from 'node:tls';
+import { createRemoteJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify, type JWTPayload } from 'jose';
+import { generateCertificate } from '../../../src/plugin/tls.ts';
+
+export const JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
+export const STORAGE_RESOURCE = 'https://storage.azure.com';
+/** The algorithms Entra accepts on a federated client assertion. */
+export const ENTRA_ASSERTION_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512'];
+/** Microsoft.Storage api-versions that have revokeUserDelegationKeys (a sample of the real list). */
+export const STORAGE_API_VERSIONS = ['2019-04-01', '2021-09-01', '2022-09-01', '2023-01-01', '2023-05-01', '2024-01-01', '2025-01-01'];
+const MAX_KEY_MS = 7 * 24 * 3600_000;
+
+export type AzureFakeEndpoint = 'openidConfiguration' | 'token' | 'userDelegationKey' | 'revoke';
+
+export interface AzureFakeRequest {
+  service: 'login' | 'blob' | 'management';
+  endpoint: AzureFakeEndpoint | 'unknown';
+  method: string;
+  path: string;
+  query: Record<string, string>;
+  headers: Record<string, string | string[] | undefined>;
+  /** The raw body. */
+  body: string;
+  /** token: the form fields. */
+  form?: Record<string, string>;
+  /** userDelegationKey: the KeyInfo's Start and Expiry as sent. */
+  keyInfo?: { start?: string; expiry?: string };
+  /** What the fake answered. */
+  status?: number;
+}
+
+export interface AzureFakeFederatedCredential {
+  issuer: string;
+  subject: string;
+  audiences: string[];
+}
+
+export interface AzureFakeApp {
+  tenantId: string;
+  clientId: string;
+  /** The service principal's object id (SignedOid). */
+  objectId: string;
+  federated: AzureFakeFederatedCredential[];
+  /** Holds generateUserDelegationKey on the accounts (default true). */
+  canDelegate?: boolean;
+}
+
+export interface AzureFakeAccount {
+  name: string;
+  subscriptionId: string;
+  resourceGroup: string;
+}
+
+export interface AzureFakeToken {
+  access_token: string;
+  resource: string;
+  tenantId: string;
+  clientId: string;
+  objectId: string;
+  expiresAt: number;
+  /** The client assertion's claims and header, as verified. */
+  assertion: { iss: string; sub: string; aud: string | string[]; alg: string; kid?: string; jti?: string };
+}
+
+export interface AzureFakeKey {
+  account: string;
+  signedOid: string;
+  signedTid: string;
+  signedStart: string;
+  signedExpiry: string;
+  signedService: 'b';
+  signedVersion: string;
+  /** Base64. */
+  value: string;
+  issuedAt: number;
+  revokedAt: number | null;
+}
+
+export interface AzureFakeRevocation {
+  account: string;
+  subscriptionId: string;
+  resourceGroup: string;
+  apiVersion: string;
+  at: number;
+  keysRevoked: number;
+}
+
+export interface AzureFakeOptions {
+  clock?: () => number;
+  /** Bearer tokens the management endpoint accepts (the broker's own ARM tokens). */
+  managementTokens?: string[];
+  /** Lifetime of issued access tokens (default 3599 s). */
+  tokenLifetimeS?: number;
+}
+
+export interface AzureFake {
+  urls: { login: string; blob: string; management: string };
+  /** `<urls.blob>/{account}`: the provider's blobEndpoint. */
+  blobEndpoint: string;
+  /** Trusts this fake's certificate (for the name localhost) and nothing else. */
+  agent: Agent;
+  /** The fake's certificate (PEM). */
+  ca: string;
+  requests: AzureFakeRequest[];
+  state: { tokens: AzureFakeToken[]; keys: AzureFakeKey[]; revocations: AzureFakeRevocation[]; apps: AzureFakeApp[]; accounts: AzureFakeAccount[] };
+  addApp(app: AzureFakeApp): void;
+  addAccount(account: AzureFakeAccount): void;
+  /** The next `times` calls to `endpoint` answer `status` (with `body`, else the service's usual error), or drop the connection. */
+  failNext(endpoint: AzureFakeEndpoint, status: number | 'drop', body?: string, times?: number): void;
+  /** Forgets requests, tokens, keys, revocations and pending failures (apps and accounts stay). */
+  reset(): void;
+  close(): Promise<void>;
+}
+
+class Refusal extends Error {
+  constructor(
+    readonly status: number,
+    readonly body: string,
+    readonly contentType: string,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super('refused');
+  }
+}
+
+function entraError(status: number, error: string, code: number, description: string): Refusal {
+  const trace = randomUUID();
+  const body = {
+    error,
+    error_description: `AADSTS${code}: ${description} Trace ID: ${trace} Correlation ID: ${randomUUID()} Timestamp: ${new Date().toISOString()}`,
+    error_codes: [code],
+    timestamp: new Date().toISOString(),
+    trace_id: trace,
+    correlation_id: randomUUID(),
+  };
+  return new Refusal(status, JSON.stringify(body), 'application/json; charset=utf-8');
+}
+
+function storageError(status: number, code: string, message: string): Refusal {
+  const body = `<?xml version="1.0" encoding="utf-8"?><Error><Code>${code}</Code><Message>${message}\nRequestId:${randomUUID()}\nTime:${new Date().toISOString()}</Message></Error>`;
+  return new Refusal(status, body, 'application/xml', { 'x-ms-error-code': code });
+}
+
+function armError(status: number, code: string, message: string): Refusal {
+  return new Refusal(status, JSON.stringify({ error: { code, message } }), 'application/json; charset=utf-8');
+}
+
+async function readBody(req: IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of req) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+function xmlText(xml: string, tag: string): string | undefined {
+  const m = new RegExp(`<${tag}>([^<]*)</${tag}>`).exec(xml);
+  return m ? m[1] : undefined;
+}
+
+function bearer(req: IncomingMessage): string {
+  const auth = String(req.headers.authorization ?? '');
+  return auth.startsWith('Bearer ') ? auth.slice(7) : '';
+}
+
+export async function startAzureFake(options: AzureFakeOptions = {}): Promise<AzureFake> {
+  const clock = options.clock ?? Date.now;
+  const tokenLifetimeS = options.tokenLifetimeS ?? 3599;
+  const requests: AzureFakeRequest[] = [];
+  const tokens: AzureFakeToken[] = [];
+  const keys: AzureFakeKey[] = [];
+  const revocations: AzureFakeRevocation[] = [];
+  const apps: AzureFakeApp[] = [];
+  const accounts: AzureFakeAccount[] = [];
+  const failures: Record<AzureFakeEndpoint, Array<{ status: number | 'drop'; body?: string; remaining: number }>> = {
+    openidConfiguration: [],
+    token: [],
+    userDelegationKey: [],
+    revoke: [],
+  };
+  const sockets = new Set<Socket>();
+  const urls = { login: '', blob: '', management: '' };
+  let counter = 0;
+
+  // ---- login (Entra) ----
+
+  const verifyAssertion = async (app: AzureFakeApp, jwt: string): Promise<AzureFakeToken['assertion']> => {
+    let header: ReturnType<typeof decodeProtectedHeader>;
+    let claims: JWTPayload;
+    try {
+      header = decodeProtectedHeader(jwt);
+      claims = decodeJwt(jwt);
+    } catch {
+      throw entraError(400, 'invalid_client', 50027, 'JWT token is invalid or malformed.');
+    }
+    const alg = String(header.alg);
+    if (!ENTRA_ASSERTION_ALGORITHMS.includes(alg)) {
+      throw entraError(400, 'invalid_client', 5002738, `Invalid JWT token. '${alg}' is not a supported signature algorithm.`);
+    }
+    const iss = typeof claims.iss === 'string' ? claims.iss : '';
+    const sub = typeof claims.sub === 'string' ? claims.sub : '';
+    const auds = Array.isArray(claims.aud) ? claims.aud : typeof claims.aud === 'string' ? [claims.aud] : [];
+    const byIssuer = app.federated.filter((f) => f.issuer === iss);
+    if (byIssuer.length === 0) {
+      throw entraError(400, 'invalid_client', 700211, `No matching federated identity record found for presented assertion issuer '${iss}'.`);
+    }
+    const bySubject = byIssuer.filter((f) => f.subject === sub);
+    if (bySubject.length === 0) {
+      throw entraError(400, 'invalid_client', 700213, `No matching federated identity record found for presented assertion subject '${sub}'.`);
+    }
+    if (!bySubject.some((f) => f.audiences.some((a) => auds.includes(a)))) {
+      throw entraError(400, 'invalid_client', 700212, `No matching federated identity record found for presented assertion audience '${auds.join(', ')}'.`);
+    }
+    let jwksUri: string;
+    try {
+      const res = await fetch(`${iss}/.well-known/openid-configuration`);
+      if (!res.ok) throw new Error(`HTTP ${res.status}`);
+      const doc = (await res.json()) as { issuer?: unknown; jwks_uri?: unknown };
+      if (doc.issuer !== iss || typeof doc.jwks_uri !== 'string') throw new Error('the discovery document does not match the issuer');
+      jwksUri = doc.jwks_uri;
+    } catch (err) {
+      throw entraError(400, 'invalid_client', 7000273, `Unable to fetch the metadata of identity provider ${iss}: ${(err as Error).message}.`);
+    }
+    try {
+      await jwtVerify(jwt, createRemoteJWKSet(new URL(jwksUri)), {
+        algorithms: ENTRA_ASSERTION_ALGORITHMS,
+        issuer: iss,
+        currentDate: new Date(clock()),
+        requiredClaims: ['exp', 'sub', 'aud'],
+      });
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      if (code === 'ERR_JWKS_NO_MATCHING_KEY') {
+        throw entraError(
+          400,
+          'invalid_client',
+          7000272,
+          `The certificate with identifier ${String(header.kid)} used to sign the federated credential could not be found in the metadata of identity provider ${iss}.`,
+        );
+      }
+      if (code === 'ERR_JWT_EXPIRED' || (code === 'ERR_JWT_CLAIM_VALIDATION_FAILED' && /nbf/.test((err as Error).message))) {
+        throw entraError(400, 'invalid_client', 700024, 'Client assertion is not within its valid time range.');
+      }
+      throw entraError(400, 'invalid_client', 7000274, `Key was found, but use of the key to verify the signature failed (${(err as Error).message}).`);
+    }
+    return { iss, sub, aud: claims.aud ?? [], alg, kid: header.kid, jti: claims.jti };
+  };
+
+  const token = async (rec: AzureFakeRequest, tenant: string): Promise<unknown> => {
+    const form = Object.fromEntries(new URLSearchParams(rec.body));
+    rec.form = form;
+    if (form.grant_type !== 'client_credentials') throw entraError(400, 'unsupported_grant_type', 70003, 'The app requested an unsupported grant type.');
+    const tenantApps = apps.filter((a) => a.tenantId === tenant);
+    if (tenantApps.length === 0) throw entraError(400, 'invalid_request', 90002, `Tenant '${tenant}' not found.`);
+    const app = tenantApps.find((a) => a.clientId === form.client_id);
+    if (!app) {
+      throw entraError(400, 'unauthorized_client', 700016, `Application with identifier '${form.client_id}' was not found in the directory '${tenant}'.`);
+    }
+    if (form.client_assertion_type !== JWT_BEARER || !form.client_assertion) {
+      throw entraError(400, 'invalid_request', 7000218, "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.");
+    }
+    const assertion = await verifyAssertion(app, form.client_assertion);
+    const scopes = (form.scope ?? '').split(' ').filter((s) => s !== '');
+    const resource = scopes.find((s) => s.endsWith('/.default'))?.slice(0, -'/.default'.length);
+    if (!resource) throw entraError(400, 'invalid_scope', 1002012, `The provided value for scope ${form.scope ?? ''} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier.`);
+    counter += 1;
+    const t: AzureFakeToken = {
+      access_token: `fake-entra-at-${counter}-${randomBytes(8).toString('hex')}`,
+      resource,
+      tenantId: tenant,
+      clientId: app.clientId,
+      objectId: app.objectId,
+      expiresAt: clock() + tokenLifetimeS * 1000,
+      assertion,
+    };
+    tokens.push(t);
+    return { token_type: 'Bearer', expires_in: tokenLifetimeS, ext_expires_in: tokenLifetimeS, access_token: t.access_token };
+  };
+
+  const openidConfiguration = (tenant: string): unknown => ({
+    token_endpoint: `${urls.login}/${tenant}/oauth2/v2.0/token`,
+    token_endpoint_auth_methods_supported: ['client_secret_post', 'private_key_jwt', 'client_secret_basic'],
+    jwks_uri: `${urls.login}/${tenant}/discovery/v2.0/keys`,
+    response_modes_supported: ['query', 'fragment', 'form_post'],
+    subject_types_supported: ['pairwise'],
+    id_token_signing_alg_values_supported: ['RS256'],
+    response_types_supported: ['code', 'id_token', 'code id_token', 'id_token token'],
+    scopes_supported: ['openid', 'profile', 'email', 'offline_access'],
+    issuer: `${urls.login}/${tenant}/v2.0`,
+    authorization_endpoint: `${urls.login}/${tenant}/oauth2/v2.0/authorize`,
+    end_session_endpoint: `${urls.login}/${tenant}/oauth2/v2.0/logout`,
+    tenant_region_scope: 'EU',
+  });
+
+  // ---- blob ----
+
+  const userDelegationKey = (rec: AzureFakeRequest, req: IncomingMessage, account: string): string => {
+    const t = tokens.find((x) => x.access_token === bearer(req));
+    if (!t || t.resource !== STORAGE_RESOURCE) {
+      throw storageError(403, 'AuthenticationFailed', 'Server failed to authenticate the request. Make sure the value of Authorization header is formed correctly including the signature.');
+    }
+    if (t.expiresAt <= clock()) throw storageError(403, 'AuthenticationFailed', 'Lifetime validation failed. The token is expired.');
+    const app = apps.find((a) => a.clientId === t.clientId && a.tenantId === t.tenantId);
+    if (app?.canDelegate === false) {
+      throw storageError(403, 'AuthorizationPermissionMismatch', 'This request is not authorized to perform this operation using this permission.');
+    }
+    const start = xmlText(rec.body, 'Start');
+    const expiry = xmlText(rec.body, 'Expiry');
+    rec.keyInfo = { start, expiry };
+    if (!/<KeyInfo>/.test(rec.body) || expiry === undefined) throw storageError(400, 'InvalidXmlDocument', 'XML specified is not syntactically valid.');
+    const now = clock();
+    const startMs = start === undefined ? now : Date.parse(start);
+    const expiryMs = Date.parse(expiry);
+    if (Number.isNaN(startMs) || Number.isNaN(expiryMs) || expiryMs <= startMs || expiryMs <= now || expiryMs > now + MAX_KEY_MS) {
+      throw storageError(400, 'InvalidXmlNodeValue', 'The value for one of the XML nodes is not in the correct format.');
+    }
+    const version = String(req.headers['x-ms-version'] ?? '');
+    const key: AzureFakeKey = {
+      account,
+      signedOid: t.objectId,
+      signedTid: t.tenantId,
+      signedStart: start ?? new Date(now).toISOString().replace(/\.\d{3}Z$/, 'Z'),
+      signedExpiry: expiry,
+      signedService: 'b',
+      signedVersion: version,
+      value: randomBytes(32).toString('base64'),
+      issuedAt: now,
+      revokedAt: null,
+    };
+    keys.push(key);
+    return (
+      '<?xml version="1.0" encoding="utf-8"?><UserDelegationKey>' +
+      `<SignedOid>${key.signedOid}</SignedOid><SignedTid>${key.signedTid}</SignedTid>` +
+      `<SignedStart>${key.signedStart}</SignedStart><SignedExpiry>${key.signedExpiry}</SignedExpiry>` +
+      `<SignedService>${key.signedService}</SignedService><SignedVersion>${key.signedVersion}</SignedVersion>` +
+      `<Value>${key.value}</Value></UserDelegationKey>`
+    );
+  };
+
+  // ---- management (ARM) ----
+
+  const REVOKE = /^\/subscriptions\/([^/]+)\/resourceGroups\/([^/]+)\/providers\/Microsoft\.Storage\/storageAccounts\/([^/]+)\/revokeUserDelegationKeys$/i;
+
+  const revoke = (rec: AzureFakeRequest, req: IncomingMessage): void => {
+    if (!(options.managementTokens ?? []).includes(bearer(req))) {
+      throw armError(401, 'InvalidAuthenticationToken', 'The access token is invalid.');
+    }
+    const apiVersion = rec.query['api-version'];
+    if (!apiVersion) throw armError(400, 'MissingApiVersionParameter', "The api-version query parameter (?api-version=) is required for all requests.");
+    if (!STORAGE_API_VERSIONS.includes(apiVersion)) {
+      throw armError(400, 'InvalidApiVersionParameter', `The api-version '${apiVersion}' is invalid. The supported versions are '${STORAGE_API_VERSIONS.join(',')}'.`);
+    }
+    const m = REVOKE.exec(rec.path) as RegExpExecArray;
+    const [subscriptionId, resourceGroup, name] = [m[1], decodeURIComponent(m[2]), m[3]];
+    const account = accounts.find(
+      (a) => a.name === name && a.subscriptionId.toLowerCase() === subscriptionId.toLowerCase() && a.resourceGroup.toLowerCase() === resourceGroup.toLowerCase(),
+    );
+    if (!account) {
+      throw armError(404, 'ResourceNotFound', `The Resource 'Microsoft.Storage/storageAccounts/${name}' under resource group '${resourceGroup}' was not found.`);
+    }
+    const now = clock();
+    let n = 0;
+    for (const k of keys) {
+      if (k.account === name && k.revokedAt === null) {
+        k.revokedAt = now;
+        n += 1;
+      }
+    }
+    revocations.push({ account: name, subscriptionId, resourceGroup, apiVersion, at: now, keysRevoked: n });
+  };
+
+  // ---- plumbing ----
+
+  const route = (service: AzureFakeRequest['service'], method: string, path: string, query: Record<string, string>): { endpoint: AzureFakeEndpoint | 'unknown'; arg: string } => {
+    if (service === 'login') {
+      let m = /^\/([^/]+)\/v2\.0\/\.well-known\/openid-configuration$/.exec(path);
+      if (m && method === 'GET') return { endpoint: 'openidConfiguration', arg: m[1] };
+      m = /^\/([^/]+)\/oauth2\/v2\.0\/token$/.exec(path);
+      if (m && method === 'POST') return { endpoint: 'token', arg: m[1] };
+    } else if (service === 'blob') {
+      const m = /^\/([a-z0-9]{3,24})\/?$/.exec(path);
+      if (m && method === 'POST' && query.restype === 'service' && query.comp === 'userdelegationkey') return { endpoint: 'userDelegationKey', arg: m[1] };
+    } else if (REVOKE.test(path) && method === 'POST') {
+      return { endpoint: 'revoke', arg: '' };
+    }
+    return { endpoint: 'unknown', arg: '' };
+  };
+
+  const defaultFailure = (endpoint: AzureFakeEndpoint, status: number): Refusal => {
+    if (endpoint === 'userDelegationKey') return storageError(status, status >= 500 ? 'ServerBusy' : 'AuthorizationFailure', 'fake failure');
+    if (endpoint === 'revoke') return armError(status, status >= 500 ? 'InternalServerError' : 'AuthorizationFailed', 'fake failure');
+    return entraError(status, status >= 500 ? 'temporarily_unavailable' : 'invalid_request', status >= 500 ? 90033 : 90014, 'fake failure');
+  };
+
+  const handle = async (service: AzureFakeRequest['service'], req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const url = new URL(req.url ?? '/', 'https://localhost');
+    const query = Object.fromEntries(url.searchParams);
+    const method = req.method ?? '';
+    const { endpoint, arg } = route(service, method, url.pathname, query);
+    const rec: AzureFakeRequest = { service, endpoint, method, path: url.pathname, query, headers: { ...req.headers }, body: '' };
+    requests.push(rec);
+    rec.body = await readBody(req);
+    const send = (status: number, body: string, contentType: string, headers: Record<string, string> = {}) => {
+      rec.status = status;
+      res.writeHead(status, { 'content-type': contentType, 'x-ms-request-id': randomUUID(), ...headers });
+      res.end(body);
+    };
+    try {
+      if (endpoint === 'unknown') throw new Refusal(404, JSON.stringify({ error: 'not_found', path: url.pathname }), 'application/json');
+      const failure = failures[endpoint][0];
+      if (failure) {
+        failure.remaining -= 1;
+        if (failure.remaining <= 0) failures[endpoint].shift();
+        if (failure.status === 'drop') {
+          req.socket.destroy();
+          return;
+        }
+        if (endpoint === 'userDelegationKey') rec.keyInfo = { start: xmlText(rec.body, 'Start'), expiry: xmlText(rec.body, 'Expiry') };
+        if (endpoint === 'token') rec.form = Object.fromEntries(new URLSearchParams(rec.body));
+        const f = defaultFailure(endpoint, failure.status);
+        send(failure.status, failure.body ?? f.body, f.contentType, f.headers);
+        return;
+      }
+      switch (endpoint) {
+        case 'openidConfiguration':
+          send(200, JSON.stringify(openidConfiguration(arg)), 'application/json; charset=utf-8');
+          return;
+        case 'token':
+          send(200, JSON.stringify(await token(rec, arg)), 'application/json; charset=utf-8');
+          return;
+        case 'userDelegationKey':
+          send(200, userDelegationKey(rec, req, arg), 'application/xml', { 'x-ms-version': String(req.headers['x-ms-version'] ?? '') });
+          return;
+        case 'revoke':
+          revoke(rec, req);
+          send(200, '', 'application/json');
+          return;
+      }
+    } catch (err) {
+      if (err instanceof Refusal) send(err.status, err.body, err.contentType, err.headers);
+      else send(500, JSON.stringify({ error: 'server_error', message: (err as Error).message }), 'application/json');
+    }
+  };
+
+  const { certPem, keyPem } = await generateCertificate();
+  const servers: Server[] = [];
+  for (const service of ['login', 'blob', 'management'] as const) {
+    const server = createServer({ key: keyPem, cert: certPem }, (req, res) => {
+      handle(service, req, res).catch(() => res.destroy());
+    });
+    server.on('connection', (s: Socket) => {
+      sockets.add(s);
+      s.on('close', () => sockets.delete(s));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    urls[service] = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    servers.push(server);
+  }
+  const agent = new Agent({
+    ca: certPem,
+    keepAlive: false,
+    // The certificate names localhost; the fake listens on 127.0.0.1.
+    checkServerIdentity: (_host, cert) => checkServerIdentity('localhost', cert),
+  });
+
+  return {
+    urls,
+    blobEndpoint: `${urls.blob}/{account}`,
+    agent,
+    ca: certPem,
+    requests,
+    state: { tokens, keys, revocations, apps, accounts },
+    addApp(app) {
+      const i = apps.findIndex((a) => a.tenantId === app.tenantId && a.clientId === app.clientId);
+      if (i >= 0) apps.splice(i, 1);
+      apps.push(app);
+    },
+    addAccount(account) {
+      const i = accounts.findIndex((a) => a.name === account.name);
+      if (i >= 0) accounts.splice(i, 1);
+      accounts.push(account);
+    },
+    failNext(endpoint, status, body, times = 1) {
+      failures[endpoint].push({ status, body, remaining: times });
+    },
+    reset() {
+      requests.length = 0;
+      tokens.length = 0;
+      keys.length = 0;
+      revocations.length = 0;
+      for (const f of Object.values(failures)) f.length = 0;
+    },
+    close: async () => {
+      agent.destroy();
+      for (const s of sockets) s.destroy();
+      await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+    },
+  };
+}
