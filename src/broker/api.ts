@@ -7,6 +7,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import type { Broker, TokenInput } from './broker.ts';
 import { BrokerError, HTTP_STATUS, badInput, describeError, notFound } from './errors.ts';
+import { parseCloud } from './grants.ts';
 import type { Logger } from './log.ts';
 import type { BrokerMetrics } from './metrics.ts';
 import type { LeaseState, WorkloadRow } from './types.ts';
@@ -144,7 +145,7 @@ export function createApi(broker: Broker, metrics: BrokerMetrics, log: Logger): 
       /^\/v1\/tokens$/,
       async (req) => {
         const b = obj(await readBody(req));
-        allowOnly(b, ['workload', 'role', 'ttl', 'read', 'write', 'audience']);
+        allowOnly(b, ['workload', 'role', 'ttl', 'read', 'write', 'audience', 'cloud']);
         const input: TokenInput = { workload: str(b, 'workload', true), role: str(b, 'role', true) };
         if (b.ttl !== undefined && b.ttl !== null) {
           parseDurationMs('ttl', b.ttl);
@@ -153,6 +154,7 @@ export function createApi(broker: Broker, metrics: BrokerMetrics, log: Logger): 
         input.read = strList(b, 'read');
         input.write = strList(b, 'write');
         input.audience = strList(b, 'audience');
+        if (b.cloud !== undefined && b.cloud !== null) input.cloud = parseCloud(b.cloud);
         return [200, await broker.requestToken(input)];
       },
     ],

@@ -5,11 +5,13 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Creds, CredsRequest } from '../client/index.ts';
+import type { CloudCredential, CloudName } from '../iam/types.ts';
 import { BrokerError, PermanentError, describeError, notFound } from './errors.ts';
+import { CloudGrants, type CloudProviders, type PendingGrant } from './grants.ts';
 import type { Logger } from './log.ts';
 import type { BrokerMetrics } from './metrics.ts';
 import { DEFAULT_TIMING, backoffAt, freshEnough, nextRenewalAt, type RenewalTiming } from './timing.ts';
-import type { Clock, LeaseRow, Random, RevokeReason, Store, WorkloadRow } from './types.ts';
+import type { Clock, GrantRow, LeaseRow, Random, RevokeReason, Store, WorkloadRow } from './types.ts';
 import type { VaultGateway } from './vault.ts';
 
 export interface AnomalySettings {
@@ -62,7 +64,15 @@ export const DEFAULT_SETTINGS: BrokerSettings = {
 };
 
 /** Crash points the tests use to kill a broker at a precise step. */
-export type HookPoint = 'issue:before-vault' | 'issue:after-vault' | 'renew:after-vault' | 'renewed';
+export type HookPoint =
+  | 'issue:before-vault'
+  | 'issue:after-vault'
+  | 'renew:after-vault'
+  | 'renewed'
+  /** The grant's plan is in the registry; the cloud not yet asked. */
+  | 'cloud:before-cloud'
+  /** The cloud answered (objects created, credential in hand); the registry not yet written. */
+  | 'cloud:after-cloud';
 
 export interface BrokerDeps {
   store: Store;
@@ -72,6 +82,8 @@ export interface BrokerDeps {
   clock?: Clock;
   random?: Random;
   hooks?: { at?(point: HookPoint, row: LeaseRow): void | Promise<void> };
+  /** The clouds this broker grants credentials for (src/iam/providers.ts builds them from config). */
+  providers?: CloudProviders;
 }
 
 export interface WorkloadInput {
@@ -87,6 +99,8 @@ export interface TokenInput {
   read?: string[];
   write?: string[];
   audience?: string[];
+  /** A cloud credential beside the token, whose life follows the lease. */
+  cloud?: CloudName;
 }
 
 /** What a workload receives: never logged. */
@@ -101,6 +115,8 @@ export interface TokenView {
   /** Seconds left. */
   ttl: number;
   cached: boolean;
+  /** With `cloud`: the cloud credential (secret), fresh after each refresh. */
+  cloud_credential?: CloudCredential;
 }
 
 export interface LeaseView {
@@ -118,11 +134,17 @@ export interface LeaseView {
   reason: string | null;
   last_error: string | null;
   replaced_by: string | null;
+  /** The lease's cloud grant, when it has one (never its credential). */
+  cloud: string | null;
+  cloud_state: string | null;
+  cloud_expires_at: string | null;
+  cloud_attempts: number | null;
+  cloud_last_error: string | null;
 }
 
 const iso = (ms: number): string => new Date(ms).toISOString();
 
-export function leaseView(r: LeaseRow): LeaseView {
+export function leaseView(r: LeaseRow, g: GrantRow | null = null): LeaseView {
   return {
     id: r.id,
     workload: r.workloadId,
@@ -138,23 +160,40 @@ export function leaseView(r: LeaseRow): LeaseView {
     reason: r.reason,
     last_error: r.lastError,
     replaced_by: r.replacedBy,
+    cloud: g?.cloud ?? null,
+    cloud_state: g?.state ?? null,
+    cloud_expires_at: g && g.expiresAt > 0 ? iso(g.expiresAt) : null,
+    cloud_attempts: g ? g.attempts : null,
+    cloud_last_error: g?.lastError ?? null,
   };
 }
 
-/** The cache key of a request: its narrowing, canonical (sorted lists, fixed field order). */
+/**
+ * The cache key of a request: its narrowing, canonical (sorted lists, fixed field
+ * order), and the cloud when there is one (one lease per workload, role, scopes and cloud).
+ */
 export function scopeKeyOf(input: TokenInput): string {
   const sorted = (v: string[] | undefined) => (v && v.length > 0 ? [...v].sort() : null);
-  return JSON.stringify({ ttl: input.ttl ?? null, read: sorted(input.read), write: sorted(input.write), audience: sorted(input.audience) });
+  const key: Record<string, unknown> = { ttl: input.ttl ?? null, read: sorted(input.read), write: sorted(input.write), audience: sorted(input.audience) };
+  // Only when set, so the keys of leases held before clouds existed still match.
+  if (input.cloud) key.cloud = input.cloud;
+  return JSON.stringify(key);
 }
 
 function requestOf(scopeKey: string): CredsRequest {
-  const k = JSON.parse(scopeKey) as { ttl: string | number | null; read: string[] | null; write: string[] | null; audience: string[] | null };
+  const k = JSON.parse(scopeKey) as { ttl: string | number | null; read: string[] | null; write: string[] | null; audience: string[] | null; cloud?: CloudName };
   const req: CredsRequest = {};
   if (k.ttl !== null) req.ttl = k.ttl;
   if (k.read) req.read = k.read;
   if (k.write) req.write = k.write;
   if (k.audience) req.audience = k.audience;
+  if (k.cloud) req.cloud = k.cloud;
   return req;
+}
+
+/** The cloud a lease's grant is for, from its cache key. */
+function cloudOf(scopeKey: string): CloudName | undefined {
+  return (JSON.parse(scopeKey) as { cloud?: CloudName }).cloud;
 }
 
 function expiresAtOf(creds: Creds, now: number): number {
@@ -183,6 +222,7 @@ export class Broker {
   private readonly random: Random;
   private readonly hooks: BrokerDeps['hooks'];
   private readonly inflight = new Map<string, Promise<TokenView>>();
+  private readonly grants: CloudGrants;
   /** Called when work became due now (an explicit revocation): the loop wakes. */
   onDue: () => void = () => undefined;
 
@@ -195,6 +235,22 @@ export class Broker {
     this.clock = deps.clock ?? Date.now;
     this.random = deps.random ?? Math.random;
     this.hooks = deps.hooks;
+    this.grants = new CloudGrants({
+      store: this.store,
+      providers: deps.providers ?? {},
+      log: this.log,
+      metrics: this.metrics,
+      clock: this.clock,
+      random: this.random,
+      settings: this.settings,
+      event: (kind, w, l, reason, detail = null) => this.event(kind, w, l, reason, detail),
+      hook: async (point, row) => {
+        await this.hooks?.at?.(point, row);
+      },
+      revokeLease: async (leaseRowId, reason) => {
+        if (await this.store.markRevoking(leaseRowId, reason, this.clock())) this.onDue();
+      },
+    });
   }
 
   private async event(kind: string, workloadId: string | null, leaseRowId: string | null, reason: string | null, detail: string | null = null) {
@@ -268,12 +324,18 @@ export class Broker {
     const w = await this.store.getWorkload(input.workload);
     if (!w) throw notFound(`workload ${input.workload} is not registered`);
     if (w.state !== 'active') throw new BrokerError('ERR_CONFLICT', `workload ${w.id} has ended (${w.reason ?? 'unknown reason'}); register again`);
+    // A cloud this broker has no provider for is refused before Vault is asked.
+    if (input.cloud) this.grants.provider(input.cloud);
     const scopeKey = scopeKeyOf(input);
     const cached = await this.store.findCached(w.id, input.role, scopeKey);
     const now = this.clock();
     if (cached && cached.token && freshEnough(now, cached.tokenIssuedAt, cached.expiresAt)) {
-      this.metrics.issued.inc({ source: 'cache' });
-      return this.view(cached, true);
+      const grant = input.cloud ? await this.store.grantOfLease(cached.id) : null;
+      // A cloud request needs the lease's grant live; otherwise a fresh lease and grant are minted.
+      if (!input.cloud || this.grants.usable(grant)) {
+        this.metrics.issued.inc({ source: 'cache' });
+        return this.view(cached, true, grant);
+      }
     }
     // Concurrent identical requests share one mint.
     const key = `${w.id}\u0000${input.role}\u0000${scopeKey}`;
@@ -284,8 +346,9 @@ export class Broker {
     return p;
   }
 
-  private view(r: LeaseRow, cached: boolean): TokenView {
+  private view(r: LeaseRow, cached: boolean, grant: GrantRow | null = null): TokenView {
     const now = this.clock();
+    const credential = this.grants.credentialOf(grant);
     return {
       token: r.token ?? '',
       jti: r.jti ?? '',
@@ -296,14 +359,20 @@ export class Broker {
       expires_at: iso(r.expiresAt),
       ttl: Math.max(0, Math.floor((r.expiresAt - now) / 1000)),
       cached,
+      ...(credential ? { cloud_credential: credential } : {}),
     };
   }
 
-  /** Intent row, then Vault, then completion: a crash anywhere leaves a row reconcile understands. */
+  /**
+   * Intent row, then Vault, then (with a cloud) the grant's plan and the cloud,
+   * then completion: a crash anywhere leaves rows reconcile understands.
+   */
   private async mint(w: WorkloadRow, role: string, scopeKey: string): Promise<TokenView> {
     const id = randomUUID();
     const start = this.clock();
-    await this.store.insertIntent({ id, workloadId: w.id, role, scopeKey, owner: this.settings.replica, at: start, claimUntil: start + this.settings.claimTtlMs });
+    const claimUntil = start + this.settings.claimTtlMs;
+    const cloud = cloudOf(scopeKey);
+    await this.store.insertIntent({ id, workloadId: w.id, role, scopeKey, owner: this.settings.replica, at: start, claimUntil });
     const intent = (await this.store.getLease(id)) as LeaseRow;
     await this.hooks?.at?.('issue:before-vault', intent);
     let creds: Creds;
@@ -313,12 +382,29 @@ export class Broker {
       await this.store.closeIntent(id, 'failed', describeError(err), this.clock());
       this.metrics.failures.inc({ op: 'issue' });
       this.log.warn({ workload: w.id, role, lease: id, err: describeError(err) }, 'issue failed');
-      if (err instanceof PermanentError) throw new BrokerError('ERR_BAD_INPUT', `Vault refused the request: ${describeError(err.cause ?? err)}`);
+      if (err instanceof PermanentError) {
+        const message = describeError(err.cause ?? err);
+        // The engine names `cloud` when the role maps no such cloud.
+        const field = cloud && /\bcloud\b/.test(message) ? 'cloud' : undefined;
+        throw new BrokerError('ERR_BAD_INPUT', `Vault refused the request: ${message}`, { field });
+      }
       throw err;
     }
     await this.hooks?.at?.('issue:after-vault', intent);
-    const now = this.clock();
+    let now = this.clock();
     const expiresAt = expiresAtOf(creds, now);
+    let pending: PendingGrant | null = null;
+    if (cloud) {
+      try {
+        pending = await this.grants.issue(intent, cloud, creds, expiresAt, claimUntil);
+      } catch (err) {
+        // Nothing may be left without an owner: the Vault lease goes too (reconcile revokes it should this fail).
+        await this.vault.revoke(creds.lease_id).catch(() => undefined);
+        await this.store.closeIntent(id, 'failed', describeError(err), this.clock());
+        throw err;
+      }
+      now = this.clock();
+    }
     const issued = {
       leaseId: creds.lease_id,
       jti: creds.jti,
@@ -330,22 +416,32 @@ export class Broker {
     };
     if (!(await this.store.completeIntent(id, this.settings.replica, issued))) {
       // Our claim on the intent lapsed and reconcile may have treated it as abandoned: do not hand out a lease we do not own.
+      if (pending) await this.grants.abandon(pending, intent, 'issuing took longer than the intent claim');
       await this.vault.revoke(creds.lease_id).catch(() => undefined);
       throw new BrokerError('ERR_VAULT', 'issuing took longer than the intent claim; try again');
     }
+    let row = (await this.store.getLease(id)) as LeaseRow;
+    if (pending && !(await this.grants.complete(pending, row))) {
+      // Reconcile took the grant's intent over (its claim lapsed) and rolls it back: the lease has no use.
+      await this.store.markRevoking(id, 'cloud_rollback', this.clock());
+      this.onDue();
+      throw new BrokerError('ERR_CLOUD_UNAVAILABLE', 'issuing took longer than the intent claim; try again');
+    }
     await this.event('issued', w.id, id, null, role);
     this.metrics.issued.inc({ source: 'vault' });
-    this.log.info({ workload: w.id, role, lease: id, jti: creds.jti, ttl_s: creds.lease_duration }, 'lease issued');
-    const row = (await this.store.getLease(id)) as LeaseRow;
-    // The workload may have ended (or been revoked) while Vault answered.
+    this.log.info({ workload: w.id, role, lease: id, jti: creds.jti, ttl_s: creds.lease_duration, cloud }, 'lease issued');
+    row = (await this.store.getLease(id)) as LeaseRow;
+    // The workload may have ended (or been revoked) while Vault (or the cloud) answered.
     const current = await this.store.getWorkload(w.id);
-    if (current?.state !== 'active') {
+    if (current?.state !== 'active' || row.state !== 'active') {
       await this.store.markRevoking(id, current?.reason ?? 'workload_ended', now);
+      // A grant completed after its lease left active is torn down too.
+      await this.store.revokeGrantsOfEndedLeases(this.clock());
       this.onDue();
       throw new BrokerError('ERR_CONFLICT', `workload ${w.id} has ended (${current?.reason ?? 'unknown reason'})`);
     }
     await this.checkIssuanceRate(w);
-    return this.view(row, false);
+    return this.view(row, false, pending ? await this.store.grantOfLease(id) : null);
   }
 
   private async checkIssuanceRate(w: WorkloadRow): Promise<void> {
@@ -375,7 +471,7 @@ export class Broker {
     if (row.state !== 'active' && !(row.state === 'revoking' && row.reason === 'replaced')) {
       throw new BrokerError('ERR_GONE', `token ${jti} is no longer valid: lease ${row.state}${row.reason ? ` (${row.reason})` : ''}`);
     }
-    return this.view(row, true);
+    return this.view(row, true, cloudOf(row.scopeKey) ? await this.store.grantOfLease(row.id) : null);
   }
 
   async revokeToken(jtiOrLeaseId: string, reason: RevokeReason = 'explicit'): Promise<LeaseView> {
@@ -385,7 +481,7 @@ export class Broker {
       await this.event('revoke_requested', row.workloadId, row.id, reason);
       this.onDue();
     }
-    return leaseView((await this.store.getLease(row.id)) as LeaseRow);
+    return leaseView((await this.store.getLease(row.id)) as LeaseRow, await this.store.grantOfLease(row.id));
   }
 
   /** A resource server saw the token used out of scope: the whole workload is revoked. */
@@ -417,7 +513,7 @@ export class Broker {
       }
     };
     await Promise.all(Array.from({ length: Math.min(this.settings.concurrency, rows.length) }, worker));
-    return rows.length;
+    return rows.length + (await this.grants.processDue());
   }
 
   private async renewOne(row: LeaseRow): Promise<void> {
@@ -458,6 +554,8 @@ export class Broker {
     const renewed = { token: creds.token, tokenIssuedAt: t, expiresAt, dueAt: nextRenewalAt(t, expiresAt, this.settings.timing, this.random) };
     if (!(await this.store.recordRenewal(row.id, this.settings.replica, renewed))) return;
     this.metrics.renewals.inc({ result: 'ok' });
+    // Renewed past the cloud credential's expiry: refresh the credential now, with the new token.
+    if (cloudOf(row.scopeKey)) await this.store.refreshGrantOfLease(row.id, expiresAt, t);
     await this.hooks?.at?.('renewed', { ...row, ...renewed });
     this.log.debug({ lease: row.id, ttl_s: creds.lease_duration }, 'lease renewed');
     // Vault granted less than the lease's ttl: max_ttl is near. Fetch a successor now.
@@ -518,6 +616,8 @@ export class Broker {
         await this.endWorkload(w.id, 'process_exited');
       }
     }
+    // Grants whose lease left active without them (a crash between two writes).
+    if ((await this.store.revokeGrantsOfEndedLeases(now)) > 0) this.onDue();
     if (this.settings.maxLeaseAgeMs > 0) {
       let n = 0;
       for (const l of await this.store.leasesOlderThan(now - this.settings.maxLeaseAgeMs, 1000)) {
@@ -531,6 +631,7 @@ export class Broker {
     const s = await this.store.stats();
     this.metrics.activeLeases.set(s.byState.active ?? 0);
     this.metrics.irrevocable.set(s.byState.irrevocable ?? 0);
+    await this.grants.refreshGauges(s.grants);
   }
 
   /**
@@ -539,7 +640,7 @@ export class Broker {
    * are closed. Vault is listed before the registry is read, so a lease that
    * completes in between is seen as owned; one still in flight belongs to an open intent.
    */
-  async reconcile(): Promise<{ orphansRevoked: number; intentsClosed: number; skipped: number }> {
+  async reconcile(): Promise<{ orphansRevoked: number; intentsClosed: number; skipped: number; grantsRolledBack: number }> {
     const roles = new Set([...this.settings.roles, ...(await this.store.knownRoles())]);
     const inVault: string[] = [];
     for (const role of roles) inVault.push(...(await this.vault.list(role)));
@@ -576,8 +677,12 @@ export class Broker {
       await this.event('intent_abandoned', i.workloadId, i.id, null);
       intentsClosed++;
     }
-    if (orphansRevoked + intentsClosed > 0) this.log.info({ orphans_revoked: orphansRevoked, intents_closed: intentsClosed }, 'reconciled with Vault');
-    return { orphansRevoked, intentsClosed, skipped };
+    // Cloud grants whose issuer died between the plan and the registry: rolled back from the plan.
+    const grantsRolledBack = await this.grants.rollbackStale();
+    if (orphansRevoked + intentsClosed + grantsRolledBack > 0) {
+      this.log.info({ orphans_revoked: orphansRevoked, intents_closed: intentsClosed, grants_rolled_back: grantsRolledBack }, 'reconciled with Vault');
+    }
+    return { orphansRevoked, intentsClosed, skipped, grantsRolledBack };
   }
 
   /**
@@ -610,16 +715,20 @@ export class Broker {
       }
     };
     await Promise.all(Array.from({ length: Math.min(this.settings.concurrency, rows.length) }, worker));
+    // Their cloud grants went to revoking with them, due now: tear them down in what time is left.
+    await this.grants.processDue(deadline).catch((err) => this.log.warn({ err: describeError(err) }, 'cloud teardown at shutdown failed; the next start retries it'));
     return { revoked, left: rows.length - revoked };
   }
 
   async status(): Promise<Record<string, unknown>> {
     const s = await this.store.stats();
-    return { replica: this.settings.replica, store: this.store.kind, leases: s.byState, workloads: s.workloads };
+    return { replica: this.settings.replica, store: this.store.kind, leases: s.byState, workloads: s.workloads, cloud_grants: s.grants };
   }
 
   async leases(states: readonly LeaseRow['state'][], limit: number): Promise<LeaseView[]> {
-    return (await this.store.listLeases(states, limit)).map(leaseView);
+    const rows = await this.store.listLeases(states, limit);
+    const grants = await this.store.grantsOfLeases(rows.map((r) => r.id));
+    return rows.map((r) => leaseView(r, grants.get(r.id) ?? null));
   }
 
   async events(limit: number) {

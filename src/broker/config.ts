@@ -4,6 +4,7 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { parse as parseHcl } from '@cdktf/hcl2json';
+import { parseCloudBlocks, type CloudBlocks } from '../iam/providers.ts';
 import type { ListenSettings } from './api.ts';
 import { parseDurationMs } from './api.ts';
 import { DEFAULT_SETTINGS, type BrokerSettings } from './broker.ts';
@@ -24,6 +25,10 @@ export interface BrokerConfig {
   logTo: string;
   /** How long SIGTERM's graceful stage may take before the forced stage. */
   shutdownTimeoutMs: number;
+  /** `cloud "<name>" { ... }` blocks: the clouds this broker grants credentials for (src/iam/providers.ts). */
+  clouds: CloudBlocks;
+  /** The config file's folder: relative paths in cloud blocks resolve against it. */
+  baseDir: string;
 }
 
 type Obj = Record<string, unknown>;
@@ -77,6 +82,19 @@ function dur(o: Obj | undefined, key: string, where: string): number | undefined
 function logTo(v: string | undefined, rel: (p: string) => string): string {
   if (v === undefined || v === 'stderr' || v === 'stdout') return v ?? 'stderr';
   return rel(v);
+}
+
+/** `cloud "aws" { ... }` (HCL: { aws: [ {...} ] }; JSON may give { aws: {...} }), checked by the provider factory. */
+function cloudBlocks(v: unknown): CloudBlocks {
+  const o = block(v, 'cloud');
+  if (!o) return {};
+  const blocks: Record<string, Obj> = {};
+  for (const [name, body] of Object.entries(o)) blocks[name] = block(body, `cloud "${name}"`) ?? {};
+  try {
+    return parseCloudBlocks(blocks);
+  } catch (err) {
+    fail((err as Error).message);
+  }
 }
 
 export function parseConfig(raw: Obj, baseDir: string, env: Record<string, string | undefined> = process.env): BrokerConfig {
@@ -177,6 +195,8 @@ export function parseConfig(raw: Obj, baseDir: string, env: Record<string, strin
     logLevel: str(block(raw.log, 'log'), 'level', 'log') ?? 'info',
     logTo: logTo(str(block(raw.log, 'log'), 'destination', 'log'), rel),
     shutdownTimeoutMs: dur(raw, 'shutdown_timeout', 'config') ?? 10_000,
+    clouds: cloudBlocks(raw.cloud),
+    baseDir,
   };
 }
 

@@ -8,6 +8,9 @@ export type BrokerErrorCode =
   | 'ERR_GONE' // the token's lease was revoked or expired (HTTP 410)
   | 'ERR_TOO_LARGE' // request body over the limit (HTTP 413)
   | 'ERR_VAULT' // Vault refused or could not be reached (HTTP 502)
+  | 'ERR_CLOUD_DENIED' // the cloud refused the identity or the request (HTTP 403)
+  | 'ERR_CLOUD_UNAVAILABLE' // the cloud could not be reached, failed or throttled: try again (HTTP 503)
+  | 'ERR_CLOUD_LIMIT' // a cloud quota was hit (HTTP 503)
   | 'ERR_CONFIG' // the broker's config file is unusable
   | 'ERR_PERMANENT'; // a Vault answer that retrying cannot change (never retried)
 
@@ -47,6 +50,9 @@ export const HTTP_STATUS: Record<BrokerErrorCode, number> = {
   ERR_GONE: 410,
   ERR_TOO_LARGE: 413,
   ERR_VAULT: 502,
+  ERR_CLOUD_DENIED: 403,
+  ERR_CLOUD_UNAVAILABLE: 503,
+  ERR_CLOUD_LIMIT: 503,
   ERR_CONFIG: 500,
   ERR_PERMANENT: 502,
 };

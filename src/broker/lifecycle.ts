@@ -4,10 +4,12 @@
 // forced after the timeout or on a second request. Safe to call twice.
 
 import type { Server } from 'node:http';
+import { createProviders } from '../iam/providers.ts';
 import { createApi, listen } from './api.ts';
 import { Broker, type BrokerDeps } from './broker.ts';
 import type { BrokerConfig } from './config.ts';
-import { describeError } from './errors.ts';
+import { BrokerError, describeError } from './errors.ts';
+import type { CloudProviders } from './grants.ts';
 import { createLogger, type Logger } from './log.ts';
 import { WorkLoop } from './loop.ts';
 import { createMetrics, type BrokerMetrics } from './metrics.ts';
@@ -24,6 +26,8 @@ export interface StartOptions {
   vault?: VaultGateway;
   /** Stand-in store (tests); default: opened from config.store. */
   store?: Store;
+  /** Stand-in cloud providers (tests); default: built from config's cloud blocks. */
+  providers?: CloudProviders;
 }
 
 export interface RunningBroker {
@@ -34,7 +38,7 @@ export interface RunningBroker {
   metrics: BrokerMetrics;
   log: Logger;
   /** What reconcile found at start. */
-  reconciled: { orphansRevoked: number; intentsClosed: number; skipped: number };
+  reconciled: { orphansRevoked: number; intentsClosed: number; skipped: number; grantsRolledBack: number };
   /** Graceful stop (then forced after the timeout); `force` skips to the forced stage. */
   stop(options?: { force?: boolean }): Promise<void>;
 }
@@ -44,12 +48,18 @@ export async function startBroker(config: BrokerConfig, options: StartOptions = 
   const clock = options.clock ?? Date.now;
   const metrics = createMetrics();
   const vault = options.vault ?? createVaultGateway(config.vault, clock, log);
+  let providers: CloudProviders;
+  try {
+    providers = options.providers ?? (await createProviders(config.clouds, { baseDir: config.baseDir }));
+  } catch (err) {
+    throw new BrokerError('ERR_CONFIG', `cloud blocks: ${describeError(err)}`, { cause: err });
+  }
   const store = options.store ?? (await openStore(config.store));
   let api: Awaited<ReturnType<typeof listen>> | null = null;
   const servers: Server[] = [];
   try {
     await vault.login();
-    const broker = new Broker({ store, vault, log, metrics, clock, random: options.random, hooks: options.hooks }, config.broker);
+    const broker = new Broker({ store, vault, log, metrics, clock, random: options.random, hooks: options.hooks, providers }, config.broker);
     // Whatever this replica held when it died is claimable again at once; a SQLite
     // file has one broker, so every claim in it belongs to a dead process.
     await store.releaseClaims(store.kind === 'sqlite' ? null : config.broker.replica);
@@ -62,7 +72,7 @@ export async function startBroker(config: BrokerConfig, options: StartOptions = 
       servers.push(s);
       return s;
     }, config.listener);
-    log.info({ url: api.url, socket: api.socket, store: store.kind, replica: config.broker.replica, ...reconciled }, 'broker started');
+    log.info({ url: api.url, socket: api.socket, store: store.kind, replica: config.broker.replica, clouds: Object.keys(providers), ...reconciled }, 'broker started');
 
     let graceful: Promise<void> | null = null;
     let forced: Promise<void> | null = null;

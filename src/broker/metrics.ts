@@ -13,6 +13,12 @@ export interface BrokerMetrics {
   revocations: Counter<'reason'>;
   failures: Counter<'op'>;
   renewalLag: Histogram;
+  cloudGrantsActive: Gauge<'cloud'>;
+  cloudIrrevocable: Gauge<'cloud'>;
+  /** op: issued | refreshed | torn_down | cleaned_up | rolled_back. */
+  cloudOps: Counter<'cloud' | 'op'>;
+  /** op: issue | refresh | teardown | cleanup | rollback. */
+  cloudFailures: Counter<'cloud' | 'op'>;
 }
 
 export function createMetrics(): BrokerMetrics {
@@ -43,6 +49,30 @@ export function createMetrics(): BrokerMetrics {
       name: 'tvm_broker_renewal_lag_seconds',
       help: 'How late renewals ran against their schedule',
       buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers: [registry],
+    }),
+    cloudGrantsActive: new Gauge({
+      name: 'tvm_broker_cloud_grants_active',
+      help: 'Cloud grants the broker holds and refreshes, by cloud',
+      labelNames: ['cloud'],
+      registers: [registry],
+    }),
+    cloudIrrevocable: new Gauge({
+      name: 'tvm_broker_cloud_grants_irrevocable',
+      help: 'Cloud grants whose teardown kept failing (shown in `tvm broker leases`)',
+      labelNames: ['cloud'],
+      registers: [registry],
+    }),
+    cloudOps: new Counter({
+      name: 'tvm_broker_cloud_grant_ops_total',
+      help: 'Cloud grants issued, refreshed, torn down, cleaned up and rolled back, by cloud',
+      labelNames: ['cloud', 'op'],
+      registers: [registry],
+    }),
+    cloudFailures: new Counter({
+      name: 'tvm_broker_cloud_failures_total',
+      help: 'Failed cloud calls by cloud and operation',
+      labelNames: ['cloud', 'op'],
       registers: [registry],
     }),
   };

@@ -1,6 +1,8 @@
 // The broker's records and the store interface both stores implement. Times
 // are epoch milliseconds; durations are milliseconds (`...Ms`).
 
+import type { CloudGrant, CloudName, CloudPlan, Scopes } from '../iam/types.ts';
+
 export type LeaseState =
   | 'intent' // row written, Vault not yet asked (or the answer not yet recorded)
   | 'active' // held and renewed
@@ -24,7 +26,68 @@ export type RevokeReason =
   | 'anomaly_report'
   | 'shutdown'
   | 'replaced'
-  | 'orphan';
+  | 'orphan'
+  | 'cloud_rollback'; // its cloud grant's issue was rolled back: the lease has no use left
+
+/**
+ * A cloud grant's life (one per lease at most):
+ *   intent → active → revoking → cleanup → done      (revoking → done when no cleanup is asked)
+ *   intent → failed       the cloud refused the issue; what it created was rolled back
+ *   intent → rolled_back  its issuer died; rolled back from the plan at reconcile
+ *   revoking | intent → irrevocable   teardown kept failing: shown, never dropped
+ */
+export type GrantState = 'intent' | 'active' | 'revoking' | 'cleanup' | 'done' | 'rolled_back' | 'failed' | 'irrevocable';
+
+export const LIVE_GRANT_STATES: readonly GrantState[] = ['intent', 'active', 'revoking', 'cleanup', 'irrevocable'];
+
+/** What the broker keeps to renew a grant with the lease's current token (non-secret). */
+export interface GrantFacts {
+  subject: string;
+  role: string;
+  scopes: Scopes;
+  target: Record<string, unknown>;
+  /** The lease's hard end (epoch ms). */
+  leaseMaxExpiresAt: number;
+}
+
+export interface GrantRow {
+  id: string;
+  leaseRowId: string;
+  workloadId: string;
+  cloud: CloudName;
+  state: GrantState;
+  /** The write-ahead entry, written before provider.issue. */
+  plan: CloudPlan;
+  facts: GrantFacts;
+  /** The credential and the provider's state. Secret (the credential): never logged; cleared once done. */
+  grant: CloudGrant | null;
+  /** The credential's expiry (0 before issue). */
+  expiresAt: number;
+  /** Next refresh (active), teardown attempt (revoking), cleanup (cleanup). */
+  dueAt: number;
+  attempts: number;
+  refreshes: number;
+  lastError: string | null;
+  claimOwner: string | null;
+  claimUntil: number;
+  reason: string | null;
+  /** What the teardown did (non-secret). */
+  detail: string | null;
+  createdAt: number;
+  endedAt: number | null;
+}
+
+export interface NewGrant {
+  id: string;
+  leaseRowId: string;
+  workloadId: string;
+  cloud: CloudName;
+  plan: CloudPlan;
+  facts: GrantFacts;
+  owner: string;
+  at: number;
+  claimUntil: number;
+}
 
 export interface WorkloadRow {
   id: string;
@@ -109,6 +172,8 @@ export interface Renewed {
 export interface StoreStats {
   byState: Record<string, number>;
   workloads: { active: number; ended: number };
+  /** Cloud grants: cloud → state → count. */
+  grants: Record<string, Record<string, number>>;
 }
 
 /**
@@ -163,10 +228,44 @@ export interface Store {
   recordRenewal(id: string, owner: string, renewed: Renewed): Promise<boolean>;
   /** Reschedules a failed attempt (renewal or revocation) and releases the claim. */
   recordFailure(id: string, owner: string, attempts: number, dueAt: number, error: string): Promise<boolean>;
-  /** active → revoking, due at `dueAt` (a grace for replaced leases). False when not active. */
+  /**
+   * active → revoking, due at `dueAt` (a grace for replaced leases). False when not active.
+   * In the same transaction the lease's active cloud grant goes to revoking, due then.
+   */
   markRevoking(id: string, reason: string, dueAt: number, replacedBy?: string): Promise<boolean>;
-  /** → revoked | expired | gone | irrevocable. */
+  /** → revoked | expired | gone | irrevocable. An active cloud grant of the lease goes to revoking, due at once. */
   finish(id: string, state: 'revoked' | 'expired' | 'gone' | 'irrevocable', at: number, error?: string): Promise<void>;
+
+  // ---- cloud grants ----
+  /** The write-ahead entry: state intent, claimed by `owner` until `claimUntil`. */
+  insertGrant(g: NewGrant): Promise<void>;
+  /** intent → active with the credential; false when the claim was lost. */
+  completeGrant(id: string, owner: string, grant: CloudGrant, dueAt: number): Promise<boolean>;
+  /** intent → failed | rolled_back (the credential column stays empty). */
+  closeGrant(id: string, state: 'failed' | 'rolled_back', reason: string, at: number, detail?: string): Promise<void>;
+  getGrant(id: string): Promise<GrantRow | null>;
+  /** The lease's grant (the newest, should there be several). */
+  grantOfLease(leaseRowId: string): Promise<GrantRow | null>;
+  /** Grants of these leases, by lease row id. */
+  grantsOfLeases(leaseRowIds: readonly string[]): Promise<Map<string, GrantRow>>;
+  /** Claims intents whose claim expired (their issuer died) for `owner`, to roll them back. */
+  claimStaleGrants(owner: string, now: number, claimUntil: number, limit: number): Promise<GrantRow[]>;
+  /** Claims active, revoking and cleanup grants due by `now` whose claim is free or expired. */
+  claimDueGrants(owner: string, now: number, claimUntil: number, limit: number): Promise<GrantRow[]>;
+  /** A refreshed credential (active only, claim held). */
+  recordGrantRefresh(id: string, owner: string, grant: CloudGrant, dueAt: number): Promise<boolean>;
+  /** Reschedules a failed step (refresh, teardown, cleanup, rollback) and releases the claim. */
+  recordGrantFailure(id: string, owner: string, attempts: number, dueAt: number, error: string): Promise<boolean>;
+  /** revoking → cleanup, due at `cleanupAt` (the provider's deferred step). */
+  grantTornDown(id: string, owner: string, detail: string, cleanupAt: number, at: number): Promise<boolean>;
+  /** revoking | cleanup → done (the credential is cleared); false when the claim was lost. */
+  grantDone(id: string, owner: string, detail: string | null, at: number): Promise<boolean>;
+  /** → irrevocable: teardown kept failing (kept with its credential, shown, never dropped). */
+  grantIrrevocable(id: string, at: number, error: string): Promise<void>;
+  /** The lease was renewed past its grant's credential: the grant's refresh is due at `at`. */
+  refreshGrantOfLease(leaseRowId: string, leaseExpiresAt: number, at: number): Promise<void>;
+  /** Active grants of leases no longer live (a crash between two writes): → revoking, due now. */
+  revokeGrantsOfEndedLeases(now: number): Promise<number>;
 
   addEvent(e: EventRow): Promise<void>;
   recentEvents(limit: number): Promise<EventRow[]>;

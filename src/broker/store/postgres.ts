@@ -4,9 +4,11 @@
 // the same lease at once and a dead replica's leases return to the pool.
 
 import pg from 'pg';
-import type { EventRow, Issued, LeaseRow, LeaseState, NewIntent, Renewed, Store, StoreStats, WorkloadRow } from '../types.ts';
+import type { CloudGrant } from '../../iam/types.ts';
+import type { EventRow, GrantRow, Issued, LeaseRow, LeaseState, NewGrant, NewIntent, Renewed, Store, StoreStats, WorkloadRow } from '../types.ts';
 import { LIVE_LEASE_STATES } from '../types.ts';
-import { eventFromRow, leaseFromRow, workloadFromRow } from './rows.ts';
+import { GRANT_SQL, cloudGrantsMigration, pgClaim } from './grant-sql.ts';
+import { eventFromRow, grantFromRow, leaseFromRow, workloadFromRow } from './rows.ts';
 
 /** Numbered migrations; never edit one that shipped, add the next. */
 export const POSTGRES_MIGRATIONS: readonly string[] = [
@@ -31,6 +33,10 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
      id BIGSERIAL PRIMARY KEY, at BIGINT NOT NULL, kind TEXT NOT NULL, workload_id TEXT,
      lease_row_id TEXT, reason TEXT, detail TEXT);
    CREATE INDEX events_workload ON events (workload_id, kind, at);`,
+  // 2: the cache lookup (workload, role, scope), as SQLite's migration 2
+  `CREATE INDEX leases_cache ON leases (workload_id, role, scope_key, state, expires_at);`,
+  // 3: cloud grants, one per lease at most (the plan is the write-ahead entry; grant_json holds the credential: secret)
+  cloudGrantsMigration('BIGINT'),
 ];
 
 /** Serialises migrations across replicas starting together. */
@@ -59,6 +65,22 @@ export class PostgresStore implements Store {
 
   private async count(sql: string, params: unknown[] = []): Promise<number> {
     return (await this.q(sql, params)).rowCount ?? 0;
+  }
+
+  /** One transaction on one pooled client. */
+  private async tx<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+    const c = await this.pool.connect();
+    try {
+      await c.query('BEGIN');
+      const v = await fn(c);
+      await c.query('COMMIT');
+      return v;
+    } catch (err) {
+      await c.query('ROLLBACK').catch(() => undefined);
+      throw err;
+    } finally {
+      c.release();
+    }
   }
 
   async migrate(): Promise<number> {
@@ -210,8 +232,10 @@ export class PostgresStore implements Store {
   }
 
   async releaseClaims(owner: string | null): Promise<void> {
-    if (owner === null) await this.q('UPDATE leases SET claim_owner = NULL, claim_until = 0 WHERE claim_owner IS NOT NULL');
-    else await this.q('UPDATE leases SET claim_owner = NULL, claim_until = 0 WHERE claim_owner = $1', [owner]);
+    for (const table of ['leases', 'cloud_grants']) {
+      if (owner === null) await this.q(`UPDATE ${table} SET claim_owner = NULL, claim_until = 0 WHERE claim_owner IS NOT NULL`);
+      else await this.q(`UPDATE ${table} SET claim_owner = NULL, claim_until = 0 WHERE claim_owner = $1`, [owner]);
+    }
   }
 
   async recordRenewal(id: string, owner: string, x: Renewed): Promise<boolean> {
@@ -236,23 +260,97 @@ export class PostgresStore implements Store {
   }
 
   async markRevoking(id: string, reason: string, dueAt: number, replacedBy?: string): Promise<boolean> {
-    return (
-      (await this.count(
+    return this.tx(async (c) => {
+      const r = await c.query(
         `UPDATE leases SET state = 'revoking', reason = $1, due_at = $2, attempts = 0, replaced_by = COALESCE($3, replaced_by),
            claim_owner = NULL, claim_until = 0
          WHERE id = $4 AND state = 'active'`,
         [reason, dueAt, replacedBy ?? null, id],
-      )) === 1
-    );
+      );
+      if (r.rowCount === 1) await c.query(GRANT_SQL.revokeOfLease.pg, [reason, dueAt, id]);
+      return r.rowCount === 1;
+    });
   }
 
   async finish(id: string, state: 'revoked' | 'expired' | 'gone' | 'irrevocable', at: number, error?: string): Promise<void> {
-    await this.q(
-      `UPDATE leases SET state = $1, ended_at = $2, last_error = COALESCE($3, last_error), claim_owner = NULL, claim_until = 0,
-         token = CASE WHEN $1 = 'irrevocable' THEN token ELSE NULL END
-       WHERE id = $4`,
-      [state, at, error ?? null, id],
-    );
+    await this.tx(async (c) => {
+      await c.query(
+        `UPDATE leases SET state = $1, ended_at = $2, last_error = COALESCE($3, last_error), claim_owner = NULL, claim_until = 0,
+           token = CASE WHEN $1 = 'irrevocable' THEN token ELSE NULL END
+         WHERE id = $4`,
+        [state, at, error ?? null, id],
+      );
+      await c.query(GRANT_SQL.revokeOfLease.pg, [`lease_${state}`, at, id]);
+    });
+  }
+
+  // ---- cloud grants ----
+
+  async insertGrant(g: NewGrant): Promise<void> {
+    await this.q(GRANT_SQL.insert.pg, [g.id, g.leaseRowId, g.workloadId, g.cloud, JSON.stringify(g.plan), JSON.stringify(g.facts), g.at, g.at, g.owner, g.claimUntil]);
+  }
+
+  async completeGrant(id: string, owner: string, grant: CloudGrant, dueAt: number): Promise<boolean> {
+    return (await this.count(GRANT_SQL.complete.pg, [JSON.stringify(grant), grant.expiresAt, dueAt, id, owner])) === 1;
+  }
+
+  async closeGrant(id: string, state: 'failed' | 'rolled_back', reason: string, at: number, detail?: string): Promise<void> {
+    await this.q(GRANT_SQL.close.pg, [state, reason, detail ?? null, at, id]);
+  }
+
+  async getGrant(id: string): Promise<GrantRow | null> {
+    const r = await this.rows('SELECT * FROM cloud_grants WHERE id = $1', [id]);
+    return r[0] ? grantFromRow(r[0]) : null;
+  }
+
+  async grantOfLease(leaseRowId: string): Promise<GrantRow | null> {
+    const r = await this.rows('SELECT * FROM cloud_grants WHERE lease_row_id = $1 ORDER BY created_at DESC LIMIT 1', [leaseRowId]);
+    return r[0] ? grantFromRow(r[0]) : null;
+  }
+
+  async grantsOfLeases(leaseRowIds: readonly string[]): Promise<Map<string, GrantRow>> {
+    const out = new Map<string, GrantRow>();
+    if (leaseRowIds.length === 0) return out;
+    for (const r of await this.rows('SELECT * FROM cloud_grants WHERE lease_row_id = ANY($1) ORDER BY created_at', [[...leaseRowIds]])) {
+      out.set(String(r.lease_row_id), grantFromRow(r));
+    }
+    return out;
+  }
+
+  async claimStaleGrants(owner: string, now: number, claimUntil: number, limit: number): Promise<GrantRow[]> {
+    return (await this.rows(pgClaim('stale'), [owner, now, claimUntil, limit])).map(grantFromRow).sort((a, b) => a.dueAt - b.dueAt);
+  }
+
+  async claimDueGrants(owner: string, now: number, claimUntil: number, limit: number): Promise<GrantRow[]> {
+    return (await this.rows(pgClaim('due'), [owner, now, claimUntil, limit])).map(grantFromRow).sort((a, b) => a.dueAt - b.dueAt);
+  }
+
+  async recordGrantRefresh(id: string, owner: string, grant: CloudGrant, dueAt: number): Promise<boolean> {
+    return (await this.count(GRANT_SQL.refresh.pg, [JSON.stringify(grant), grant.expiresAt, dueAt, id, owner])) === 1;
+  }
+
+  async recordGrantFailure(id: string, owner: string, attempts: number, dueAt: number, error: string): Promise<boolean> {
+    return (await this.count(GRANT_SQL.failure.pg, [attempts, dueAt, error, id, owner])) === 1;
+  }
+
+  async grantTornDown(id: string, owner: string, detail: string, cleanupAt: number, _at: number): Promise<boolean> {
+    return (await this.count(GRANT_SQL.tornDown.pg, [detail, cleanupAt, id, owner])) === 1;
+  }
+
+  async grantDone(id: string, owner: string, detail: string | null, at: number): Promise<boolean> {
+    return (await this.count(GRANT_SQL.done.pg, [detail, at, id, owner])) === 1;
+  }
+
+  async grantIrrevocable(id: string, at: number, error: string): Promise<void> {
+    await this.q(GRANT_SQL.irrevocable.pg, [at, error, id]);
+  }
+
+  async refreshGrantOfLease(leaseRowId: string, leaseExpiresAt: number, at: number): Promise<void> {
+    await this.q(GRANT_SQL.refreshOfLease.pg, [at, leaseRowId, leaseExpiresAt, at]);
+  }
+
+  async revokeGrantsOfEndedLeases(now: number): Promise<number> {
+    return this.count(GRANT_SQL.revokeOrphaned.pg, [now]);
   }
 
   async addEvent(e: EventRow): Promise<void> {
@@ -278,6 +376,10 @@ export class PostgresStore implements Store {
       if (r.state === 'active') w.active = Number(r.n);
       else w.ended += Number(r.n);
     }
-    return { byState, workloads: w };
+    const grants: StoreStats['grants'] = {};
+    for (const r of await this.rows('SELECT cloud, state, COUNT(*) AS n FROM cloud_grants GROUP BY cloud, state')) {
+      (grants[String(r.cloud)] ??= {})[String(r.state)] = Number(r.n);
+    }
+    return { byState, workloads: w, grants };
   }
 }

@@ -1,6 +1,7 @@
 // Column ↔ record mapping shared by both stores (columns are snake_case).
 
-import type { EventRow, LeaseRow, LeaseState, WorkloadRow } from '../types.ts';
+import type { CloudGrant, CloudName, CloudPlan } from '../../iam/types.ts';
+import type { EventRow, GrantFacts, GrantRow, GrantState, LeaseRow, LeaseState, WorkloadRow } from '../types.ts';
 
 type Raw = Record<string, unknown>;
 
@@ -58,5 +59,35 @@ export function eventFromRow(r: Raw): EventRow {
     leaseRowId: strOrNull(r.lease_row_id),
     reason: strOrNull(r.reason),
     detail: strOrNull(r.detail),
+  };
+}
+
+/** A JSON column: TEXT in both stores. */
+function json<T>(v: unknown): T | null {
+  if (v === null || v === undefined) return null;
+  return (typeof v === 'string' ? JSON.parse(v) : v) as T;
+}
+
+export function grantFromRow(r: Raw): GrantRow {
+  return {
+    id: String(r.id),
+    leaseRowId: String(r.lease_row_id),
+    workloadId: String(r.workload_id),
+    cloud: String(r.cloud) as CloudName,
+    state: String(r.state) as GrantState,
+    plan: json<CloudPlan>(r.plan) as CloudPlan,
+    facts: json<GrantFacts>(r.facts) as GrantFacts,
+    grant: json<CloudGrant>(r.grant),
+    expiresAt: num(r.expires_at),
+    dueAt: num(r.due_at),
+    attempts: num(r.attempts),
+    refreshes: num(r.refreshes),
+    lastError: strOrNull(r.last_error),
+    claimOwner: strOrNull(r.claim_owner),
+    claimUntil: num(r.claim_until),
+    reason: strOrNull(r.reason),
+    detail: strOrNull(r.detail),
+    createdAt: num(r.created_at),
+    endedAt: numOrNull(r.ended_at),
   };
 }

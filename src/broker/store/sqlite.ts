@@ -13,9 +13,11 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import type { EventRow, Issued, LeaseRow, LeaseState, NewIntent, Renewed, Store, StoreStats, WorkloadRow } from '../types.ts';
+import type { CloudGrant } from '../../iam/types.ts';
+import type { EventRow, GrantRow, Issued, LeaseRow, LeaseState, NewGrant, NewIntent, Renewed, Store, StoreStats, WorkloadRow } from '../types.ts';
 import { LIVE_LEASE_STATES } from '../types.ts';
-import { eventFromRow, leaseFromRow, workloadFromRow } from './rows.ts';
+import { eventFromRow, grantFromRow, leaseFromRow, workloadFromRow } from './rows.ts';
+import { GRANT_SQL, cloudGrantsMigration } from './grant-sql.ts';
 
 /** Numbered migrations; never edit one that shipped, add the next. */
 export const SQLITE_MIGRATIONS: readonly string[] = [
@@ -42,6 +44,8 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
    CREATE INDEX events_workload ON events (workload_id, kind, at);`,
   // 2: the cache lookup (workload, role, scope) without scanning every lease of the workload
   `CREATE INDEX leases_cache ON leases (workload_id, role, scope_key, state, expires_at);`,
+  // 3: cloud grants, one per lease at most (the plan is the write-ahead entry; grant_json holds the credential: secret)
+  cloudGrantsMigration('INTEGER'),
 ];
 
 interface QueuedWrite {
@@ -293,8 +297,13 @@ export class SqliteStore implements Store {
   }
 
   async releaseClaims(owner: string | null): Promise<void> {
-    if (owner === null) await this.run('UPDATE leases SET claim_owner = NULL, claim_until = 0 WHERE claim_owner IS NOT NULL');
-    else await this.run('UPDATE leases SET claim_owner = NULL, claim_until = 0 WHERE claim_owner = ?', owner);
+    if (owner === null) {
+      await this.run('UPDATE leases SET claim_owner = NULL, claim_until = 0 WHERE claim_owner IS NOT NULL');
+      await this.run('UPDATE cloud_grants SET claim_owner = NULL, claim_until = 0 WHERE claim_owner IS NOT NULL');
+    } else {
+      await this.run('UPDATE leases SET claim_owner = NULL, claim_until = 0 WHERE claim_owner = ?', owner);
+      await this.run('UPDATE cloud_grants SET claim_owner = NULL, claim_until = 0 WHERE claim_owner = ?', owner);
+    }
   }
 
   async recordRenewal(id: string, owner: string, x: Renewed): Promise<boolean> {
@@ -319,23 +328,109 @@ export class SqliteStore implements Store {
   }
 
   async markRevoking(id: string, reason: string, dueAt: number, replacedBy?: string): Promise<boolean> {
-    return (
-      (await this.run(
+    return this.write(() => {
+      const changed = this.stmt(
         `UPDATE leases SET state = 'revoking', reason = ?, due_at = ?, attempts = 0, replaced_by = COALESCE(?, replaced_by),
            claim_owner = NULL, claim_until = 0
          WHERE id = ? AND state = 'active'`,
-        reason, dueAt, replacedBy ?? null, id,
-      )) === 1
-    );
+      ).run(reason, dueAt, replacedBy ?? null, id).changes;
+      if (changed === 1) this.stmt(GRANT_SQL.revokeOfLease.sqlite).run(reason, dueAt, id);
+      return changed === 1;
+    });
   }
 
   async finish(id: string, state: 'revoked' | 'expired' | 'gone' | 'irrevocable', at: number, error?: string): Promise<void> {
-    await this.run(
-      `UPDATE leases SET state = ?, ended_at = ?, last_error = COALESCE(?, last_error), claim_owner = NULL, claim_until = 0,
-         token = CASE WHEN ? = 'irrevocable' THEN token ELSE NULL END
-       WHERE id = ?`,
-      state, at, error ?? null, state, id,
-    );
+    await this.write(() => {
+      this.stmt(
+        `UPDATE leases SET state = ?, ended_at = ?, last_error = COALESCE(?, last_error), claim_owner = NULL, claim_until = 0,
+           token = CASE WHEN ? = 'irrevocable' THEN token ELSE NULL END
+         WHERE id = ?`,
+      ).run(state, at, error ?? null, state, id);
+      this.stmt(GRANT_SQL.revokeOfLease.sqlite).run(`lease_${state}`, at, id);
+    });
+  }
+
+  // ---- cloud grants ----
+
+  async insertGrant(g: NewGrant): Promise<void> {
+    await this.run(GRANT_SQL.insert.sqlite, g.id, g.leaseRowId, g.workloadId, g.cloud, JSON.stringify(g.plan), JSON.stringify(g.facts), g.at, g.at, g.owner, g.claimUntil);
+  }
+
+  async completeGrant(id: string, owner: string, grant: CloudGrant, dueAt: number): Promise<boolean> {
+    return (await this.run(GRANT_SQL.complete.sqlite, JSON.stringify(grant), grant.expiresAt, dueAt, id, owner)) === 1;
+  }
+
+  async closeGrant(id: string, state: 'failed' | 'rolled_back', reason: string, at: number, detail?: string): Promise<void> {
+    await this.run(GRANT_SQL.close.sqlite, state, reason, detail ?? null, at, id);
+  }
+
+  async getGrant(id: string): Promise<GrantRow | null> {
+    const r = this.one('SELECT * FROM cloud_grants WHERE id = ?', id);
+    return r ? grantFromRow(r) : null;
+  }
+
+  async grantOfLease(leaseRowId: string): Promise<GrantRow | null> {
+    const r = this.one('SELECT * FROM cloud_grants WHERE lease_row_id = ? ORDER BY created_at DESC LIMIT 1', leaseRowId);
+    return r ? grantFromRow(r) : null;
+  }
+
+  async grantsOfLeases(leaseRowIds: readonly string[]): Promise<Map<string, GrantRow>> {
+    const out = new Map<string, GrantRow>();
+    for (let i = 0; i < leaseRowIds.length; i += 500) {
+      const part = leaseRowIds.slice(i, i + 500);
+      const rows = this.all(`SELECT * FROM cloud_grants WHERE lease_row_id IN (${placeholders(part.length)}) ORDER BY created_at`, ...part);
+      for (const r of rows) out.set(String(r.lease_row_id), grantFromRow(r));
+    }
+    return out;
+  }
+
+  private claimGrants(select: string, owner: string, now: number, claimUntil: number, limit: number): Promise<GrantRow[]> {
+    return this.write(() => {
+      const rows = this.all(select, now, now, limit);
+      const claim = this.stmt('UPDATE cloud_grants SET claim_owner = ?, claim_until = ? WHERE id = ?');
+      for (const r of rows) {
+        claim.run(owner, claimUntil, r.id);
+        r.claim_owner = owner;
+        r.claim_until = claimUntil;
+      }
+      return rows.map(grantFromRow);
+    });
+  }
+
+  async claimStaleGrants(owner: string, now: number, claimUntil: number, limit: number): Promise<GrantRow[]> {
+    return this.claimGrants(GRANT_SQL.staleIntents.sqlite, owner, now, claimUntil, limit);
+  }
+
+  async claimDueGrants(owner: string, now: number, claimUntil: number, limit: number): Promise<GrantRow[]> {
+    return this.claimGrants(GRANT_SQL.due.sqlite, owner, now, claimUntil, limit);
+  }
+
+  async recordGrantRefresh(id: string, owner: string, grant: CloudGrant, dueAt: number): Promise<boolean> {
+    return (await this.run(GRANT_SQL.refresh.sqlite, JSON.stringify(grant), grant.expiresAt, dueAt, id, owner)) === 1;
+  }
+
+  async recordGrantFailure(id: string, owner: string, attempts: number, dueAt: number, error: string): Promise<boolean> {
+    return (await this.run(GRANT_SQL.failure.sqlite, attempts, dueAt, error, id, owner)) === 1;
+  }
+
+  async grantTornDown(id: string, owner: string, detail: string, cleanupAt: number, _at: number): Promise<boolean> {
+    return (await this.run(GRANT_SQL.tornDown.sqlite, detail, cleanupAt, id, owner)) === 1;
+  }
+
+  async grantDone(id: string, owner: string, detail: string | null, at: number): Promise<boolean> {
+    return (await this.run(GRANT_SQL.done.sqlite, detail, at, id, owner)) === 1;
+  }
+
+  async grantIrrevocable(id: string, at: number, error: string): Promise<void> {
+    await this.run(GRANT_SQL.irrevocable.sqlite, at, error, id);
+  }
+
+  async refreshGrantOfLease(leaseRowId: string, leaseExpiresAt: number, at: number): Promise<void> {
+    await this.run(GRANT_SQL.refreshOfLease.sqlite, at, leaseRowId, leaseExpiresAt, at);
+  }
+
+  async revokeGrantsOfEndedLeases(now: number): Promise<number> {
+    return this.run(GRANT_SQL.revokeOrphaned.sqlite, now);
   }
 
   async addEvent(e: EventRow): Promise<void> {
@@ -361,6 +456,10 @@ export class SqliteStore implements Store {
       if (r.state === 'active') w.active = Number(r.n);
       else w.ended += Number(r.n);
     }
-    return { byState, workloads: w };
+    const grants: StoreStats['grants'] = {};
+    for (const r of this.all('SELECT cloud, state, COUNT(*) AS n FROM cloud_grants GROUP BY cloud, state')) {
+      (grants[String(r.cloud)] ??= {})[String(r.state)] = Number(r.n);
+    }
+    return { byState, workloads: w, grants };
   }
 }
