@@ -71,10 +71,10 @@ describe('tvm broker leases', () => {
     const r = await run(['broker', 'leases', '--broker', base]);
     expect(r).toMatchObject({ code: 0, stderr: '' });
     const [header, ...rows] = r.stdout.trimEnd().split('\n');
-    expect(header.split(/\s+/)).toEqual(['id', 'workload', 'role', 'state', 'expires_at', 'renewals', 'reason']);
+    expect(header.split(/\s+/)).toEqual(['id', 'workload', 'role', 'state', 'expires_at', 'renewals', 'reason', 'cloud']);
     const row = await broker.store.getLeaseByJti(t.jti);
     const mine = rows.find((l) => l.startsWith(row!.id));
-    expect(mine?.split(/\s+/)).toEqual([row!.id, w, 'short', 'active', expect.stringMatching(/^\d{4}-\d\d-\d\dT/), expect.stringMatching(/^\d+$/), '-']);
+    expect(mine?.split(/\s+/)).toEqual([row!.id, w, 'short', 'active', expect.stringMatching(/^\d{4}-\d\d-\d\dT/), expect.stringMatching(/^\d+$/), '-', '-']);
     // No token in the listing, table or JSON.
     const json = await run(['broker', 'leases', '--broker', base, '--format', 'json', '--state', 'active', '--limit', '500']);
     expect(json.code).toBe(0);
@@ -82,7 +82,7 @@ describe('tvm broker leases', () => {
     expect(leases.find((l) => l.jti === t.jti)).toMatchObject({ workload: w, role: 'short', state: 'active', lease_id: t.lease_id });
     for (const out of [r.stdout, json.stdout]) expect(out.includes(t.token)).toBe(false);
     const none = await run(['broker', 'leases', '--broker', base, '--state', 'irrevocable']);
-    expect(none).toMatchObject({ code: 0, stdout: 'id  workload  role  state  expires_at  renewals  reason\n' });
+    expect(none).toMatchObject({ code: 0, stdout: 'id  workload  role  state  expires_at  renewals  reason  cloud\n' });
   });
 
   it('a bad --state or --limit: the broker\'s message on one line, exit 1', async () => {

@@ -123,3 +123,17 @@ export async function leaseAlive(conn: VaultConnection, leaseId: string): Promis
     return false;
   }
 }
+
+export const AWS_ROLE_ARN = 'arn:aws:iam::123456789012:role/tvm-logs';
+
+/**
+ * Roles mapping a cloud (the engine validates `iam` with the cloud modules):
+ * `logs` (ttl 3s: renewed often) and `logs-long` (ttl 20m), both max_ttl 1h, mapped to AWS;
+ * `plain` maps no cloud.
+ */
+export async function writeCloudRoles(conn: VaultConnection): Promise<void> {
+  const aws = { read: ['s3://logs/app/**'], audiences: ['sts.amazonaws.com'], max_ttl: '1h', iam: { aws: { role_arn: AWS_ROLE_ARN } } };
+  await conn.write('tvm/roles/logs', { ...aws, ttl: '3s' });
+  await conn.write('tvm/roles/logs-long', { ...aws, ttl: '20m' });
+  await conn.write('tvm/roles/plain', { read: ['s3://logs/app/**'], ttl: '20m', max_ttl: '1h' });
+}

@@ -77,7 +77,7 @@ export function grantFromRow(r: Raw): GrantRow {
     state: String(r.state) as GrantState,
     plan: json<CloudPlan>(r.plan) as CloudPlan,
     facts: json<GrantFacts>(r.facts) as GrantFacts,
-    grant: json<CloudGrant>(r.grant),
+    grant: json<CloudGrant>(r.grant_json),
     expiresAt: num(r.expires_at),
     dueAt: num(r.due_at),
     attempts: num(r.attempts),

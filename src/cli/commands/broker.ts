@@ -10,18 +10,31 @@ import { formatOption } from '../options.ts';
 
 const DEFAULT_BROKER = 'http://127.0.0.1:8300';
 
-interface Target {
+export interface BrokerTarget {
   broker?: string;
   socket?: string;
 }
 
-/** Calls the broker's local API (TCP or unix socket). */
-export async function callBroker(target: Target, env: Record<string, string | undefined>, method: string, path: string): Promise<unknown> {
-  const socket = target.socket ?? env.TVM_BROKER_SOCKET;
+/** The broker answered 4xx/5xx: its message, and the status (400: the caller's input). */
+export class BrokerAnswerError extends CliError {
+  readonly status: number;
+
+  constructor(status: number, message: string) {
+    super('ERR_NOT_FOUND', message);
+    this.name = 'BrokerAnswerError';
+    this.status = status;
+  }
+}
+
+/** Calls the broker's local API (TCP or unix socket), with a JSON body when given. */
+export async function callBroker(target: BrokerTarget, env: Record<string, string | undefined>, method: string, path: string, body?: unknown): Promise<unknown> {
+  const socket = target.socket ?? (target.broker ? undefined : env.TVM_BROKER_SOCKET);
   const base = new URL(target.broker ?? env.TVM_BROKER_ADDR ?? DEFAULT_BROKER);
+  const payload = body === undefined ? undefined : JSON.stringify(body);
+  const headers = payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) };
   return new Promise((resolve, reject) => {
     const req = request(
-      socket ? { socketPath: socket, path, method } : { host: base.hostname, port: base.port, path, method },
+      socket ? { socketPath: socket, path, method, headers } : { host: base.hostname, port: base.port, path, method, headers },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
@@ -34,13 +47,13 @@ export async function callBroker(target: Target, env: Record<string, string | un
           }
           if ((res.statusCode ?? 500) >= 400) {
             const errors = (body as { errors?: string[] } | null)?.errors ?? [`HTTP ${res.statusCode}`];
-            reject(new CliError('ERR_NOT_FOUND', `broker: ${errors.join('; ')}`));
+            reject(new BrokerAnswerError(res.statusCode ?? 500, `broker: ${errors.join('; ')}`));
           } else resolve(body);
         });
       },
     );
     req.on('error', (err) => reject(new CliError('ERR_NOT_FOUND', `cannot reach the broker at ${socket ?? base.origin}: ${(err as NodeJS.ErrnoException).code ?? err.message}`)));
-    req.end();
+    req.end(payload);
   });
 }
 
@@ -86,7 +99,7 @@ export function registerBrokerCommands(program: Command, ctx: CommandContext): v
 
   targetOptions(broker.command('status').description('replica, store and lease counts by state'))
     .addOption(formatOption(OUTPUT_FORMATS, 'table'))
-    .action(async (flags: Target & { format: OutputFormat }) => {
+    .action(async (flags: BrokerTarget & { format: OutputFormat }) => {
       const s = (await callBroker(flags, ctx.io.env, 'GET', '/v1/status')) as Record<string, unknown>;
       if (flags.format === 'json') printJson(ctx.io, s);
       else ctx.io.stdout(formatTable(s));
@@ -96,7 +109,7 @@ export function registerBrokerCommands(program: Command, ctx: CommandContext): v
     .option('--state <states>', 'comma-separated states, e.g. active,irrevocable')
     .option('--limit <n>', 'at most this many', '1000')
     .addOption(formatOption(OUTPUT_FORMATS, 'table'))
-    .action(async (flags: Target & { state?: string; limit: string; format: OutputFormat }) => {
+    .action(async (flags: BrokerTarget & { state?: string; limit: string; format: OutputFormat }) => {
       const q = new URLSearchParams({ limit: flags.limit });
       if (flags.state) q.set('state', flags.state);
       const { leases } = (await callBroker(flags, ctx.io.env, 'GET', `/v1/leases?${q}`)) as { leases: Record<string, unknown>[] };
@@ -104,8 +117,10 @@ export function registerBrokerCommands(program: Command, ctx: CommandContext): v
         printJson(ctx.io, leases);
         return;
       }
-      const cols = ['id', 'workload', 'role', 'state', 'expires_at', 'renewals', 'reason'];
-      const rows = [cols, ...leases.map((l) => cols.map((c) => String(l[c] ?? '-')))];
+      const cols = ['id', 'workload', 'role', 'state', 'expires_at', 'renewals', 'reason', 'cloud'];
+      // cloud: the lease's grant as <cloud>:<state> (aws:active, kubernetes:cleanup, ...).
+      const cell = (l: Record<string, unknown>, c: string) => (c === 'cloud' && l.cloud ? `${String(l.cloud)}:${String(l.cloud_state)}` : String(l[c] ?? '-'));
+      const rows = [cols, ...leases.map((l) => cols.map((c) => cell(l, c)))];
       const widths = cols.map((_, i) => Math.max(...rows.map((r) => r[i].length)));
       ctx.io.stdout(rows.map((r) => r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd()).join('\n') + '\n');
     });
@@ -113,7 +128,7 @@ export function registerBrokerCommands(program: Command, ctx: CommandContext): v
   targetOptions(broker.command('revoke').description('revoke now: a token (jti), a lease (id or Vault lease id), or with --workload all of a workload\'s leases'))
     .argument('<id>', 'jti, lease id, or workload id with --workload')
     .option('--workload', 'the id is a workload: end it and revoke all its leases')
-    .action(async (id: string, flags: Target & { workload?: boolean }) => {
+    .action(async (id: string, flags: BrokerTarget & { workload?: boolean }) => {
       if (id.trim() === '') throw new CliUsageError('an id is required');
       if (flags.workload) {
         const r = (await callBroker(flags, ctx.io.env, 'DELETE', `/v1/workloads/${encodeURIComponent(id)}`)) as { revoking: number };
