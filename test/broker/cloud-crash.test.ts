@@ -3,13 +3,11 @@
 // what the cloud created, and the Vault lease issued for it is revoked.
 // The double keeps its "cloud" in a JSON file the child broker and the test share.
 
-import { spawn, type ChildProcess } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
-import { createInterface } from 'node:readline';
+import type { ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listLeases } from '../../src/client/index.ts';
 import { createCloudDouble } from './fixtures/cloud-double.ts';
-import { api, leaseAlive, startDevVault, tempDir, writeCloudRoles, type DevVault } from './helpers.ts';
+import { api, exited, leaseAlive, spawnCrashBroker, startDevVault, tempDir, writeCloudRoles, writeCrashConfig, type DevVault } from './helpers.ts';
 
 const dir = tempDir();
 const children: ChildProcess[] = [];
@@ -26,45 +24,8 @@ afterAll(async () => {
   dir.remove();
 });
 
-function writeConfig(name: string): string {
-  const path = `${dir.path}/${name}.json`;
-  writeFileSync(
-    path,
-    JSON.stringify({
-      vault: { address: vault.address, auth: { token: { token: vault.rootToken } }, timeout: '2s' },
-      store: { sqlite: { path: `${dir.path}/${name}.db` } },
-      listener: { address: '127.0.0.1:0' },
-      roles: ['logs-long'],
-      renewal: { backoff_min: '200ms', backoff_max: '1s' },
-      loop: { tick: '50ms', trigger_interval: '100ms', claim_ttl: '5s' },
-      log: { level: 'warn' },
-    }),
-  );
-  return path;
-}
-
-interface Reconciled {
-  orphansRevoked: number;
-  intentsClosed: number;
-  grantsRolledBack: number;
-}
-
-async function spawnBroker(config: string, crashAt: string, cloudState: string): Promise<{ child: ChildProcess; url: string; reconciled: Reconciled }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'test/broker/fixtures/crash-broker.ts', config, crashAt, cloudState], { stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(child);
-  let stderr = '';
-  child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
-  const line = await new Promise<string>((resolve, reject) => {
-    const lines = createInterface({ input: child.stdout! });
-    lines.on('line', (l) => {
-      if (l.startsWith('{"url"')) resolve(l);
-    });
-    child.once('exit', (code) => reject(new Error(`broker exited (${code}): ${stderr}`)));
-  });
-  return { child, ...(JSON.parse(line) as { url: string; reconciled: Reconciled }) };
-}
-
-const exited = (c: ChildProcess) => new Promise<void>((r) => (c.exitCode !== null || c.signalCode !== null ? r() : c.once('exit', () => r())));
+const writeConfig = (name: string) => writeCrashConfig(dir.path, vault, name, ['logs-long']);
+const spawnBroker = (config: string, crashAt: string, cloudState: string) => spawnCrashBroker([config, crashAt, cloudState], children);
 
 describe.each(['cloud:after-cloud', 'cloud:before-cloud'])('SIGKILL at %s, then restart', (point) => {
   it('rolls the grant back from its plan (teardown, reason rollback, no grant) and revokes the Vault lease', async () => {

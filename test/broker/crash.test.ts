@@ -2,15 +2,14 @@
 // lease Vault holds for the broker's roles is owned by the registry or revoked.
 // And Vault stopped for a while: the broker backs off and recovers.
 
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBroker } from '../../src/broker/index.ts';
 import { connect, listLeases } from '../../src/client/index.ts';
 import { startServer } from '../../src/server/index.ts';
-import { api, leaseAlive, sleep, startDevVault, tempDir, testConfig, waitFor, writeRoles, type DevVault } from './helpers.ts';
+import { api, exited, leaseAlive, sleep, spawnCrashBroker, startDevVault, tempDir, testConfig, waitFor, writeCrashConfig, writeRoles, type DevVault } from './helpers.ts';
 
 const dir = tempDir();
 const children: ChildProcess[] = [];
@@ -26,40 +25,8 @@ afterAll(async () => {
   dir.remove();
 });
 
-function writeConfig(name: string): string {
-  const path = `${dir.path}/${name}.json`;
-  writeFileSync(
-    path,
-    JSON.stringify({
-      vault: { address: vault.address, auth: { token: { token: vault.rootToken } }, timeout: '2s' },
-      store: { sqlite: { path: `${dir.path}/${name}.db` } },
-      listener: { address: '127.0.0.1:0' },
-      roles: ['short', 'capped', 'long'],
-      renewal: { backoff_min: '200ms', backoff_max: '1s' },
-      loop: { tick: '50ms', trigger_interval: '100ms', claim_ttl: '5s' },
-      log: { level: 'warn' },
-    }),
-  );
-  return path;
-}
-
-async function spawnBroker(config: string, crashAt = ''): Promise<{ child: ChildProcess; url: string; reconciled: { orphansRevoked: number; intentsClosed: number } }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'test/broker/fixtures/crash-broker.ts', config, crashAt], { stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(child);
-  let stderr = '';
-  child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
-  const line = await new Promise<string>((resolve, reject) => {
-    // The fixture's own line starts with {"url" (log lines go to stderr).
-    const lines = createInterface({ input: child.stdout! });
-    lines.on('line', (l) => {
-      if (l.startsWith('{"url"')) resolve(l);
-    });
-    child.once('exit', (code) => reject(new Error(`broker exited (${code}): ${stderr}`)));
-  });
-  return { child, ...(JSON.parse(line) as { url: string; reconciled: { orphansRevoked: number; intentsClosed: number } }) };
-}
-
-const exited = (c: ChildProcess) => new Promise<void>((r) => (c.exitCode !== null || c.signalCode !== null ? r() : c.once('exit', () => r())));
+const writeConfig = (name: string) => writeCrashConfig(dir.path, vault, name, ['short', 'capped', 'long']);
+const spawnBroker = (config: string, crashAt = '') => spawnCrashBroker([config, crashAt], children);
 
 /** Every lease Vault holds for these roles is owned by a live registry row. */
 async function assertNothingOrphaned(ownedIds: Set<string>): Promise<void> {

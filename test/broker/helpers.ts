@@ -1,10 +1,12 @@
 // Shared set-up for broker tests: a dev server with short-lived roles, a
 // broker config pointing at it, and a tiny JSON client for the local API.
 
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { Writable } from 'node:stream';
 import { connect, type VaultConnection } from '../../src/client/index.ts';
 import { createLogger, parseConfig, type BrokerConfig, type Logger } from '../../src/broker/index.ts';
@@ -137,3 +139,49 @@ export async function writeCloudRoles(conn: VaultConnection): Promise<void> {
   await conn.write('tvm/roles/logs-long', { ...aws, ttl: '20m' });
   await conn.write('tvm/roles/plain', { read: ['s3://logs/app/**'], ttl: '20m', max_ttl: '1h' });
 }
+
+/** A JSON config for a broker in a child process (crash tests): SQLite in `dir`, fast loop. */
+export function writeCrashConfig(dir: string, vault: { address: string; rootToken: string }, name: string, roles: string[]): string {
+  const path = `${dir}/${name}.json`;
+  writeFileSync(
+    path,
+    JSON.stringify({
+      vault: { address: vault.address, auth: { token: { token: vault.rootToken } }, timeout: '2s' },
+      store: { sqlite: { path: `${dir}/${name}.db` } },
+      listener: { address: '127.0.0.1:0' },
+      roles,
+      renewal: { backoff_min: '200ms', backoff_max: '1s' },
+      loop: { tick: '50ms', trigger_interval: '100ms', claim_ttl: '5s' },
+      log: { level: 'warn' },
+    }),
+  );
+  return path;
+}
+
+export interface CrashBroker<R> {
+  child: ChildProcess;
+  url: string;
+  reconciled: R;
+}
+
+/** Starts test/broker/fixtures/crash-broker.ts with these arguments; resolves once it listens. */
+export async function spawnCrashBroker<R = { orphansRevoked: number; intentsClosed: number; grantsRolledBack: number }>(
+  args: string[],
+  children: ChildProcess[],
+): Promise<CrashBroker<R>> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'test/broker/fixtures/crash-broker.ts', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(child);
+  let stderr = '';
+  child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+  const line = await new Promise<string>((resolve, reject) => {
+    // The fixture's own line starts with {"url" (log lines go to stderr).
+    const lines = createInterface({ input: child.stdout! });
+    lines.on('line', (l) => {
+      if (l.startsWith('{"url"')) resolve(l);
+    });
+    child.once('exit', (code) => reject(new Error(`broker exited (${code}): ${stderr}`)));
+  });
+  return { child, ...(JSON.parse(line) as { url: string; reconciled: R }) };
+}
+
+export const exited = (c: ChildProcess) => new Promise<void>((r) => (c.exitCode !== null || c.signalCode !== null ? r() : c.once('exit', () => r())));
