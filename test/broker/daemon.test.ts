@@ -5,7 +5,8 @@ import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBroker, type RunningBroker } from '../../src/broker/index.ts';
 import { listLeases } from '../../src/client/index.ts';
-import { api, captureLog, leaseAlive, sleep, startDevVault, tempDir, testConfig, waitFor, type DevVault } from './helpers.ts';
+import { createCloudDouble } from './fixtures/cloud-double.ts';
+import { api, captureLog, leaseAlive, sleep, startDevVault, tempDir, testConfig, waitFor, writeCloudRoles, type DevVault } from './helpers.ts';
 
 let vault: DevVault;
 let broker: RunningBroker;
@@ -13,10 +14,12 @@ let base: string;
 const dir = tempDir();
 const logged = captureLog();
 const handedOut: string[] = [];
+const cloud = createCloudDouble({ control: { life: 1_500 } });
 
 beforeAll(async () => {
   vault = await startDevVault();
-  broker = await startBroker(testConfig(vault, { sqlite: { path: `${dir.path}/broker.db` } }), { log: logged.log });
+  await writeCloudRoles(vault.conn);
+  broker = await startBroker(testConfig(vault, { sqlite: { path: `${dir.path}/broker.db` } }), { log: logged.log, providers: { aws: cloud.provider } });
   base = broker.url as string;
 });
 
@@ -204,7 +207,15 @@ describe('bad input on the local API', () => {
 });
 
 describe('observability', () => {
-  it('exposes metrics, and no token appears in a log line or the metrics', async () => {
+  it('exposes metrics, and no token or cloud credential appears in a log line, an event or the metrics', async () => {
+    // A cloud credential issued, refreshed and torn down, with every step logged at debug.
+    const w = await register();
+    const c = await token(w, 'logs-long', { cloud: 'aws' });
+    expect(c.status).toBe(200);
+    await waitFor(async () => (await broker.store.grantOfLease((await broker.store.getLeaseByJti(c.body.jti as string))!.id))!.refreshes >= 1, 3_000, 'a refresh');
+    await api(base, 'DELETE', `/v1/tokens/${c.body.jti}`);
+    await waitFor(() => cloud.state().calls.some((x) => x.op === 'teardown'), 3_000, 'the teardown');
+    expect(logged.lines.some((l) => l.includes('cloud credential refreshed'))).toBe(true);
     const m = await api(base, 'GET', '/metrics');
     expect(m.status).toBe(200);
     for (const name of ['tvm_broker_active_leases', 'tvm_broker_renewals_total', 'tvm_broker_revocations_total', 'tvm_broker_failures_total', 'tvm_broker_irrevocable_leases', 'tvm_broker_renewal_lag_seconds']) {
@@ -214,7 +225,13 @@ describe('observability', () => {
     expect(m.text).toMatch(/tvm_broker_renewals_total\{result="ok"\} [1-9]/);
     expect(handedOut.length).toBeGreaterThan(10);
     expect(logged.lines.length).toBeGreaterThan(20);
-    const all = logged.lines.join('\n');
+    const events = await api(base, 'GET', '/v1/events?limit=1000');
+    const all = [logged.lines.join('\n'), events.text].join('\n');
+    expect(cloud.secrets().length).toBeGreaterThanOrEqual(4);
+    for (const secret of cloud.secrets()) {
+      expect(all.includes(secret)).toBe(false);
+      expect(m.text.includes(secret)).toBe(false);
+    }
     for (const t of handedOut) {
       expect(t.length).toBeGreaterThan(100);
       expect(all.includes(t)).toBe(false);

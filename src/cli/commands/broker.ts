@@ -29,7 +29,8 @@ export class BrokerAnswerError extends CliError {
 /** Calls the broker's local API (TCP or unix socket), with a JSON body when given. */
 export async function callBroker(target: BrokerTarget, env: Record<string, string | undefined>, method: string, path: string, body?: unknown): Promise<unknown> {
   const socket = target.socket ?? (target.broker ? undefined : env.TVM_BROKER_SOCKET);
-  const base = new URL(target.broker ?? env.TVM_BROKER_ADDR ?? DEFAULT_BROKER);
+  // With a socket the address is not read (it may be the socket path itself, from TVM_BROKER_ADDR).
+  const base = new URL(socket ? DEFAULT_BROKER : (target.broker ?? env.TVM_BROKER_ADDR ?? DEFAULT_BROKER));
   const payload = body === undefined ? undefined : JSON.stringify(body);
   const headers = payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) };
   return new Promise((resolve, reject) => {
