@@ -73,3 +73,35 @@ loop {
 log {
   level = "info"
 }
+
+# Clouds: `tvm creds <role> --cloud <name>` (POST /v1/tokens with cloud) gives a
+# cloud credential for the role's iam.<name> target beside the token, refreshed
+# while the lease is renewed and torn down when it is revoked. Only the clouds
+# with a block here are served; the others answer 400 naming `cloud`.
+# Each needs the broker's own credentials in that cloud (see README).
+
+# cloud "aws" {
+#   region                 = "us-east-1"
+#   access_key_id          = "AKIA..."                # default: the SDK's chain (env, profile, instance role)
+#   secret_access_key_file = "/etc/tvm/aws-secret"
+#   deny_skew              = "2m"                     # a revoked session's deny outlives its expiry by this
+# }
+
+# cloud "gcp" {
+#   credentials_file   = "/etc/tvm/gcp-broker.json"   # for service_account targets; default: ADC
+#   max_token_lifetime = "1h"
+# }
+
+# cloud "azure" {
+#   # The ARM credential that revokes user delegation keys is DefaultAzureCredential's (AZURE_* env).
+#   max_retries = 3
+# }
+
+# cloud "kubernetes" {
+#   cluster {
+#     server     = "https://k8s.internal:6443"      # must equal the targets' api_server
+#     token_file = "/etc/tvm/k8s-broker-token"
+#     ca_file    = "/etc/tvm/k8s-ca.pem"
+#   }
+#   # kubeconfig = "/etc/tvm/kubeconfig"             # or every context of a kubeconfig
+# }

@@ -72,18 +72,17 @@ export function registerBrokerCommands(program: Command, ctx: CommandContext): v
     .description('run the broker daemon (SIGTERM: stop, revoking leases when revoke_on_shutdown)')
     .requiredOption('--config <file>', 'broker config (HCL or JSON), e.g. vault-config/broker.hcl')
     .action(async (flags: { config: string }) => {
-      let config: Awaited<ReturnType<typeof loadConfig>>;
-      try {
-        config = await loadConfig(flags.config, ctx.io.env);
-      } catch (err) {
-        // An unusable config file is bad input: exit 2 with the one line naming the problem.
-        if (err instanceof BrokerError && err.code === 'ERR_CONFIG') {
-          const where = err.message.includes(flags.config) ? '' : ` ${flags.config}`;
-          throw new CliUsageError(`broker config${where}: ${err.message}`, { cause: err });
-        }
-        throw err;
-      }
-      const running = await startBroker(config);
+      // An unusable config file (or a file it names) is bad input: exit 2 with the one line naming the problem.
+      const usable = <T>(p: Promise<T>): Promise<T> =>
+        p.catch((err: unknown) => {
+          if (err instanceof BrokerError && err.code === 'ERR_CONFIG') {
+            const where = err.message.includes(flags.config) ? '' : ` ${flags.config}`;
+            throw new CliUsageError(`broker config${where}: ${err.message}`, { cause: err });
+          }
+          throw err;
+        });
+      const config = await usable(loadConfig(flags.config, ctx.io.env));
+      const running = await usable(startBroker(config));
       ctx.io.stderr(`tvm broker: listening on ${[running.url, running.socket].filter(Boolean).join(' and ')}\n`);
       await new Promise<void>((resolve) => {
         let signals = 0;
