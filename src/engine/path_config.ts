@@ -1,9 +1,10 @@
 // config: the mount's issuer, signing algorithm and ttl defaults.
 
+import { algorithmProblem, isCloud } from '../iam/mapping.ts';
 import type { EngineContext } from './context.ts';
 import { invalidField, showValue } from './errors.ts';
 import type { FieldData, Route } from './framework.ts';
-import { getJson, putJson } from './store.ts';
+import { getJson, listKeys, putJson } from './store.ts';
 import type { LogicalRequest, LogicalResponse, Storage } from './types.ts';
 
 export const CONFIG_KEY = 'config';
@@ -85,6 +86,19 @@ function validateIssuer(issuer: string): void {
   if (url.search || url.hash) throw invalidField('issuer', `${showValue(issuer)} may not have a query or fragment`);
 }
 
+/** A new signing algorithm must still be one every role's cloud federation accepts. */
+async function checkRolesAccept(ctx: EngineContext, req: LogicalRequest, algorithm: string): Promise<void> {
+  for (const name of await listKeys(req.storage, 'roles/')) {
+    if (name.endsWith('/')) continue;
+    const role = await ctx.roles.get(req.storage, name);
+    for (const [cloud, target] of Object.entries(role?.iam ?? {})) {
+      if (!isCloud(cloud) || target === null || typeof target !== 'object') continue;
+      const problem = algorithmProblem(cloud, target as Record<string, unknown>, algorithm);
+      if (problem) throw invalidField('signing_algorithm', `role ${showValue(name)} maps ${cloud}: ${problem}`);
+    }
+  }
+}
+
 export function configRoutes(ctx: EngineContext): Route[] {
   const readConfig = async (req: LogicalRequest): Promise<LogicalResponse> => {
     const cfg = await effectiveConfig(ctx, req);
@@ -120,6 +134,7 @@ export function configRoutes(ctx: EngineContext): Route[] {
     if (next.default_ttl > next.max_ttl) {
       throw invalidField('default_ttl', `${next.default_ttl}s is longer than max_ttl ${next.max_ttl}s`);
     }
+    if (next.signing_algorithm !== current.signing_algorithm) await checkRolesAccept(ctx, req, next.signing_algorithm);
     await ctx.config.save(req.storage, next);
     // The key ring follows: a changed algorithm rotates to a key of that kind,
     // a raised max_ttl extends how long retired keys must stay published.

@@ -3,6 +3,8 @@
 
 import { randomUUID } from 'node:crypto';
 import { BlockList, isIP } from 'node:net';
+import { cloudAudience, isCloud } from '../iam/mapping.ts';
+import { CLOUDS } from '../iam/types.ts';
 import type { EngineContext } from './context.ts';
 import { EngineError, invalidField, showValue } from './errors.ts';
 import type { FieldData, Route, SecretType } from './framework.ts';
@@ -67,7 +69,7 @@ function subjectOf(caller: Caller): string {
   return caller.entityId || caller.displayName || 'anonymous';
 }
 
-function credsData(grant: Grant, token: string, iatS: number, expS: number): Record<string, unknown> {
+function credsData(grant: Grant, token: string, iatS: number, expS: number, maxExpMs: number): Record<string, unknown> {
   return {
     token,
     token_type: tokenTypeOf(grant.read, grant.write),
@@ -78,8 +80,22 @@ function credsData(grant: Grant, token: string, iatS: number, expS: number): Rec
     audiences: grant.aud,
     issued_at: rfc3339(iatS),
     expires_at: rfc3339(expS),
+    max_expires_at: rfc3339(Math.floor(maxExpMs / 1000)),
     role: grant.role,
   };
+}
+
+/** `cloud`: the role's target for that cloud, and the audience the cloud needs (null: the role's). */
+function cloudOf(fields: FieldData, role: RoleEntry, name: string): { cloud: string; target: Record<string, unknown>; audience: string | null } | null {
+  if (!fields.has('cloud')) return null;
+  const cloud = fields.get<string>('cloud');
+  if (!isCloud(cloud)) throw invalidField('cloud', `${showValue(cloud)} is not one of ${CLOUDS.join(', ')}`);
+  const target = role.iam?.[cloud];
+  if (target === null || typeof target !== 'object') {
+    throw invalidField('cloud', `role ${showValue(name)} maps no ${cloud} target (its iam has ${Object.keys(role.iam ?? {}).join(', ') || 'none'})`);
+  }
+  const t = target as Record<string, unknown>;
+  return { cloud, target: t, audience: cloudAudience(cloud, t) };
 }
 
 export function credsRoutes(ctx: EngineContext): Route[] {
@@ -105,8 +121,16 @@ export function credsRoutes(ctx: EngineContext): Route[] {
     if (read.length === 0 && write.length === 0) {
       throw invalidField('read', 'the request leaves neither a read nor a write scope');
     }
+    const cloud = cloudOf(fields, role, name);
     let aud = role.audiences.length > 0 ? role.audiences : [config.issuer];
-    if (fields.has('audience')) {
+    if (cloud?.audience) {
+      // The cloud verifies the token: it carries exactly the audience that cloud expects.
+      const wanted = fields.has('audience') ? fields.get<string[]>('audience') : [];
+      if (wanted.length > 0 && (wanted.length !== 1 || wanted[0] !== cloud.audience)) {
+        throw invalidField('audience', `a token for ${cloud.cloud} carries exactly the audience ${showValue(cloud.audience)}`);
+      }
+      aud = [cloud.audience];
+    } else if (fields.has('audience')) {
       const wanted = fields.get<string[]>('audience');
       wanted.forEach((a, i) => {
         if (!aud.includes(a)) {
@@ -169,7 +193,10 @@ export function credsRoutes(ctx: EngineContext): Route[] {
       throw new EngineError('ERR_INTERNAL', 'signing the token failed', { cause: err });
     }
     return {
-      data: credsData(grant, token, iatS, expS),
+      data: {
+        ...credsData(grant, token, iatS, expS, internal.max_exp_ms),
+        ...(cloud ? { iam: { [cloud.cloud]: cloud.target } } : {}),
+      },
       secret: {
         type: SECRET_TYPE,
         ttlMs,
@@ -189,6 +216,10 @@ export function credsRoutes(ctx: EngineContext): Route[] {
         read: { type: 'string_list', description: "Narrow the read scope; each pattern must be covered by the role's." },
         write: { type: 'string_list', description: "Narrow the write scope; each pattern must be covered by the role's." },
         audience: { type: 'string_list', description: "A subset of the role's audiences." },
+        cloud: {
+          type: 'string',
+          description: "aws, gcp, azure or kubernetes: the token is for that cloud's exchange (its audience), and the answer carries the role's target for it.",
+        },
       },
       operations: { read: issue, update: issue },
       synopsis: 'Issues a short-lived signed token for a role, under a renewable lease.',
@@ -231,7 +262,7 @@ export function credsSecret(ctx: EngineContext): SecretType {
     const token = await signToken(ctx, req.storage, config, internal, iatS, expS);
     const next: CredsInternalData = { ...internal, exp_ms: latestExpMs };
     return {
-      data: credsData(internal, token, iatS, expS),
+      data: credsData(internal, token, iatS, expS, internal.max_exp_ms),
       secret: {
         type: SECRET_TYPE,
         ttlMs: ttlS * 1000,

@@ -2,6 +2,8 @@
 // to whom (audiences), from where (bound CIDRs) and how many at once.
 
 import { isIP } from 'node:net';
+import { IamFieldError } from '../iam/errors.ts';
+import { validateIamMapping } from '../iam/mapping.ts';
 import type { EngineContext } from './context.ts';
 import { EngineError, invalidField, showValue } from './errors.ts';
 import type { FieldData, Fields, Route } from './framework.ts';
@@ -43,7 +45,10 @@ export const ROLE_FIELDS: Fields = {
   bound_cidrs: { type: 'string_list', default: [], description: 'Issue only to callers inside these CIDRs; carried in the token.' },
   max_active_leases: { type: 'int', default: 0, description: 'Live leases allowed at once; 0 is unlimited.' },
   extra_claims: { type: 'string_map', default: {}, description: 'Additional string claims put in every token.' },
-  iam: { type: 'object', description: 'Cloud IAM mapping (reserved; stored as given).' },
+  iam: {
+    type: 'object',
+    description: 'Cloud IAM mapping: any of aws, gcp, azure, kubernetes, each naming its target; the scopes of that cloud must be expressible exactly.',
+  },
 };
 
 export function validateRoleName(name: string): void {
@@ -77,7 +82,10 @@ function checkCidr(field: string, cidr: string): void {
  * Checks a whole role and returns it normalised. Pure: the cdktf constructs
  * import it so a bad role fails `cdktf synth` with the same message.
  */
-export function validateRole(role: RoleEntry, mount: Pick<ConfigEntry, 'max_ttl' | 'default_ttl'>): RoleEntry {
+export function validateRole(
+  role: RoleEntry,
+  mount: Pick<ConfigEntry, 'max_ttl' | 'default_ttl'> & { signing_algorithm?: string },
+): RoleEntry {
   checkPatterns('read', role.read);
   checkPatterns('write', role.write);
   if (role.read.length === 0 && role.write.length === 0) {
@@ -115,8 +123,20 @@ export function validateRole(role: RoleEntry, mount: Pick<ConfigEntry, 'max_ttl'
   if (role.iam !== null && (typeof role.iam !== 'object' || Array.isArray(role.iam))) {
     throw invalidField('iam', `expected an object, got ${showValue(role.iam)}`);
   }
+  let iam: Record<string, unknown> | null;
+  try {
+    iam = validateIamMapping(
+      role.iam,
+      { read: role.read, write: role.write, audiences: role.audiences, maxTtlS: maxTtl },
+      mount.signing_algorithm,
+    ) as Record<string, unknown> | null;
+  } catch (err) {
+    if (err instanceof IamFieldError) throw new EngineError('ERR_INVALID_FIELD', err.message, { field: err.field });
+    throw err;
+  }
   return {
     ...role,
+    iam,
     read: [...new Set(role.read)],
     write: [...new Set(role.write)],
     audiences: [...new Set(role.audiences)],

@@ -58,7 +58,7 @@ describe('TvmRole', () => {
         read: ['s3://reports/**'],
         ttl: 600,
         maxTtl: '2h',
-        audiences: ['reports-api'],
+        audiences: ['reports-api', 'sts.amazonaws.com'],
         boundCidrs: ['10.0.0.0/8'],
         maxActiveLeases: 5,
         extraClaims: { team: 'finance' },
@@ -70,19 +70,37 @@ describe('TvmRole', () => {
       write: [],
       ttl: 600,
       max_ttl: 7200,
-      audiences: ['reports-api'],
+      audiences: ['reports-api', 'sts.amazonaws.com'],
       bound_cidrs: ['10.0.0.0/8'],
       max_active_leases: 5,
       extra_claims: { team: 'finance' },
-      iam: { aws: { role_arn: 'arn:aws:iam::123456789012:role/reports' } },
+      // Validated by the AWS module at synth, defaults filled in.
+      iam: {
+        aws: {
+          role_arn: 'arn:aws:iam::123456789012:role/reports',
+          method: 'web_identity',
+          audience: 'sts.amazonaws.com',
+          region: null,
+          deny_on_revoke: true,
+        },
+      },
     });
     expect(role?.credsPath).toBe('tvm-prod/creds/reports');
     const synth = Testing.synthScope((scope) => {
       const mount = new TvmMount(scope, 'mount', { maxTtl: '4h' });
-      new TvmRole(scope, 'role', { mount, name: 'reports', read: ['s3://reports/**'], iam: { gcp: { sa: 'x' } } });
+      new TvmRole(scope, 'role', {
+        mount,
+        name: 'reports',
+        read: ['gs://reports/**'],
+        iam: { gcp: { service_account: 'reports@acme-prod.iam.gserviceaccount.com' } },
+      });
     });
     const [, endpoint] = resourcesOf(synth, GenericEndpoint.tfResourceType);
-    expect(JSON.parse(endpoint.data_json as string).iam).toEqual({ gcp: { sa: 'x' } });
+    expect(JSON.parse(endpoint.data_json as string).iam).toMatchObject({ gcp: { service_account: 'reports@acme-prod.iam.gserviceaccount.com' } });
+    // A mapping the cloud cannot take fails synthesis with the engine's message.
+    expect(() => synthRole({ name: 'bad', read: ['s3://reports/*'], audiences: ['sts.amazonaws.com'], iam: { aws: { role_arn: 'arn:aws:iam::123456789012:role/reports' } } })).toThrow(
+      /TvmRole "bad": invalid read\[0\]: .*s3:\/\/reports\/\*/,
+    );
   });
 
   it('checks max_ttl against the mount it is written to', () => {
