@@ -5,7 +5,8 @@
 // rolled back from its plan. Revoke and rollback share provider.teardown.
 //
 //   intent → active → revoking → cleanup → done   (revoking → done without a cleanup)
-//   intent → failed | rolled_back;  revoking | intent → irrevocable (max attempts)
+//   intent → failed | rolled_back, or → cleanup → done when the rollback asked for a cleanup;
+//   revoking | intent → irrevocable (max attempts)
 //
 // The credential is a secret: it is stored like a lease's token, handed to the
 // workload, and never passed to a log call, an event or a metric label.
@@ -171,7 +172,7 @@ export class CloudGrants {
     const provider = this.provider(cloud);
     try {
       const r = await provider.teardown(plan, null, 'rollback', this.d.clock());
-      await this.d.store.closeGrant(id, 'failed', why, this.d.clock(), r.detail);
+      await this.d.store.closeGrant(id, 'failed', why, this.d.clock(), r.detail, r.cleanupAt);
       this.d.metrics.cloudOps.inc({ cloud, op: 'rolled_back' });
       await this.d.event('cloud_failed', lease.workloadId, lease.id, null, `${cloud}: ${why}; rolled back: ${r.detail}`);
     } catch (err) {
@@ -347,7 +348,7 @@ export class CloudGrants {
       }
       try {
         const r = await this.provider(g.cloud).teardown(g.plan, null, 'rollback', this.d.clock());
-        await this.d.store.closeGrant(g.id, 'rolled_back', 'issuer stopped before recording the answer', this.d.clock(), r.detail);
+        await this.d.store.closeGrant(g.id, 'rolled_back', 'issuer stopped before recording the answer', this.d.clock(), r.detail, r.cleanupAt);
       } catch (err) {
         await this.failedTeardown(g, 'rollback', err);
         return;

@@ -34,6 +34,8 @@ export type RevokeReason =
  *   intent → active → revoking → cleanup → done      (revoking → done when no cleanup is asked)
  *   intent → failed       the cloud refused the issue; what it created was rolled back
  *   intent → rolled_back  its issuer died; rolled back from the plan at reconcile
+ *   intent → cleanup → done   either of those, when the rollback left something to remove later
+ *                             (AWS: a deny on the session until the lease's hard end); reason failed | rolled_back
  *   revoking | intent → irrevocable   teardown kept failing: shown, never dropped
  */
 export type GrantState = 'intent' | 'active' | 'revoking' | 'cleanup' | 'done' | 'rolled_back' | 'failed' | 'irrevocable';
@@ -241,8 +243,11 @@ export interface Store {
   insertGrant(g: NewGrant): Promise<void>;
   /** intent → active with the credential; false when the claim was lost. */
   completeGrant(id: string, owner: string, grant: CloudGrant, dueAt: number): Promise<boolean>;
-  /** intent → failed | rolled_back (the credential column stays empty). */
-  closeGrant(id: string, state: 'failed' | 'rolled_back', reason: string, at: number, detail?: string): Promise<void>;
+  /**
+   * intent → failed | rolled_back (the credential column stays empty); with `cleanupAt`
+   * (the rollback left something to remove later) → cleanup, due then, reason failed | rolled_back.
+   */
+  closeGrant(id: string, state: 'failed' | 'rolled_back', reason: string, at: number, detail?: string, cleanupAt?: number | null): Promise<void>;
   getGrant(id: string): Promise<GrantRow | null>;
   /** The lease's grant (the newest, should there be several). */
   grantOfLease(leaseRowId: string): Promise<GrantRow | null>;

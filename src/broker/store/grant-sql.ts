@@ -40,6 +40,12 @@ export const GRANT_SQL = {
     `UPDATE cloud_grants SET state = $1, reason = $2, detail = $3, ended_at = $4, grant_json = NULL, claim_owner = NULL, claim_until = 0
      WHERE id = $5 AND state = 'intent'`,
   ),
+  /** A rollback that asked for a cleanup (a deny kept until the lease's hard end): reason says failed | rolled_back. */
+  closeToCleanup: sql(
+    `UPDATE cloud_grants SET state = 'cleanup', reason = $1, last_error = $2, detail = $3, due_at = $4, attempts = 0, grant_json = NULL,
+       claim_owner = NULL, claim_until = 0
+     WHERE id = $5 AND state = 'intent'`,
+  ),
   /** The lease left active: its active grant is torn down when the lease's revocation is due. */
   revokeOfLease: sql(
     `UPDATE cloud_grants SET state = 'revoking', reason = $1, due_at = $2, attempts = 0, claim_owner = NULL, claim_until = 0

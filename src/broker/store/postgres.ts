@@ -294,8 +294,9 @@ export class PostgresStore implements Store {
     return (await this.count(GRANT_SQL.complete.pg, [JSON.stringify(grant), grant.expiresAt, dueAt, id, owner])) === 1;
   }
 
-  async closeGrant(id: string, state: 'failed' | 'rolled_back', reason: string, at: number, detail?: string): Promise<void> {
-    await this.q(GRANT_SQL.close.pg, [state, reason, detail ?? null, at, id]);
+  async closeGrant(id: string, state: 'failed' | 'rolled_back', reason: string, at: number, detail?: string, cleanupAt?: number | null): Promise<void> {
+    if (cleanupAt !== undefined && cleanupAt !== null) await this.q(GRANT_SQL.closeToCleanup.pg, [state, reason, detail ?? null, cleanupAt, id]);
+    else await this.q(GRANT_SQL.close.pg, [state, reason, detail ?? null, at, id]);
   }
 
   async getGrant(id: string): Promise<GrantRow | null> {

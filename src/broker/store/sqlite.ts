@@ -360,8 +360,9 @@ export class SqliteStore implements Store {
     return (await this.run(GRANT_SQL.complete.sqlite, JSON.stringify(grant), grant.expiresAt, dueAt, id, owner)) === 1;
   }
 
-  async closeGrant(id: string, state: 'failed' | 'rolled_back', reason: string, at: number, detail?: string): Promise<void> {
-    await this.run(GRANT_SQL.close.sqlite, state, reason, detail ?? null, at, id);
+  async closeGrant(id: string, state: 'failed' | 'rolled_back', reason: string, at: number, detail?: string, cleanupAt?: number | null): Promise<void> {
+    if (cleanupAt !== undefined && cleanupAt !== null) await this.run(GRANT_SQL.closeToCleanup.sqlite, state, reason, detail ?? null, cleanupAt, id);
+    else await this.run(GRANT_SQL.close.sqlite, state, reason, detail ?? null, at, id);
   }
 
   async getGrant(id: string): Promise<GrantRow | null> {
