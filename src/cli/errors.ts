@@ -5,7 +5,7 @@ import { TvmClientError } from '../client/errors.ts';
 
 export { VaultRequestError, ServerUnreachableError, InvalidInputError, TvmClientError } from '../client/errors.ts';
 
-export type CliErrorCode = 'ERR_USAGE' | 'ERR_TOKEN_INVALID' | 'ERR_NOT_FOUND';
+export type CliErrorCode = 'ERR_USAGE' | 'ERR_TOKEN_INVALID' | 'ERR_NOT_FOUND' | 'ERR_CHECK_FAILED';
 
 export class CliError extends Error {
   readonly code: CliErrorCode;
@@ -33,6 +33,14 @@ export class TokenInvalidError extends CliError {
     super('ERR_TOKEN_INVALID', `token invalid: ${reason}`);
     this.name = 'TokenInvalidError';
     this.reason = reason;
+  }
+}
+
+/** A check ran and found problems (already printed). Exit 1. */
+export class CheckFailedError extends CliError {
+  constructor(message: string) {
+    super('ERR_CHECK_FAILED', message);
+    this.name = 'CheckFailedError';
   }
 }
 

@@ -31,7 +31,7 @@ export {
   type LeaseInfo,
   type RenewOptions,
 } from './leases.ts';
-export { rotateKeys, fetchJwks, type RotatedKey } from './keys.ts';
+export { rotateKeys, fetchJwks, checkIssuer, type IssuerCheck, type RotatedKey } from './keys.ts';
 export {
   verifyToken,
   introspectToken,

@@ -1,6 +1,8 @@
 // Signing keys of a tvm mount: rotate, and the published JWK set.
 
 import type { JSONWebKeySet } from 'jose';
+import { issuerProblems, type IssuerDocuments } from '../iam/oidc.ts';
+import type { CloudName } from '../iam/types.ts';
 import type { VaultConnection } from './connection.ts';
 import { UnexpectedResponseError } from './errors.ts';
 
@@ -28,4 +30,37 @@ export async function fetchJwks(conn: VaultConnection): Promise<JSONWebKeySet> {
     throw new UnexpectedResponseError(`GET ${path} answered without a JWK set`);
   }
   return { keys } as JSONWebKeySet;
+}
+
+export interface IssuerCheck {
+  issuer: string;
+  signing_algorithm: string;
+  /** Per cloud: every reason its federation would refuse this issuer's tokens (empty: none known). */
+  clouds: Record<string, string[]>;
+}
+
+/**
+ * Reads the mount's config, discovery document and JWKS (as a cloud would reach
+ * them, through Vault) and checks them against each cloud's federation rules.
+ */
+export async function checkIssuer(conn: VaultConnection, clouds: readonly CloudName[]): Promise<IssuerCheck> {
+  const configPath = `${conn.mount}/config`;
+  const config = (await conn.read(configPath))?.data;
+  if (!config || typeof config.issuer !== 'string' || typeof config.signing_algorithm !== 'string') {
+    throw new UnexpectedResponseError(`GET ${configPath} answered without issuer and signing_algorithm`);
+  }
+  const discovery = await conn.readRaw(`${conn.mount}/.well-known/openid-configuration`);
+  if (discovery === null || typeof discovery !== 'object') {
+    throw new UnexpectedResponseError(`GET ${conn.mount}/.well-known/openid-configuration answered no JSON object`);
+  }
+  const jwks = (await conn.readRaw(`${conn.mount}/.well-known/jwks.json`)) as IssuerDocuments['jwks'];
+  const docs: IssuerDocuments = {
+    issuer: config.issuer,
+    discovery: discovery as Record<string, unknown>,
+    jwks: jwks ?? {},
+    signingAlgorithm: config.signing_algorithm,
+  };
+  const out: IssuerCheck = { issuer: config.issuer, signing_algorithm: config.signing_algorithm, clouds: {} };
+  for (const cloud of clouds) out.clouds[cloud] = issuerProblems(cloud, docs).map((p) => p.problem);
+  return out;
 }
