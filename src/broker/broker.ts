@@ -384,8 +384,8 @@ export class Broker {
       this.log.warn({ workload: w.id, role, lease: id, err: describeError(err) }, 'issue failed');
       if (err instanceof PermanentError) {
         const message = describeError(err.cause ?? err);
-        // The engine names `cloud` when the role maps no such cloud.
-        const field = cloud && /\bcloud\b/.test(message) ? 'cloud' : undefined;
+        // The engine's 400 names the field (`invalid cloud: role ... maps no aws target`, `invalid read[0]: ...`).
+        const field = /\binvalid ([A-Za-z_][\w.]*(?:\[\d+\])?):/.exec(message)?.[1];
         throw new BrokerError('ERR_BAD_INPUT', `Vault refused the request: ${message}`, { field });
       }
       throw err;

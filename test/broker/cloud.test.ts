@@ -341,6 +341,7 @@ describe.each([
     const plain = await api<{ errors: string[]; field: string }>(base, 'POST', '/v1/tokens', { workload: w, role: 'plain', cloud: 'aws' });
     expect(plain.status).toBe(400);
     expect(plain.body.field).toBe('cloud');
+    expect(plain.body.errors[0]).toMatch(/^Vault refused the request: .*invalid cloud: role "plain" maps no aws target/);
     expect(await broker.store.leasesOfWorkload(w, ['active', 'intent'])).toEqual([]);
   });
 
