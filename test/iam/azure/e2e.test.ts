@@ -7,8 +7,9 @@
 // Two differences Entra would not forgive, as for AWS: the dev server's issuer
 // is http://127.0.0.1:<port>/v1/tvm, and Entra fetches only https issuers; and
 // the mount must sign with RS256, because Entra refuses ES256 (tvm's default)
-// and EdDSA assertions. checkRole cannot see the mount's algorithm, so the
-// first exchange is where an ES256 mount learns it (AADSTS5002738, below).
+// and EdDSA assertions. The engine refuses an Azure role on a mount that does
+// not sign RS256; a second mount (`tvm-es`, ES256, a plain role with Entra's
+// audience) shows what Entra itself answers to an ES256 assertion (AADSTS5002738).
 
 import { decodeJwt, decodeProtectedHeader } from 'jose';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -35,10 +36,22 @@ let fake: AzureFake;
 beforeAll(async () => {
   server = await startServer({ dev: true, listenAddress: '127.0.0.1:0', quiet: true });
   conn = connect({ addr: server.address, token: server.rootToken, env: {} });
+  await conn.write('tvm/config', { signing_algorithm: 'RS256' });
   await conn.write('tvm/roles/blobs', ROLE);
   issuer = `${server.address}/v1/tvm`;
+  await conn.write('sys/mounts/tvm-es', { type: 'tvm' });
+  const { iam: _iam, ...plain } = ROLE;
+  await conn.write('tvm-es/roles/blobs', plain);
   fake = await startAzureFake();
-  fake.addApp({ tenantId: TENANT, clientId: CLIENT, objectId: OID, federated: [{ issuer, subject: 'root', audiences: [AUD] }] });
+  fake.addApp({
+    tenantId: TENANT,
+    clientId: CLIENT,
+    objectId: OID,
+    federated: [
+      { issuer, subject: 'root', audiences: [AUD] },
+      { issuer: `${server.address}/v1/tvm-es`, subject: 'root', audiences: [AUD] },
+    ],
+  });
 });
 
 afterAll(async () => {
@@ -46,8 +59,7 @@ afterAll(async () => {
   await server?.close();
 });
 
-afterEach(async () => {
-  await conn.write('tvm/config', { signing_algorithm: 'ES256' });
+afterEach(() => {
   fake.reset();
 });
 
@@ -122,8 +134,17 @@ describe('the tvm token as an Entra federated client assertion', () => {
     expect(fake.state.keys).toEqual([]);
   });
 
-  it("the default ES256 mount is refused: Entra takes RSA-signed assertions only, so Azure roles need signing_algorithm=RS256", async () => {
-    const { token, leaseS } = await creds([AUD]);
+  it('the engine refuses an Azure role on an ES256 mount, and ES256 on a mount with an Azure role', async () => {
+    await expect(conn.write('tvm-es/roles/mapped', ROLE)).rejects.toThrow(
+      'invalid iam.azure: azure federation accepts tokens signed with RS256; this mount signs with ES256 (set config signing_algorithm to RS256)',
+    );
+    await expect(conn.write('tvm/config', { signing_algorithm: 'ES256' })).rejects.toThrow('invalid signing_algorithm: role "blobs" maps azure');
+  });
+
+  it("an ES256 assertion is refused by Entra itself (AADSTS5002738): why Azure roles need signing_algorithm=RS256", async () => {
+    const res = await conn.write('tvm-es/creds/blobs', { audience: [AUD] });
+    const token = res?.data?.token as string;
+    const leaseS = res?.lease_duration as number;
     expect(decodeProtectedHeader(token).alg).toBe('ES256');
     const err = (await exchange(token, leaseS).catch((e: unknown) => e)) as CloudError;
     expect(err.code).toBe('ERR_CLOUD_DENIED');
