@@ -111,6 +111,35 @@ describe('tvm creds --cloud', () => {
     // The shell has exited: the broker's liveness check ends its workload, revokes the lease and tears the grant down.
     await waitFor(() => cloud.state().objects[created[0]] === undefined, 5_000, 'the teardown after the shell exited');
     const grantId = cloud.state().calls.find((c) => c.op === 'issue' && `tvm-${c.grantId}` === created[0])!.grantId;
+    // The cloud object goes before the registry records it: wait for the row too.
+    await waitFor(async () => (await broker.store.getGrant(grantId))?.state === 'done', 5_000, 'the grant to be done');
     expect(await broker.store.getGrant(grantId)).toMatchObject({ state: 'done', reason: 'process_exited' });
   });
+
+  it('through npx in a script: the credential lives as long as the script\'s shell, not the launchers or the $( ) subshell', async () => {
+    const before = new Set(Object.keys(cloud.state().objects));
+    // The shell evals the credential, says so, then waits for stdin to close (the test holds it open).
+    const child = spawn('bash', ['-c', `eval "$(npx --no-install tvm creds logs-long --cloud aws --format env)" && printf 'ready %s\\n' "$AWS_ACCESS_KEY_ID" && read -r _`], {
+      env: { ...process.env, TVM_BROKER_ADDR: base },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (err += c.toString()));
+    await waitFor(() => out.includes('ready ASIA'), 30_000, 'the shell to eval the credential');
+    const created = Object.keys(cloud.state().objects).filter((o) => !before.has(o));
+    expect(created, err).toHaveLength(1);
+    const grantId = cloud.state().calls.find((c) => c.op === 'issue' && `tvm-${c.grantId}` === created[0])!.grantId;
+    // tvm, npm exec, sh -c and the subshell are gone; the shell lives, and so does the grant.
+    await new Promise((r) => setTimeout(r, 2_500));
+    expect(await broker.store.getGrant(grantId)).toMatchObject({ state: 'active' });
+    const workload = await broker.store.getWorkload((await broker.store.getLease((await broker.store.getGrant(grantId))!.leaseRowId))!.workloadId);
+    expect(workload?.pid).toBe(child.pid);
+    child.stdin.end();
+    await new Promise((resolve) => child.once('close', resolve));
+    await waitFor(() => cloud.state().objects[created[0]] === undefined, 5_000, 'the teardown after the shell exited');
+    await waitFor(async () => (await broker.store.getGrant(grantId))?.state === 'done', 5_000, 'the grant to be done');
+    expect(await broker.store.getGrant(grantId)).toMatchObject({ state: 'done', reason: 'process_exited' });
+  }, 60_000);
 });

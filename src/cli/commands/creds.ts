@@ -7,6 +7,7 @@ import { CLOUDS, type CloudName } from '../../iam/types.ts';
 import { collect } from '../argv.ts';
 import type { CommandContext } from '../context.ts';
 import { CliUsageError } from '../errors.ts';
+import { invokingShellPid } from '../liveness.ts';
 import { formatOption, mountOption } from '../options.ts';
 import { CREDS_FORMATS, printCreds, printJson, type CredsFormat } from '../output.ts';
 import { BrokerAnswerError, callBroker, type BrokerTarget } from './broker.ts';
@@ -21,6 +22,7 @@ interface CredsFlags {
   cloud?: CloudName;
   broker?: string;
   workload?: string;
+  pid?: string;
 }
 
 /** What the broker answers for POST /v1/tokens with a cloud. */
@@ -66,8 +68,10 @@ async function cloudCreds(ctx: CommandContext, role: string, flags: CredsFlags):
   let workload = flags.workload;
   if (workload === undefined) {
     // The invoking shell (or CI step) is the workload: when it exits the broker revokes the lease and the grant.
-    const pid = process.ppid;
-    if (!Number.isInteger(pid) || pid <= 1) throw new CliUsageError(`cannot tie the credential to the invoking shell (parent pid ${pid}); pass --workload <id>`);
+    // Launchers that exit with tvm (npx's `npm exec` and `sh -c`) are skipped.
+    const pid = flags.pid !== undefined ? Number(flags.pid) : invokingShellPid(process.ppid);
+    if (flags.pid !== undefined && !/^[1-9]\d*$/.test(flags.pid)) throw new CliUsageError(`--pid: ${JSON.stringify(flags.pid)} is not a process id`);
+    if (!Number.isInteger(pid) || pid <= 1) throw new CliUsageError(`cannot tie the credential to the invoking shell (parent pid ${pid}); pass --pid <pid> or --workload <id>`);
     const w = (await call('POST', '/v1/workloads', { name: 'tvm-cli', pid })) as { id: string };
     workload = w.id;
   }
@@ -97,6 +101,7 @@ export function registerCredsCommand(program: Command, ctx: CommandContext): voi
     .addOption(new Option('--cloud <cloud>', "a cloud credential for the role's iam.<cloud> target, through the broker").choices(CLOUDS))
     .addOption(new Option('--broker <address>', 'with --cloud: the broker, an http://127.0.0.1:<port> URL or a unix socket path (default: TVM_BROKER_ADDR)'))
     .addOption(new Option('--workload <id>', "with --cloud: a registered workload (default: a new 'tvm-cli' workload that lives as long as the invoking shell)"))
+    .addOption(new Option('--pid <pid>', 'with --cloud and no --workload: the process whose exit revokes the credential (default: the invoking shell, past npx)'))
     .addOption(formatOption(CREDS_FORMATS, 'json'))
     .addOption(mountOption())
     .addHelpText(
