@@ -38,7 +38,7 @@ import {
   type AssumeRoleResponse,
   type STSClientConfig,
 } from '@aws-sdk/client-sts';
-import { DeleteRolePolicyCommand, GetRolePolicyCommand, IAMClient, PutRolePolicyCommand } from '@aws-sdk/client-iam';
+import { DeleteRolePolicyCommand, GetRolePolicyCommand, IAMClient, ListRolePoliciesCommand, PutRolePolicyCommand } from '@aws-sdk/client-iam';
 import { CloudError, IamFieldError } from '../errors.ts';
 import type { CloudCredential, CloudGrant, CloudPlan, CloudProvider, GrantRequest, TeardownResult } from '../types.ts';
 import { awsModule, MAX_SESSION_S, MIN_SESSION_S, parseRoleArn, sessionPolicyFor, type AwsMethod, type AwsTarget } from './module.ts';
@@ -340,6 +340,17 @@ export function createAwsProvider(options: AwsProviderOptions = {}): CloudProvid
     }
   }
 
+  async function listRolePolicies(roleName: string): Promise<string[]> {
+    const names: string[] = [];
+    let marker: string | undefined;
+    do {
+      const out = await call(`ListRolePolicies on role ${roleName}`, () => iam().send(new ListRolePoliciesCommand({ RoleName: roleName, Marker: marker })));
+      names.push(...(out.PolicyNames ?? []));
+      marker = out.IsTruncated ? out.Marker : undefined;
+    } while (marker !== undefined);
+    return names;
+  }
+
   const putRolePolicy = (roleName: string, policyName: string, document: string) =>
     iam().send(new PutRolePolicyCommand({ RoleName: roleName, PolicyName: policyName, PolicyDocument: document }));
 
@@ -348,16 +359,37 @@ export function createAwsProvider(options: AwsProviderOptions = {}): CloudProvid
     const existing = await getRolePolicy(p.role_name, ROLE_WIDE_DENY_NAME);
     const prev = existing === null ? null : parseRoleWide(existing);
     const before = Math.max(now, prev?.beforeMs ?? 0);
-    const until = Math.max(keepUntil, prev?.keepUntilMs ?? 0);
-    await call(`PutRolePolicy ${ROLE_WIDE_DENY_NAME} on role ${p.role_name} (after LimitExceeded)`, () =>
-      putRolePolicy(p.role_name, ROLE_WIDE_DENY_NAME, roleWideDenyDocument(before, until)),
-    );
+    let until = Math.max(keepUntil, prev?.keepUntilMs ?? 0);
+    let consolidated = 0;
+    try {
+      await putRolePolicy(p.role_name, ROLE_WIDE_DENY_NAME, roleWideDenyDocument(before, until));
+    } catch (err) {
+      if (awsErrorCode(err) !== 'LimitExceeded') throw toCloudError(err, `PutRolePolicy ${ROLE_WIDE_DENY_NAME} on role ${p.role_name} (after LimitExceeded)`);
+      // Even the role-wide deny does not fit: the per-session denies fill the quota. Every
+      // session they deny was issued before now, so the role-wide deny covers them all;
+      // it must then last as long as any session can (12 h), and they can go.
+      until = Math.max(until, now + MAX_SESSION_S * 1000 + skewMs);
+      const sessionDenies = (await listRolePolicies(p.role_name)).filter((n) => n.startsWith('tvm-deny-') && n !== ROLE_WIDE_DENY_NAME);
+      if (sessionDenies.length === 0) {
+        // The quota is full of policies tvm did not write: nothing of ours to make room with.
+        throw toCloudError(err, `PutRolePolicy ${ROLE_WIDE_DENY_NAME} on role ${p.role_name} (after LimitExceeded)`);
+      }
+      // Room for the role-wide deny: one per-session deny goes first (for the moment
+      // between the two calls that one revoked session is not denied), the rest after.
+      await deleteRolePolicy(p.role_name, sessionDenies[0]);
+      await call(`PutRolePolicy ${ROLE_WIDE_DENY_NAME} on role ${p.role_name} (after LimitExceeded)`, () =>
+        putRolePolicy(p.role_name, ROLE_WIDE_DENY_NAME, roleWideDenyDocument(before, until)),
+      );
+      for (const name of sessionDenies.slice(1)) await deleteRolePolicy(p.role_name, name);
+      consolidated = sessionDenies.length;
+    }
     return {
       detail:
         `inline policies of role ${p.role_name} are full (LimitExceeded): role-wide deny ${ROLE_WIDE_DENY_NAME} on every session issued before ` +
-        `${isoSeconds(before)} (collateral: other sessions of the role issued before then are denied too) until ${iso(until)}`,
+        `${isoSeconds(before)} (collateral: other sessions of the role issued before then are denied too) until ${iso(until)}` +
+        (consolidated > 0 ? `; it replaced ${consolidated} per-session denies to fit` : ''),
       // The Sid keeps whole seconds: the cleanup that finds that time passed must not run earlier.
-      cleanupAt: Math.ceil(keepUntil / 1000) * 1000,
+      cleanupAt: Math.ceil(until / 1000) * 1000,
     };
   }
 

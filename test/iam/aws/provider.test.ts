@@ -456,6 +456,35 @@ describe('LimitExceeded: the role-wide fallback', () => {
     expect([...(role?.policies.keys() ?? [])]).toEqual(['admin']);
   });
 
+  it('a revoke storm: when the per-session denies fill the quota, one role-wide deny replaces them and keeps the revokes going', async () => {
+    const p = provider();
+    const role = fake.state.roles.get('app');
+    const grants: Array<{ plan: ReturnType<typeof p.plan>; grant: Awaited<ReturnType<typeof p.issue>> }> = [];
+    for (let i = 0; i < 60; i++) {
+      const req = request({ grantId: `0000${String(i).padStart(4, '0')}-0000-4000-8000-000000000000` });
+      const plan = p.plan(req);
+      grants.push({ plan, grant: await p.issue(req, plan) });
+    }
+    clock = T0 + 30_000;
+    const details: string[] = [];
+    for (const g of grants) details.push((await p.teardown(g.plan, g.grant, 'revoke', clock)).detail);
+    // Every revoke succeeded; the first ones got per-session denies, then the quota forced the role-wide one.
+    const firstWide = details.findIndex((d) => d.includes('role-wide deny'));
+    expect(firstWide).toBeGreaterThan(10);
+    expect(details[firstWide]).toMatch(new RegExp(`it replaced ${firstWide} per-session denies to fit$`));
+    // What the role holds now: the role-wide deny, plus per-session denies written after it.
+    const names = [...(role?.policies.keys() ?? [])];
+    expect(names).toContain(ROLE_WIDE_DENY_NAME);
+    // The role-wide deny covers sessions issued before the storm, for as long as any AWS session can live.
+    expect(roleWide().before).toBe('2026-11-23T12:00:30Z');
+    expect(roleWide().sid).toBe(`TvmIssuedBeforeKeepUntil${Math.ceil((clock + 43_200_000 + DEFAULT_DENY_SKEW_MS) / 1000)}`);
+    // Every revoked session is denied, by its own deny or by the role-wide one.
+    for (const g of grants) {
+      const own = role?.policies.has(`tvm-deny-${g.plan.session_name as string}`);
+      expect(own || names.includes(ROLE_WIDE_DENY_NAME)).toBe(true);
+    }
+  });
+
   it('when even the role-wide policy does not fit: ERR_CLOUD_LIMIT', async () => {
     const p = provider();
     fake.state.roles.get('app')?.policies.set('admin', JSON.stringify({ Resource: 'x'.repeat(10_200) }));
