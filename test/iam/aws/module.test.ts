@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest';
-import { IamFieldError } from '../../../src/iam/errors.ts';
 import {
   awsModule,
   MAX_SESSION_POLICY_CHARS,
@@ -9,6 +8,7 @@ import {
   type PolicyStatement,
 } from '../../../src/iam/aws/module.ts';
 import type { RoleFacts } from '../../../src/iam/types.ts';
+import { refusal } from '../helpers.ts';
 
 const ROLE_ARN = 'arn:aws:iam::123456789012:role/app';
 const target = (extra: Partial<AwsTarget> = {}): AwsTarget => awsModule.parseTarget({ role_arn: ROLE_ARN, region: 'eu-west-1', ...extra }, 'iam.aws');
@@ -29,17 +29,6 @@ function statements(read: string[], write: string[] = [], t: AwsTarget = target(
   return policy.document.Statement;
 }
 
-function refusal(fn: () => unknown): { field: string; message: string } {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(IamFieldError);
-    const e = err as IamFieldError;
-    expect(e.code).toBe('ERR_IAM_INVALID');
-    return { field: e.field, message: e.message };
-  }
-  throw new Error('expected an IamFieldError');
-}
 
 describe('awsModule.parseTarget', () => {
   it('fills the defaults', () => {

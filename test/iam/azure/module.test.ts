@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest';
-import { IamFieldError } from '../../../src/iam/errors.ts';
 import {
   azureModule,
   DEFAULT_AUDIENCE,
@@ -9,23 +8,13 @@ import {
   type SasScope,
 } from '../../../src/iam/azure/module.ts';
 import type { RoleFacts } from '../../../src/iam/types.ts';
+import { refusal } from '../helpers.ts';
 
 const TENANT = '72f988bf-86f1-41af-91ab-2d7cd011db47';
 const CLIENT = '0b5f2c1e-9d7a-4c1b-8f00-000000000042';
 const SUB = '4a8c0d3e-1111-4222-8333-944455556666';
 const BASE = { tenant_id: TENANT, client_id: CLIENT, storage_account: 'tvmlogs01' };
 
-function refusal(fn: () => unknown): { field: string; message: string } {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(IamFieldError);
-    const e = err as IamFieldError;
-    expect(e.code).toBe('ERR_IAM_INVALID');
-    return { field: e.field, message: e.message };
-  }
-  throw new Error('expected an IamFieldError');
-}
 
 const parse = (raw: unknown) => azureModule.parseTarget(raw, 'iam.azure');
 const flat = parse(BASE);

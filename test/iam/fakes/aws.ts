@@ -27,9 +27,9 @@
 
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { deflateRawSync } from 'node:zlib';
 import { createRemoteJWKSet, decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTVerifyGetKey } from 'jose';
+import { listenLoopback, readBody } from './loopback.ts';
 
 export interface AwsFakeOidcProvider {
   /** The token issuer, exactly as its `iss`. */
@@ -162,14 +162,6 @@ function nonWhitespace(s: string): number {
   return s.replace(/\s/g, '').length;
 }
 
-function readBody(req: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    req.on('error', reject);
-  });
-}
 
 export async function startAwsFake(options: AwsFakeOptions = {}): Promise<AwsFake> {
   const now = options.now ?? Date.now;
@@ -440,8 +432,8 @@ export async function startAwsFake(options: AwsFakeOptions = {}): Promise<AwsFak
   const server = createServer((req, res) => {
     handle(req, res).catch((err: unknown) => send(res, 500, String(err)));
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
+  const listening = await listenLoopback(server);
+  const { port } = listening;
   return {
     url: `http://127.0.0.1:${port}`,
     requests,
@@ -449,10 +441,6 @@ export async function startAwsFake(options: AwsFakeOptions = {}): Promise<AwsFak
     addRole,
     failNext,
     calls: (action) => requests.filter((r) => r.action === action),
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
+    close: listening.close,
   };
 }

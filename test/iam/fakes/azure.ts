@@ -55,12 +55,12 @@
 // every key of the account issued so far is marked revoked.
 
 import { randomBytes, randomUUID } from 'node:crypto';
-import { Agent, createServer, type Server } from 'node:https';
+import { Agent, createServer } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
 import { checkServerIdentity } from 'node:tls';
 import { createRemoteJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify, type JWTPayload } from 'jose';
 import { generateCertificate } from '../../../src/plugin/tls.ts';
+import { listenLoopback, readBody, type Listening } from './loopback.ts';
 
 export const JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 export const STORAGE_RESOURCE = 'https://storage.azure.com';
@@ -205,12 +205,6 @@ function armError(status: number, code: string, message: string): Refusal {
   return new Refusal(status, JSON.stringify({ error: { code, message } }), 'application/json; charset=utf-8');
 }
 
-async function readBody(req: IncomingMessage): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const c of req) chunks.push(c as Buffer);
-  return Buffer.concat(chunks).toString('utf8');
-}
-
 function xmlText(xml: string, tag: string): string | undefined {
   const m = new RegExp(`<${tag}>([^<]*)</${tag}>`).exec(xml);
   return m ? m[1] : undefined;
@@ -236,7 +230,6 @@ export async function startAzureFake(options: AzureFakeOptions = {}): Promise<Az
     userDelegationKey: [],
     revoke: [],
   };
-  const sockets = new Set<Socket>();
   const urls = { login: '', blob: '', management: '' };
   let counter = 0;
 
@@ -501,18 +494,14 @@ export async function startAzureFake(options: AzureFakeOptions = {}): Promise<Az
   };
 
   const { certPem, keyPem } = await generateCertificate();
-  const servers: Server[] = [];
+  const servers: Listening[] = [];
   for (const service of ['login', 'blob', 'management'] as const) {
     const server = createServer({ key: keyPem, cert: certPem }, (req, res) => {
       handle(service, req, res).catch(() => res.destroy());
     });
-    server.on('connection', (s: Socket) => {
-      sockets.add(s);
-      s.on('close', () => sockets.delete(s));
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    urls[service] = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    servers.push(server);
+    const listening = await listenLoopback(server);
+    urls[service] = `https://127.0.0.1:${listening.port}`;
+    servers.push(listening);
   }
   const agent = new Agent({
     ca: certPem,
@@ -550,8 +539,7 @@ export async function startAzureFake(options: AzureFakeOptions = {}): Promise<Az
     },
     close: async () => {
       agent.destroy();
-      for (const s of sockets) s.destroy();
-      await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+      await Promise.all(servers.map((s) => s.close()));
     },
   };
 }

@@ -35,8 +35,8 @@
 // downscoped token expires with its source.
 
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
 import { createRemoteJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify, type JWTPayload } from 'jose';
+import { listenLoopback, readBody } from './loopback.ts';
 
 const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
 const ACCESS_TOKEN = 'urn:ietf:params:oauth:token-type:access_token';
@@ -120,19 +120,12 @@ function googleError(status: number, code: string, message: string): Refusal {
   return new Refusal(status, { error: { code: status, message, status: code } });
 }
 
-async function readBody(req: IncomingMessage): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const c of req) chunks.push(c as Buffer);
-  return Buffer.concat(chunks).toString('utf8');
-}
-
 export async function startGcpFake(options: GcpFakeOptions = {}): Promise<GcpFake> {
   const clock = options.clock ?? Date.now;
   const maxLifetimeS = options.maxLifetimeS ?? 3600;
   const requests: GcpFakeRequest[] = [];
   const tokens: GcpFakeToken[] = [];
   const failures: Record<GcpFakeEndpoint, Failure[]> = { sts: [], generateAccessToken: [] };
-  const sockets = new Set<Socket>();
   let counter = 0;
 
   const mint = (t: Omit<GcpFakeToken, 'access_token'>, prefix: string): GcpFakeToken => {
@@ -319,12 +312,8 @@ export async function startGcpFake(options: GcpFakeOptions = {}): Promise<GcpFak
   const server = createServer((req, res) => {
     handle(req, res).catch(() => res.destroy());
   });
-  server.on('connection', (s) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
+  const listening = await listenLoopback(server);
+  const { port } = listening;
 
   return {
     url: `http://127.0.0.1:${port}`,
@@ -339,10 +328,6 @@ export async function startGcpFake(options: GcpFakeOptions = {}): Promise<GcpFak
       failures.sts.length = 0;
       failures.generateAccessToken.length = 0;
     },
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
+    close: listening.close,
   };
 }

@@ -34,7 +34,7 @@
 
 import { randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import { listenLoopback } from './loopback.ts';
 
 export type KubernetesFakeResource = 'serviceaccounts' | 'secrets' | 'roles' | 'rolebindings' | 'token';
 
@@ -135,7 +135,6 @@ export async function startKubernetesFake(options: KubernetesFakeOptions = {}): 
   const tokens = new Map<string, KubernetesFakeToken>();
   let failures: Failure[] = [];
   let version = 1;
-  const sockets = new Set<Socket>();
 
   const key = (resource: string, ns: string, name: string) => `${resource}/${ns}/${name}`;
 
@@ -296,12 +295,8 @@ export async function startKubernetesFake(options: KubernetesFakeOptions = {}): 
       send(code, payload);
     });
   });
-  server.on('connection', (s: Socket) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
+  const listening = await listenLoopback(server);
+  const { port } = listening;
 
   return {
     url: `http://127.0.0.1:${port}`,
@@ -323,9 +318,6 @@ export async function startKubernetesFake(options: KubernetesFakeOptions = {}): 
       tokens.clear();
       failures = [];
     },
-    async close() {
-      for (const s of sockets) s.destroy();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
+    close: listening.close,
   };
 }

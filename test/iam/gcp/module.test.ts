@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest';
-import { IamFieldError } from '../../../src/iam/errors.ts';
 import {
   accessBoundaryFor,
   defaultAudience,
@@ -8,22 +7,12 @@ import {
   type GcpTarget,
 } from '../../../src/iam/gcp/module.ts';
 import type { RoleFacts } from '../../../src/iam/types.ts';
+import { refusal } from '../helpers.ts';
 
 const PROVIDER = '//iam.googleapis.com/projects/123456789012/locations/global/workloadIdentityPools/tvm-pool/providers/tvm-oidc';
 const AUDIENCE = 'https://iam.googleapis.com/projects/123456789012/locations/global/workloadIdentityPools/tvm-pool/providers/tvm-oidc';
 const SA = 'reader-01@my-project-1.iam.gserviceaccount.com';
 
-function refusal(fn: () => unknown): { field: string; message: string } {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(IamFieldError);
-    const e = err as IamFieldError;
-    expect(e.code).toBe('ERR_IAM_INVALID');
-    return { field: e.field, message: e.message };
-  }
-  throw new Error('expected an IamFieldError');
-}
 
 const parse = (raw: unknown) => gcpModule.parseTarget(raw, 'iam.gcp');
 

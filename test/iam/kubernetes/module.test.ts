@@ -1,6 +1,5 @@
 // The pure Kubernetes module: target parsing, the scope table, every refusal.
 import { describe, expect, it } from 'vitest';
-import { IamFieldError } from '../../../src/iam/errors.ts';
 import {
   kubernetesModule,
   MIN_TOKEN_EXPIRATION_S,
@@ -9,20 +8,12 @@ import {
   roleRulesFor,
   type KubernetesTarget,
 } from '../../../src/iam/kubernetes/module.ts';
+import { refusal } from '../helpers.ts';
 
 const F = 'iam.kubernetes';
 const CERT_BODY = Buffer.from('x'.repeat(100)).toString('base64');
 const PEM = `-----BEGIN CERTIFICATE-----\n${CERT_BODY}\n-----END CERTIFICATE-----`;
 
-function fieldError(fn: () => unknown): IamFieldError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(IamFieldError);
-    return err as IamFieldError;
-  }
-  throw new Error('expected an IamFieldError');
-}
 
 describe('parseTarget', () => {
   it('normalises a minimal target', () => {
@@ -78,7 +69,7 @@ describe('parseTarget', () => {
     [{ api_server: 'https://k', namespace: 'a', audiences: Array.from({ length: 11 }, (_, i) => `a${i}`) }, `${F}.audiences`, 'at most 10'],
     [{ api_server: 'https://k', namespace: 'a', token: 'x' }, `${F}.token`, 'unknown field'],
   ])('refuses %j (%s)', (raw, field, message) => {
-    const err = fieldError(() => parseKubernetesTarget(raw, F));
+    const err = refusal(() => parseKubernetesTarget(raw, F));
     expect(err.field).toBe(field);
     expect(err.message).toContain(message);
   });
@@ -200,7 +191,7 @@ describe('refusals name the field and the pattern', () => {
   ] as const)('%s %s', (access, pattern, message) => {
     const scopes = { read: ['k8s://ok/pods'], write: ['k8s://ok/pods'] };
     scopes[access].push(pattern);
-    const err = fieldError(() => roleRulesFor(scopes));
+    const err = refusal(() => roleRulesFor(scopes));
     expect(err.field).toBe(`${access}[1]`);
     expect(err.message).toContain(pattern);
     expect(err.message).toContain(message);
@@ -224,20 +215,21 @@ describe('checkRole', () => {
   });
 
   it('refuses a role without a k8s:// scope', () => {
-    const err = fieldError(() => kubernetesModule.checkRole(t, role({ read: ['s3://logs/**'] }), F));
-    expect(err).toMatchObject({ code: 'ERR_IAM_INVALID', field: F });
+    const err = refusal(() => kubernetesModule.checkRole(t, role({ read: ['s3://logs/**'] }), F));
+    // refusal() checks the code ERR_IAM_INVALID.
+    expect(err).toMatchObject({ field: F });
     expect(err.message).toContain('no k8s:// scope');
   });
 
   it('refuses max_ttl under TokenRequest\'s 600 s minimum', () => {
-    const err = fieldError(() => kubernetesModule.checkRole(t, role({ maxTtlS: 599 }), F));
+    const err = refusal(() => kubernetesModule.checkRole(t, role({ maxTtlS: 599 }), F));
     expect(err.field).toBe('max_ttl');
     expect(err.message).toContain('599s is below');
     expect(err.message).toContain('600s');
   });
 
   it('refuses a pattern the Role cannot express, naming it', () => {
-    const err = fieldError(() => kubernetesModule.checkRole(t, role({ write: ['db://x', 'k8s://apps/*'] }), F));
+    const err = refusal(() => kubernetesModule.checkRole(t, role({ write: ['db://x', 'k8s://apps/*'] }), F));
     expect(err.field).toBe('write[1]');
   });
 
