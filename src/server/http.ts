@@ -1093,7 +1093,12 @@ async function authPath(core: ServerCore, ctx: RequestContext, rawPath: string):
     });
     return { empty: true };
   }
-  const d = ctx.data;
+  await core.auth.enable(mountInput(ctx.data, rawPath));
+  return { empty: true };
+}
+
+/** The body of POST sys/mounts/<path> and sys/auth/<path>: Vault's mount input, checked. */
+function mountInput(d: Record<string, unknown>, rawPath: string) {
   let type = stringField(d, 'type', true)!;
   const pluginName = stringField(d, 'plugin_name');
   if (type === 'plugin' && pluginName) type = pluginName;
@@ -1101,7 +1106,7 @@ async function authPath(core: ServerCore, ctx: RequestContext, rawPath: string):
   if (config !== undefined && config !== null && (typeof config !== 'object' || Array.isArray(config))) {
     throw badRequest('invalid config: expected an object');
   }
-  await core.auth.enable({
+  return {
     path: rawPath,
     type,
     description: stringField(d, 'description') ?? '',
@@ -1110,8 +1115,7 @@ async function authPath(core: ServerCore, ctx: RequestContext, rawPath: string):
     local: boolField(d, 'local', false),
     seal_wrap: boolField(d, 'seal_wrap', false),
     external_entropy_access: boolField(d, 'external_entropy_access', false),
-  });
-  return { empty: true };
+  };
 }
 
 /** sys/auth/<path>/tune and sys/mounts/auth/<path>/tune. */
@@ -1236,25 +1240,7 @@ async function mountPath(core: ServerCore, ctx: RequestContext, rawPath: string)
     });
     return { empty: true };
   }
-  const d = ctx.data;
-  let type = stringField(d, 'type', true)!;
-  const pluginName = stringField(d, 'plugin_name');
-  if (type === 'plugin' && pluginName) type = pluginName;
-  const config = d.config;
-  if (config !== undefined && config !== null && (typeof config !== 'object' || Array.isArray(config))) {
-    throw badRequest('invalid config: expected an object');
-  }
-  const options = d.options === undefined || d.options === null ? null : stringMapField(d, 'options');
-  await core.mounts.mount({
-    path: rawPath,
-    type,
-    description: stringField(d, 'description') ?? '',
-    config: (config ?? {}) as Record<string, unknown>,
-    options,
-    local: boolField(d, 'local', false),
-    seal_wrap: boolField(d, 'seal_wrap', false),
-    external_entropy_access: boolField(d, 'external_entropy_access', false),
-  });
+  await core.mounts.mount(mountInput(ctx.data, rawPath));
   return { empty: true };
 }
 
