@@ -2,15 +2,28 @@
 // mistake (the engine and the broker answer 400 naming the field); CloudError
 // is a cloud refusing or failing (the broker retries the retryable ones).
 
+// Messages quote what the caller sent: bounded, so an oversized input cannot
+// flood a response or a log line.
+const MAX_FIELD_CHARS = 160;
+const MAX_MESSAGE_CHARS = 600;
+
+/** Cuts the middle (where a quoted value sits), keeping the head and the reason at the end. */
+function bounded(text: string, max: number): string {
+  if (text.length <= max) return text;
+  const tail = Math.floor(max / 3);
+  return `${text.slice(0, max - tail)}…(${text.length - max} characters cut)…${text.slice(text.length - tail)}`;
+}
+
 export class IamFieldError extends Error {
   readonly code = 'ERR_IAM_INVALID' as const;
   /** The field path, for example `iam.aws.role_arn` or `read[2]`. */
   readonly field: string;
 
   constructor(field: string, message: string) {
-    super(`invalid ${field}: ${message}`);
+    const f = bounded(field, MAX_FIELD_CHARS);
+    super(`invalid ${f}: ${bounded(message, MAX_MESSAGE_CHARS)}`);
     this.name = 'IamFieldError';
-    this.field = field;
+    this.field = f;
   }
 }
 

@@ -90,6 +90,14 @@ describe('tvm creds --cloud', () => {
     expect(expectOneErrorLine(gone.stderr)).toBe('tvm: cannot reach the broker at http://127.0.0.1:1: ECONNREFUSED');
   });
 
+  it('--pid must be a process id: malformed and missing values are usage errors', async () => {
+    for (const args of [['--pid', 'abc'], ['--pid', '-5'], ['--pid', '9'.repeat(400)], ['--pid']]) {
+      const r = await run(['creds', 'logs-long', '--cloud', 'aws', '--broker', base, ...args], {});
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(expectOneErrorLine(r.stderr).length).toBeLessThan(600);
+    }
+  });
+
   it('quotes every value, and skips names a shell could not export', () => {
     expect(exportLines({ A: "a'b", B: '$(rm -rf /)', 'not a name': 'x', C: '' })).toBe(`export A='a'\\''b'\nexport B='$(rm -rf /)'\nexport C=''\n`);
   });

@@ -39,6 +39,29 @@ describe('role iam', () => {
     expect(await h.call('read', 'roles/logs')).toBeNull();
   });
 
+  it.each([
+    [{ aws: { role_arn: `arn:aws:iam::123456789012:role/${'x'.repeat(100_000)}` } }, 'iam.aws.role_arn'],
+    [{ ['z'.repeat(100_000)]: {} }, 'iam.zzz'],
+    [{ kubernetes: { api_server: 'https://10.0.0.1:6443', namespace: 'n'.repeat(100_000) } }, 'iam.kubernetes.namespace'],
+  ])('oversized input is refused with a bounded message naming the field (%#)', async (iam, field) => {
+    const h = await harness();
+    const err = await failure(() => h.call('create', 'roles/logs', { ...AWS_ROLE, iam }));
+    expect(err).toMatchObject({ code: 'ERR_INVALID_FIELD', status: 400 });
+    expect(err.message.startsWith(`invalid ${field}`)).toBe(true);
+    expect(err.message.length).toBeLessThan(1_000);
+    expect(err.message).toMatch(/…\(\d+ characters cut\)…/);
+    expect(await h.call('read', 'roles/logs')).toBeNull();
+  });
+
+  it('an oversized cloud on creds is refused, bounded', async () => {
+    const h = await harness();
+    await h.call('create', 'roles/logs', AWS_ROLE);
+    const err = await failure(() => h.call('update', 'creds/logs', { cloud: 'c'.repeat(100_000) }));
+    expect(err).toMatchObject({ code: 'ERR_INVALID_FIELD', status: 400 });
+    expect(err.message.startsWith('invalid cloud: ')).toBe(true);
+    expect(err.message.length).toBeLessThan(1_000);
+  });
+
   it('an empty iam object means no mapping', async () => {
     const h = await harness();
     await h.call('create', 'roles/plain', { read: ['db://x/*'], iam: {} });
