@@ -15,11 +15,22 @@ export interface PhysicalStorage {
   put(key: string, value: Uint8Array): Promise<void>;
   delete(key: string): Promise<void>;
   list(prefix: string): Promise<string[]>;
+  /**
+   * Applies puts (value) and deletes (null) as one atomic write: after a crash
+   * either all of them are there or none. Later ops on the same key win.
+   */
+  batch(ops: ReadonlyArray<StorageOp>): Promise<void>;
   /** The engine-facing Storage for one area (Vault's barrier view): every key is prefixed. */
   view(prefix: string): Storage;
   /** Flushes pending writes and releases the file. Safe to call twice. */
   close(): Promise<void>;
   readonly persistent: boolean;
+}
+
+/** One write of a batch: a put, or a delete when value is null. */
+export interface StorageOp {
+  key: string;
+  value: Uint8Array | null;
 }
 
 /** One lease held by the expiration manager (Vault's leaseEntry). */

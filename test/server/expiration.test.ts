@@ -165,6 +165,9 @@ describe('register and lookup', () => {
       put: async () => {
         throw new Error('disk full');
       },
+      batch: async () => {
+        throw new Error('disk full');
+      },
     };
     const m = manager({ storage: failing });
     await expect(issue(m)).rejects.toThrow('disk full');

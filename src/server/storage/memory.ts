@@ -2,7 +2,7 @@
 // Values are copied in and out, so no caller can alias what is stored.
 
 import type { Storage } from '../../engine/types.ts';
-import type { PhysicalStorage } from '../types.ts';
+import type { PhysicalStorage, StorageOp } from '../types.ts';
 import { KeyTree, closedError, createView } from './view.ts';
 
 class MemoryStorage implements PhysicalStorage {
@@ -26,6 +26,18 @@ class MemoryStorage implements PhysicalStorage {
   async delete(key: string): Promise<void> {
     if (this.closed) throw closedError();
     if (this.values.delete(key)) this.keys.remove(key);
+  }
+
+  async batch(ops: ReadonlyArray<StorageOp>): Promise<void> {
+    if (this.closed) throw closedError();
+    for (const op of ops) {
+      if (op.value === null) {
+        if (this.values.delete(op.key)) this.keys.remove(op.key);
+      } else {
+        if (!this.values.has(op.key)) this.keys.add(op.key);
+        this.values.set(op.key, new Uint8Array(op.value));
+      }
+    }
   }
 
   async list(prefix: string): Promise<string[]> {

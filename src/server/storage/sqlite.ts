@@ -13,7 +13,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Storage } from '../../engine/types.ts';
-import type { PhysicalStorage } from '../types.ts';
+import type { PhysicalStorage, StorageOp } from '../types.ts';
 import {
   StorageError,
   childOf,
@@ -94,12 +94,23 @@ class SqliteStorage implements PhysicalStorage {
   }
 
   put(key: string, value: Uint8Array): Promise<void> {
-    // Copied now: the caller may reuse its array before the batch commits.
-    return this.enqueue(key, Buffer.from(value));
+    return this.batch([{ key, value }]);
   }
 
   delete(key: string): Promise<void> {
-    return this.enqueue(key, null);
+    return this.batch([{ key, value: null }]);
+  }
+
+  /** Queues every op before any flush can run, so they land in one transaction. */
+  batch(ops: ReadonlyArray<StorageOp>): Promise<void> {
+    if (this.closing) return Promise.reject(closedError());
+    if (ops.length === 0) return Promise.resolve();
+    const done = new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject }));
+    // Values are copied now: the caller may reuse its arrays before the transaction commits.
+    for (const op of ops) this.overlay.set(op.key, op.value === null ? null : Buffer.from(op.value));
+    if (this.waiters.length >= this.maxBatchOps) this.flush();
+    else if (this.flushHandle === null) this.flushHandle = setImmediate(() => this.flush());
+    return done;
   }
 
   async list(prefix: string): Promise<string[]> {
@@ -161,15 +172,6 @@ class SqliteStorage implements PhysicalStorage {
       if (next === null) return;
       lower = next;
     }
-  }
-
-  private enqueue(key: string, value: Buffer | null): Promise<void> {
-    if (this.closing) return Promise.reject(closedError());
-    const done = new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject }));
-    this.overlay.set(key, value);
-    if (this.waiters.length >= this.maxBatchOps) this.flush();
-    else if (this.flushHandle === null) this.flushHandle = setImmediate(() => this.flush());
-    return done;
   }
 
   /** Commits every queued write in one transaction, then settles their promises. */
