@@ -11,7 +11,7 @@ import {
   type ProtectedHeaderParameters,
 } from 'jose';
 import type { VaultConnection } from './connection.ts';
-import { UnexpectedResponseError, VaultRequestError } from './errors.ts';
+import { InvalidInputError, UnexpectedResponseError, VaultRequestError } from './errors.ts';
 import { fetchJwks } from './keys.ts';
 
 export const TOKEN_TYP = 'at+jwt';
@@ -32,6 +32,8 @@ export interface VerifyResult {
   header: ProtectedHeaderParameters | null;
   /** The claims, when the token could be decoded (even if the token is not valid). */
   claims: JWTPayload | null;
+  /** The claim whose check failed (`aud`, `iss`, `exp`, ...), when the reason is about one claim. */
+  claim?: string;
 }
 
 export interface VerifyOptions {
@@ -39,6 +41,15 @@ export interface VerifyOptions {
   now?: Date;
   /** Allowed clock skew for exp, nbf and iat, in seconds. */
   clockToleranceS?: number;
+  /**
+   * The audiences this resource server answers to: the token's `aud` must
+   * hold at least one of them (RFC 8725 §3.9, RFC 9068 §4). Default: the
+   * expected issuer, which is what tvm puts in `aud` for a role without
+   * audiences of its own.
+   */
+  audiences?: readonly string[];
+  /** The expected `iss`. Default: the issuer the mount's discovery document names. */
+  issuer?: string;
 }
 
 export const DEFAULT_CLOCK_TOLERANCE_S = 30;
@@ -74,35 +85,90 @@ function iso(seconds: unknown): string {
   return typeof seconds === 'number' ? new Date(seconds * 1000).toISOString() : String(seconds);
 }
 
+/** A claim value as a reason may show it: JSON, at most 80 characters (the claims come from an untrusted token). */
+function shown(value: unknown): string {
+  const text = JSON.stringify(value ?? null) ?? 'null';
+  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+}
+
+/** What the claims were checked against, for the reasons that name it. */
+export interface Expected {
+  /** The issuer given by the caller (absent: the mount's was used). */
+  issuer?: string;
+  /** The audiences the token had to hold one of. */
+  audiences?: readonly string[];
+  /** The audiences are the default (the expected issuer), not given by the caller. */
+  defaultAudience?: boolean;
+}
+
+/** The reason an audience check failed (never the token itself). */
+function audienceReason(aud: unknown, expected: Expected): string {
+  const wanted = expected.audiences ?? [];
+  if (expected.defaultAudience) return `audience ${shown(aud)} does not include the issuer ${shown(wanted[0])}`;
+  const names = wanted.length === 1 ? shown(wanted[0]) : `any of ${shown(wanted)}`;
+  return `audience ${shown(aud)} does not include ${names}`;
+}
+
 /** A one-line reason for a jose verification failure (never the token itself). */
-export function reasonFor(err: unknown, header: ProtectedHeaderParameters | null, claims: JWTPayload | null): string {
+export function reasonFor(
+  err: unknown,
+  header: ProtectedHeaderParameters | null,
+  claims: JWTPayload | null,
+  expected: Expected = {},
+): string {
   if (err instanceof joseErrors.JWTExpired) {
     return err.claim === 'exp' ? `expired at ${iso(claims?.exp)}` : `${err.claim}: ${err.reason}`;
   }
   if (err instanceof joseErrors.JWTClaimValidationFailed) {
     if (err.claim === 'nbf') return `not valid before ${iso(claims?.nbf)}`;
-    if (err.claim === 'typ') return `header typ is ${JSON.stringify(header?.typ ?? null)}, expected "${TOKEN_TYP}"`;
-    if (err.claim === 'iss') return `issuer ${JSON.stringify(claims?.iss ?? null)} is not this mount's`;
+    if (err.claim === 'typ') return `header typ is ${shown(header?.typ)}, expected "${TOKEN_TYP}"`;
     if (err.reason === 'missing') return `missing claim ${err.claim}`;
+    if (err.claim === 'iss') {
+      return expected.issuer === undefined
+        ? `issuer ${shown(claims?.iss)} is not this mount's`
+        : `issuer ${shown(claims?.iss)} is not the expected ${shown(expected.issuer)}`;
+    }
+    if (err.claim === 'aud') return audienceReason(claims?.aud, expected);
     return `claim ${err.claim}: ${err.message}`;
   }
   if (err instanceof joseErrors.JWSSignatureVerificationFailed) return 'signature verification failed';
   if (err instanceof joseErrors.JWKSNoMatchingKey) {
-    return `no published key matches kid ${JSON.stringify(header?.kid ?? null)} (alg ${header?.alg ?? 'none'})`;
+    return `no published key matches kid ${shown(header?.kid)} (alg ${header?.alg ?? 'none'})`;
   }
   if (err instanceof joseErrors.JWKSMultipleMatchingKeys) return 'more than one published key matches the token';
-  if (err instanceof joseErrors.JOSEAlgNotAllowed) return `algorithm ${JSON.stringify(header?.alg ?? null)} is not allowed`;
+  if (err instanceof joseErrors.JOSEAlgNotAllowed) return `algorithm ${shown(header?.alg)} is not allowed`;
   if (err instanceof joseErrors.JWSInvalid || err instanceof joseErrors.JWTInvalid) return `malformed token: ${err.message}`;
   if (err instanceof joseErrors.JOSEError) return err.message;
   return err instanceof Error ? err.message : String(err);
 }
 
+/** The claim a jose failure is about, when it is about one. */
+function failedClaim(err: unknown): string | undefined {
+  if (err instanceof joseErrors.JWTExpired || err instanceof joseErrors.JWTClaimValidationFailed) return err.claim;
+  return undefined;
+}
+
+/** The caller's expected audiences and issuer, checked before any request. */
+function checkExpectations(options: VerifyOptions): void {
+  if (options.audiences !== undefined) {
+    if (options.audiences.length === 0) throw new InvalidInputError('audiences: give at least one, or leave it out for the issuer');
+    options.audiences.forEach((a, i) => {
+      if (typeof a !== 'string' || a.trim() === '') throw new InvalidInputError(`audiences[${i}]: an audience must be a non-empty string`);
+    });
+  }
+  if (options.issuer !== undefined && (typeof options.issuer !== 'string' || options.issuer.trim() === '')) {
+    throw new InvalidInputError('issuer: must be a non-empty string');
+  }
+}
+
 /**
  * Verifies a tvm token as a resource server would: signature against the
- * mount's published JWKS, `typ: at+jwt`, the issuer, exp/nbf/iat with a small
- * clock tolerance, and the jti against the revocation list.
+ * mount's published JWKS, `typ: at+jwt`, the issuer (the caller's, else the
+ * mount's), the audience (one of the caller's, else the issuer), exp/nbf/iat
+ * with a small clock tolerance, and the jti against the revocation list.
  */
 export async function verifyToken(conn: VaultConnection, token: string, options: VerifyOptions = {}): Promise<VerifyResult> {
+  checkExpectations(options);
   const now = options.now ?? new Date();
   const tolerance = options.clockToleranceS ?? DEFAULT_CLOCK_TOLERANCE_S;
   const compact = token.trim();
@@ -116,8 +182,14 @@ export async function verifyToken(conn: VaultConnection, token: string, options:
     return { valid: false, reason: 'malformed token: not a JWS compact JWT', header, claims };
   }
 
-  const [jwks, revocations, issuer] = await Promise.all([fetchJwks(conn), fetchRevocations(conn), fetchIssuer(conn)]);
+  const [jwks, revocations, published] = await Promise.all([fetchJwks(conn), fetchRevocations(conn), fetchIssuer(conn)]);
   const algorithms = [...new Set(jwks.keys.map((k) => k.alg).filter((a): a is string => typeof a === 'string'))];
+  const issuer = options.issuer ?? published;
+  const audiences = options.audiences ?? (issuer ? [issuer] : null);
+  const expected: Expected = {
+    ...(options.issuer !== undefined ? { issuer: options.issuer } : {}),
+    ...(audiences ? { audiences, defaultAudience: options.audiences === undefined } : {}),
+  };
 
   try {
     const verified = await jwtVerify(compact, createLocalJWKSet(jwks), {
@@ -127,19 +199,25 @@ export async function verifyToken(conn: VaultConnection, token: string, options:
       clockTolerance: tolerance,
       requiredClaims: REQUIRED_CLAIMS,
       ...(issuer ? { issuer } : {}),
+      ...(audiences ? { audience: [...audiences] } : {}),
     });
     header = verified.protectedHeader;
     claims = verified.payload;
   } catch (err) {
-    return { valid: false, reason: reasonFor(err, header, claims), header, claims };
+    const claim = failedClaim(err);
+    return { valid: false, reason: reasonFor(err, header, claims, expected), header, claims, ...(claim ? { claim } : {}) };
   }
 
+  if (!audiences) {
+    // No audience given and no issuer to stand in for it: the token cannot be checked.
+    return { valid: false, reason: 'the mount publishes no issuer, so the audience cannot be checked', header, claims, claim: 'aud' };
+  }
   const nowS = Math.floor(now.getTime() / 1000);
   if (typeof claims.iat === 'number' && claims.iat > nowS + tolerance) {
-    return { valid: false, reason: `issued in the future (iat ${iso(claims.iat)})`, header, claims };
+    return { valid: false, reason: `issued in the future (iat ${iso(claims.iat)})`, header, claims, claim: 'iat' };
   }
   if (typeof claims.iat === 'number' && typeof claims.exp === 'number' && claims.iat > claims.exp) {
-    return { valid: false, reason: 'iat is after exp', header, claims };
+    return { valid: false, reason: 'iat is after exp', header, claims, claim: 'iat' };
   }
   if (revocations.revoked.some((e) => e.jti === claims?.jti)) {
     return { valid: false, reason: 'revoked', header, claims };

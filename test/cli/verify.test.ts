@@ -4,7 +4,7 @@
 import { exportJWK, generateKeyPair, SignJWT, type JWTPayload } from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { VaultConnection, VaultResponse } from '../../src/client/index.ts';
-import { verifyToken } from '../../src/client/index.ts';
+import { InvalidInputError, verifyToken } from '../../src/client/index.ts';
 
 const NOW_S = Math.floor(Date.UTC(2026, 10, 23, 12, 0, 0) / 1000);
 const NOW = new Date(NOW_S * 1000);
@@ -46,7 +46,8 @@ function claims(over: JWTPayload = {}): JWTPayload {
   return {
     iss: ISSUER,
     sub: 'root',
-    aud: ['api'],
+    // What tvm issues for a role without audiences: the issuer itself.
+    aud: ISSUER,
     iat: NOW_S - 10,
     nbf: NOW_S - 10,
     exp: NOW_S + 900,
@@ -132,5 +133,90 @@ describe('verifyToken', () => {
       header: null,
       claims: null,
     });
+  });
+});
+
+describe('verifyToken: the audience (RFC 8725 §3.9, RFC 9068 §4)', () => {
+  /** The same fake mount, publishing no discovery document (so no issuer). */
+  const noDiscovery: VaultConnection = { ...conn, readRaw: async () => null };
+
+  it('by default wants the issuer in aud, and says which audience the token has instead', async () => {
+    expect((await verifyToken(conn, await sign(claims()), { now: NOW })).valid).toBe(true);
+    const token = await sign(claims({ aud: ['orders-api'] }));
+    const result = await verifyToken(conn, token, { now: NOW });
+    expect(result).toMatchObject({
+      valid: false,
+      claim: 'aud',
+      reason: `audience ["orders-api"] does not include the issuer "${ISSUER}"`,
+      claims: { aud: ['orders-api'] },
+    });
+    expect(result.reason).not.toContain(token);
+  });
+
+  it('accepts a token with several audiences when one of them is the expected one', async () => {
+    const several = await sign(claims({ aud: ['orders-api', ISSUER, 'billing-api'] }));
+    expect((await verifyToken(conn, several, { now: NOW })).valid).toBe(true);
+    expect((await verifyToken(conn, several, { now: NOW, audiences: ['billing-api'] })).valid).toBe(true);
+    expect((await verifyToken(conn, several, { now: NOW, audiences: ['ledger-api'] })).reason).toBe(
+      `audience ["orders-api","${ISSUER}","billing-api"] does not include "ledger-api"`,
+    );
+  });
+
+  it('takes the audiences the caller answers to: any one of them will do', async () => {
+    const orders = await sign(claims({ aud: 'orders-api' }));
+    expect((await verifyToken(conn, orders, { now: NOW, audiences: ['orders-api'] })).valid).toBe(true);
+    expect((await verifyToken(conn, orders, { now: NOW, audiences: ['billing-api', 'orders-api'] })).valid).toBe(true);
+    // Naming audiences replaces the default: the issuer alone no longer passes.
+    expect(await verifyToken(conn, await sign(claims()), { now: NOW, audiences: ['orders-api'] })).toMatchObject({
+      valid: false,
+      claim: 'aud',
+      reason: `audience "${ISSUER}" does not include "orders-api"`,
+    });
+    expect((await verifyToken(conn, orders, { now: NOW, audiences: ['billing-api', 'ledger-api'] })).reason).toBe(
+      'audience "orders-api" does not include any of ["billing-api","ledger-api"]',
+    );
+  });
+
+  it('takes the expected issuer, which is then also the default audience', async () => {
+    const other = 'https://tokens.example.com/v1/tvm';
+    expect((await verifyToken(conn, await sign(claims()), { now: NOW, issuer: ISSUER })).valid).toBe(true);
+    expect(await verifyToken(conn, await sign(claims()), { now: NOW, issuer: other })).toMatchObject({
+      valid: false,
+      claim: 'iss',
+      reason: `issuer "${ISSUER}" is not the expected "${other}"`,
+    });
+    // A token of that issuer whose aud is the issuer: valid; one whose aud is elsewhere: not.
+    expect((await verifyToken(conn, await sign(claims({ iss: other, aud: other })), { now: NOW, issuer: other })).valid).toBe(true);
+    expect((await verifyToken(conn, await sign(claims({ iss: other })), { now: NOW, issuer: other })).reason).toBe(
+      `audience "${ISSUER}" does not include the issuer "${other}"`,
+    );
+  });
+
+  it('without a published issuer, wants the audience named', async () => {
+    expect(await verifyToken(noDiscovery, await sign(claims()), { now: NOW })).toMatchObject({
+      valid: false,
+      claim: 'aud',
+      reason: 'the mount publishes no issuer, so the audience cannot be checked',
+    });
+    expect((await verifyToken(noDiscovery, await sign(claims()), { now: NOW, audiences: [ISSUER] })).valid).toBe(true);
+    expect((await verifyToken(noDiscovery, await sign(claims()), { now: NOW, issuer: ISSUER })).valid).toBe(true);
+  });
+
+  it('requires aud, and bounds the claim values it quotes', async () => {
+    const { aud: _omit, ...noAud } = claims();
+    expect(await verifyToken(conn, await sign(noAud), { now: NOW })).toMatchObject({ valid: false, reason: 'missing claim aud' });
+    const huge = await sign(claims({ aud: ['x'.repeat(10_000)] }));
+    const result = await verifyToken(conn, huge, { now: NOW });
+    expect(result.reason).toMatch(/^audience \["x{60,}\.\.\. does not include the issuer /);
+    expect(result.reason!.length).toBeLessThan(200);
+  });
+
+  it('refuses empty expectations before asking the server', async () => {
+    const token = await sign(claims());
+    for (const options of [{ audiences: [] }, { audiences: ['api', ' '] }, { issuer: '' }]) {
+      const err = await verifyToken(conn, token, { now: NOW, ...options }).catch((e: unknown) => e);
+      expect(err, JSON.stringify(options)).toBeInstanceOf(InvalidInputError);
+      expect((err as Error).message).not.toContain(token);
+    }
   });
 });

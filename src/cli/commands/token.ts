@@ -2,7 +2,8 @@
 // revocation list) or ask the mount about it (RFC 7662).
 
 import type { Command } from 'commander';
-import { introspectToken, verifyToken } from '../../client/index.ts';
+import { introspectToken, verifyToken, type VerifyOptions } from '../../client/index.ts';
+import { collect } from '../argv.ts';
 import type { CommandContext } from '../context.ts';
 import { CliUsageError, TokenInvalidError } from '../errors.ts';
 import { formatOption, mountOption } from '../options.ts';
@@ -22,21 +23,58 @@ async function tokenFrom(arg: string | undefined, ctx: CommandContext): Promise<
   return token.trim();
 }
 
+interface VerifyFlags {
+  mount: string;
+  format: OutputFormat;
+  audience?: string[];
+  issuer?: string;
+}
+
+/** The expectations the flags give, refusing empty values (usage errors, exit 2). */
+function expectations(flags: VerifyFlags): VerifyOptions {
+  const options: VerifyOptions = {};
+  if (flags.audience) {
+    if (flags.audience.some((a) => a.trim() === '')) throw new CliUsageError('--audience must not be empty');
+    options.audiences = flags.audience;
+  }
+  if (flags.issuer !== undefined) {
+    if (flags.issuer.trim() === '') throw new CliUsageError('--issuer must not be empty');
+    options.issuer = flags.issuer;
+  }
+  return options;
+}
+
 export function registerTokenCommands(program: Command, ctx: CommandContext): void {
   const token = program.command('token').description('check tvm tokens');
 
   token
     .command('verify')
     .description(
-      'verify a token as a resource server would: signature against the published JWKS, typ at+jwt, issuer, exp/nbf/iat, revocation list',
+      'verify a token as a resource server would: signature against the published JWKS, typ at+jwt, issuer, audience, exp/nbf/iat, revocation list',
     )
     .argument('[jwt]', TOKEN_ARG_HELP)
+    .option('--audience <aud>', 'an audience this resource server answers to; the token\'s aud must hold one of them (repeatable; default: the issuer)', collect)
+    .option('--issuer <iss>', "the expected issuer (default: the one the mount publishes)")
     .addOption(mountOption())
     .addOption(formatOption(OUTPUT_FORMATS, 'json'))
-    .addHelpText('after', '\nExits 0 and prints the claims when the token is valid; exits 1 with "tvm: token invalid: <reason>" otherwise.')
-    .action(async (jwt: string | undefined, flags: { mount: string; format: OutputFormat }) => {
-      const result = await verifyToken(ctx.connect({ mount: flags.mount }), await tokenFrom(jwt, ctx));
-      if (!result.valid || !result.claims) throw new TokenInvalidError(result.reason ?? 'unknown reason');
+    .addHelpText(
+      'after',
+      `
+Exits 0 and prints the claims when the token is valid; exits 1 with "tvm: token invalid: <reason>" otherwise.
+Without --audience the token's aud must include the issuer, as it does for a role without audiences;
+a token minted for another service (a role with audiences) passes only with --audience naming one of them.`,
+    )
+    .action(async (jwt: string | undefined, flags: VerifyFlags) => {
+      const options = expectations(flags);
+      const result = await verifyToken(ctx.connect({ mount: flags.mount }), await tokenFrom(jwt, ctx), options);
+      if (!result.valid || !result.claims) {
+        let reason = result.reason ?? 'unknown reason';
+        // The token names an audience, just not the default one: say how to accept it.
+        if (result.claim === 'aud' && !options.audiences && result.claims?.aud !== undefined) {
+          reason += '; pass --audience to accept another audience';
+        }
+        throw new TokenInvalidError(reason);
+      }
       printRecord(ctx.io, flags.format, { ...result.claims });
     });
 
