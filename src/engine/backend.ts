@@ -45,6 +45,7 @@ export function createTvmBackend(options: TvmBackendOptions): Backend {
     periodic: async (storage) => {
       await ctx.revocations.prune(storage);
       await ctx.keys.prune(storage);
+      await ctx.leases.tidy(storage, ctx.clock());
     },
     invalidate: (key) => {
       if (key === CONFIG_KEY) ctx.config.invalidate();

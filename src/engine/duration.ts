@@ -21,7 +21,7 @@ export function parseDurationMs(input: string | number): number {
   let ms: number;
   if (typeof input === 'number') {
     if (!Number.isFinite(input) || !Number.isInteger(input) || input < 0) {
-      throw new Error(`${JSON.stringify(input)} is not a whole, non-negative number of seconds`);
+      throw new Error(`${shown(input)} is not a whole, non-negative number of seconds`);
     }
     ms = input * 1000;
   } else {
@@ -39,15 +39,19 @@ export function parseDurationMs(input: string | number): number {
         consumed = PART.lastIndex;
       }
       if (consumed !== text.length || consumed === 0) {
-        throw new Error(
-          `${JSON.stringify(input.length > 40 ? `${input.slice(0, 40)}...` : input)} is not a duration; use forms such as "90s", "15m", "1h30m" or integer seconds`,
-        );
+        throw new Error(`${shown(input)} is not a duration; use forms such as "90s", "15m", "1h30m" or integer seconds`);
       }
       ms = Math.round(ms);
     }
   }
-  if (ms > MAX_DURATION_MS) throw new Error(`${JSON.stringify(input)} is longer than the 10-year limit`);
+  if (ms > MAX_DURATION_MS) throw new Error(`${shown(input)} is longer than the 10-year limit`);
   return ms;
+}
+
+/** The input as a message may show it: at most 40 characters of it. */
+function shown(input: string | number): string {
+  const text = String(input);
+  return JSON.stringify(text.length > 40 ? `${text.slice(0, 40)}...` : text);
 }
 
 /** Formats milliseconds the way Go's time.Duration prints them ("1h0m0s", "1m30s", "500ms"). */

@@ -4,7 +4,7 @@
 // before any handler runs, so handlers only see well-typed data.
 
 import { parseDurationMs } from './duration.ts';
-import { EngineError, invalidField, showValue } from './errors.ts';
+import { describeType, EngineError, invalidField, showValue } from './errors.ts';
 import type {
   Backend,
   ExistenceResult,
@@ -29,6 +29,8 @@ export interface FieldSchema {
   description: string;
   default?: unknown;
   required?: boolean;
+  /** The field can hold a secret (a token, a secret id, a key): errors name it, never show its value. */
+  secret?: boolean;
 }
 
 export type Fields = Record<string, FieldSchema>;
@@ -231,7 +233,7 @@ export function parseFields(
       );
     }
     if (name in captures) {
-      if (raw !== captures[name]) throw invalidField(name, `body value ${showValue(raw)} contradicts the path`);
+      if (raw !== captures[name]) throw invalidField(name, `body value ${shown(schema, raw)} contradicts the path`);
       continue;
     }
     if (raw === null || raw === undefined) continue;
@@ -264,7 +266,13 @@ function zeroValue(type: FieldType): unknown {
   }
 }
 
+/** A value as an error message may show it: a secret field's only by its type. */
+function shown(schema: FieldSchema, raw: unknown): string {
+  return schema.secret ? describeType(raw) : showValue(raw);
+}
+
 function parseField(name: string, schema: FieldSchema, raw: unknown): unknown {
+  const got = (v: unknown): string => shown(schema, v);
   if (typeof raw === 'string' && raw.length > MAX_FIELD_BYTES) {
     throw invalidField(name, `value is ${raw.length} characters; at most ${MAX_FIELD_BYTES} are accepted`);
   }
@@ -272,11 +280,11 @@ function parseField(name: string, schema: FieldSchema, raw: unknown): unknown {
     case 'string':
       if (typeof raw === 'string') return raw;
       if (typeof raw === 'number' || typeof raw === 'boolean') return String(raw);
-      throw invalidField(name, `expected a string, got ${showValue(raw)}`);
+      throw invalidField(name, `expected a string, got ${got(raw)}`);
     case 'int': {
       const n = typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : raw;
       if (typeof n !== 'number' || !Number.isSafeInteger(n)) {
-        throw invalidField(name, `expected an integer, got ${showValue(raw)}`);
+        throw invalidField(name, `expected an integer, got ${got(raw)}`);
       }
       return n;
     }
@@ -284,10 +292,10 @@ function parseField(name: string, schema: FieldSchema, raw: unknown): unknown {
       if (typeof raw === 'boolean') return raw;
       if (raw === 'true' || raw === '1') return true;
       if (raw === 'false' || raw === '0') return false;
-      throw invalidField(name, `expected true or false, got ${showValue(raw)}`);
+      throw invalidField(name, `expected true or false, got ${got(raw)}`);
     case 'duration':
       if (typeof raw !== 'string' && typeof raw !== 'number') {
-        throw invalidField(name, `expected a duration such as "90s", "15m", "1h" or integer seconds, got ${showValue(raw)}`);
+        throw invalidField(name, `expected a duration such as "90s", "15m", "1h" or integer seconds, got ${got(raw)}`);
       }
       try {
         return parseDurationMs(raw);
@@ -298,10 +306,10 @@ function parseField(name: string, schema: FieldSchema, raw: unknown): unknown {
       let list: unknown[];
       if (typeof raw === 'string') list = raw === '' ? [] : raw.split(',').map((s) => s.trim());
       else if (Array.isArray(raw)) list = raw;
-      else throw invalidField(name, `expected a list of strings, got ${showValue(raw)}`);
+      else throw invalidField(name, `expected a list of strings, got ${got(raw)}`);
       if (list.length > 256) throw invalidField(name, `${list.length} entries; at most 256 are accepted`);
       return list.map((item, i) => {
-        if (typeof item !== 'string') throw invalidField(`${name}[${i}]`, `expected a string, got ${showValue(item)}`);
+        if (typeof item !== 'string') throw invalidField(`${name}[${i}]`, `expected a string, got ${got(item)}`);
         return item;
       });
     }
@@ -311,15 +319,15 @@ function parseField(name: string, schema: FieldSchema, raw: unknown): unknown {
         try {
           obj = JSON.parse(raw);
         } catch {
-          throw invalidField(name, `expected an object of strings, got ${showValue(raw)}`);
+          throw invalidField(name, `expected an object of strings, got ${got(raw)}`);
         }
       }
       if (obj === null || typeof obj !== 'object' || Array.isArray(obj)) {
-        throw invalidField(name, `expected an object of strings, got ${showValue(raw)}`);
+        throw invalidField(name, `expected an object of strings, got ${got(raw)}`);
       }
       const out: Record<string, string> = {};
       for (const [k, v] of Object.entries(obj as Record<string, unknown>)) {
-        if (typeof v !== 'string') throw invalidField(`${name}.${k}`, `expected a string, got ${showValue(v)}`);
+        if (typeof v !== 'string') throw invalidField(`${name}.${k.length > 40 ? `${k.slice(0, 40)}...` : k}`, `expected a string, got ${got(v)}`);
         out[k] = v;
       }
       return out;
@@ -330,11 +338,11 @@ function parseField(name: string, schema: FieldSchema, raw: unknown): unknown {
         try {
           obj = JSON.parse(raw);
         } catch {
-          throw invalidField(name, `expected a JSON object, got ${showValue(raw)}`);
+          throw invalidField(name, `expected a JSON object, got ${got(raw)}`);
         }
       }
       if (obj === null || typeof obj !== 'object' || Array.isArray(obj)) {
-        throw invalidField(name, `expected a JSON object, got ${showValue(raw)}`);
+        throw invalidField(name, `expected a JSON object, got ${got(raw)}`);
       }
       return obj;
     }

@@ -11,7 +11,15 @@ export interface ActiveLease {
   exp_ms: number;
   /** The lease can never outlive this (ms): issue time plus max ttl. */
   max_exp_ms: number;
+  /**
+   * Who obtained the lease (`entity:<id>` or `accessor:<token accessor>`): the
+   * only caller who may fetch the tokens its renewals sign.
+   */
+  holder?: string;
 }
+
+/** How long past its newest token's expiry a record is kept before tidying removes it. */
+const TIDY_GRACE_MS = 60_000;
 
 export class ActiveLeases {
   private readonly byRole = new Map<string, Map<string, ActiveLease>>();
@@ -44,6 +52,29 @@ export class ActiveLeases {
     const map = await this.load(storage, role);
     await deleteKey(storage, `${LEASE_PREFIX}${role}/${jti}`);
     map.delete(jti);
+  }
+
+  /**
+   * Removes records whose newest token expired a while ago: their lease is
+   * gone, or will be revoked from its own internal data. A record can be left
+   * behind when the server died between the engine's write and the lease's.
+   */
+  async tidy(storage: Storage, nowMs: number): Promise<number> {
+    let removed = 0;
+    for (const folder of await listKeys(storage, LEASE_PREFIX)) {
+      if (!folder.endsWith('/')) continue;
+      const role = folder.slice(0, -1);
+      await this.mutex.run(role, async () => {
+        const map = await this.load(storage, role);
+        for (const [jti, lease] of [...map]) {
+          if (lease.exp_ms + TIDY_GRACE_MS > nowMs) continue;
+          await deleteKey(storage, `${LEASE_PREFIX}${role}/${jti}`);
+          map.delete(jti);
+          removed++;
+        }
+      });
+    }
+    return removed;
   }
 
   private async load(storage: Storage, role: string): Promise<Map<string, ActiveLease>> {

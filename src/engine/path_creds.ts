@@ -12,9 +12,15 @@ import { effectiveConfig, type EffectiveConfig } from './path_config.ts';
 import { ROLE_NAME, roleNotFound, type RoleEntry } from './path_roles.ts';
 import { patternCovers, patternProblem } from './patterns.ts';
 import { rfc3339, scopeOf, signToken, tokenTypeOf, type Grant } from './token.ts';
+import { deleteKey, getJson, putJson } from './store.ts';
 import type { Caller, LogicalRequest, LogicalResponse } from './types.ts';
 
 export const SECRET_TYPE = 'tvm_token';
+/** Where a renewal keeps the token it signed, for its holder to fetch: `renewed/<role>/<jti>`. */
+export const RENEWED_PREFIX = 'renewed/';
+
+/** What a renewal signed (the creds answer, token included), kept until the lease is revoked. */
+type RenewedToken = Record<string, unknown>;
 
 /** What a lease keeps for its renew and revoke: the grant and its time bounds. */
 export interface CredsInternalData extends Grant {
@@ -69,6 +75,17 @@ function subjectOf(caller: Caller): string {
   return caller.entityId || caller.displayName || 'anonymous';
 }
 
+/**
+ * Who holds a lease: the caller's identity entity, else its token (by
+ * accessor). '' when the caller names neither: such a lease has no holder and
+ * its renewed tokens can be fetched by nobody.
+ */
+export function holderOf(caller: Caller): string {
+  if (caller.entityId) return `entity:${caller.entityId}`;
+  if (caller.tokenAccessor) return `accessor:${caller.tokenAccessor}`;
+  return '';
+}
+
 function credsData(grant: Grant, token: string, iatS: number, expS: number, maxExpMs: number): Record<string, unknown> {
   return {
     token,
@@ -98,10 +115,35 @@ function cloudOf(fields: FieldData, role: RoleEntry, name: string): { cloud: str
   return { cloud, target: t, audience: cloudAudience(cloud, t) };
 }
 
+/** A jti as the engine issues it (a UUID). */
+const JTI = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
 export function credsRoutes(ctx: EngineContext): Route[] {
-  const issue = async (req: LogicalRequest, fields: FieldData): Promise<LogicalResponse> => {
+/** `jti`: the current token of one of the caller's own leases (the one its last renewal signed). */
+  const fetchRenewed = async (req: LogicalRequest, fields: FieldData, name: string): Promise<LogicalResponse | null> => {
+    for (const other of ['ttl', 'read', 'write', 'audience', 'cloud']) {
+      if (fields.has(other)) throw invalidField(other, 'cannot be combined with jti (a fetch issues nothing)');
+    }
+    const jti = fields.get<string>('jti');
+    if (!JTI.test(jti)) throw invalidField('jti', `${showValue(jti)} is not a token id`);
+    const lease = await ctx.leases.get(req.storage, name, jti);
+    // Revoked, expired, or never issued from this role: nothing to fetch.
+    if (!lease) return null;
+    const holder = holderOf(req.caller);
+    if (holder === '' || lease.holder !== holder) {
+      throw new EngineError('ERR_PERMISSION_DENIED', 'permission denied: the lease of this jti was obtained by another identity');
+    }
+    const renewed = await getJson<RenewedToken>(req.storage, `${RENEWED_PREFIX}${name}/${jti}`);
+    if (!renewed) {
+      throw invalidField('jti', 'the lease has not been renewed yet: its token is the one issued with it');
+    }
+    return { data: renewed };
+  };
+
+  const issue = async (req: LogicalRequest, fields: FieldData): Promise<LogicalResponse | null> => {
     const name = fields.get<string>('role');
     if (!ROLE_NAME.test(name)) throw invalidField('role', `${showValue(name)} is not a valid role name`);
+    if (fields.has('jti')) return fetchRenewed(req, fields, name);
     const role = await ctx.roles.get(req.storage, name);
     if (!role) throw roleNotFound(name);
     const config = await effectiveConfig(ctx, req);
@@ -180,7 +222,12 @@ export function credsRoutes(ctx: EngineContext): Route[] {
           );
         }
       }
-      await ctx.leases.put(req.storage, name, grant.jti, { exp_ms: internal.exp_ms, max_exp_ms: internal.max_exp_ms });
+      const holder = holderOf(req.caller);
+      await ctx.leases.put(req.storage, name, grant.jti, {
+        exp_ms: internal.exp_ms,
+        max_exp_ms: internal.max_exp_ms,
+        ...(holder ? { holder } : {}),
+      });
     };
     if (role.max_active_leases > 0) await ctx.leases.mutex.run(name, reserve);
     else await reserve();
@@ -220,14 +267,23 @@ export function credsRoutes(ctx: EngineContext): Route[] {
           type: 'string',
           description: "aws, gcp, azure or kubernetes: the token is for that cloud's exchange (its audience), and the answer carries the role's target for it.",
         },
+        jti: {
+          type: 'string',
+          description:
+            "Fetch instead of issue: the token the last renewal of the caller's own lease with this jti signed. Only the identity that obtained the lease may fetch it.",
+        },
       },
       operations: { read: issue, update: issue },
       synopsis: 'Issues a short-lived signed token for a role, under a renewable lease.',
       description: `
 A read issues with the role's defaults. An update may narrow the request:
 ttl (at most the role's max_ttl), read and write (each covered by one of the
-role's patterns) and audience (a subset of the role's). Renewing the lease
-returns a freshly signed token with the same jti and a later exp.`,
+role's patterns) and audience (a subset of the role's).
+
+Renewing the lease (sys/leases/renew) extends it and signs a fresh token with
+the same jti and a later exp, but does not return it: a lease id alone must
+never yield a token. The identity that obtained the lease reads it here with
+jti=<jti> (same capability as issuing from the role).`,
     },
   ];
 }
@@ -258,11 +314,20 @@ export function credsSecret(ctx: EngineContext): SecretType {
     const expS = iatS + ttlS;
     const existing = await ctx.leases.get(req.storage, internal.role, internal.jti);
     const latestExpMs = Math.max(expS * 1000, existing?.exp_ms ?? 0, internal.exp_ms ?? 0);
-    await ctx.leases.put(req.storage, internal.role, internal.jti, { exp_ms: latestExpMs, max_exp_ms: internal.max_exp_ms });
     const token = await signToken(ctx, req.storage, config, internal, iatS, expS);
+    await ctx.leases.put(req.storage, internal.role, internal.jti, {
+      ...existing,
+      exp_ms: latestExpMs,
+      max_exp_ms: internal.max_exp_ms,
+    });
+    const renewed: RenewedToken = credsData(internal, token, iatS, expS, internal.max_exp_ms);
+    await putJson(req.storage, `${RENEWED_PREFIX}${internal.role}/${internal.jti}`, renewed);
     const next: CredsInternalData = { ...internal, exp_ms: latestExpMs };
+    // Who renews is not known here (Vault does not tell a plugin), so the token is not
+    // in the answer: its holder fetches it from creds/<role> with jti.
+    const { token: _signed, ...data } = renewed;
     return {
-      data: credsData(internal, token, iatS, expS, internal.max_exp_ms),
+      data: { ...data, token_fetch: { path: `${req.mountPoint ?? ''}creds/${internal.role}`, jti: internal.jti } },
       secret: {
         type: SECRET_TYPE,
         ttlMs: ttlS * 1000,
@@ -283,6 +348,7 @@ export function credsSecret(ctx: EngineContext): SecretType {
       internal.max_exp_ms,
     );
     if (lastValidMs > ctx.clock()) await ctx.revocations.add(req.storage, internal.jti, lastValidMs);
+    await deleteKey(req.storage, `${RENEWED_PREFIX}${internal.role}/${internal.jti}`);
     if (existing) await ctx.leases.remove(req.storage, internal.role, internal.jti);
     return null;
   };

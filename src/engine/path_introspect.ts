@@ -11,7 +11,7 @@ export function introspectRoutes(ctx: EngineContext): Route[] {
     {
       pattern: 'introspect',
       fields: {
-        token: { type: 'string', required: true, description: 'The token to introspect.' },
+        token: { type: 'string', required: true, secret: true, description: 'The token to introspect.' },
       },
       operations: {
         update: async (req, fields) => {

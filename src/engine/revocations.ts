@@ -49,6 +49,9 @@ export class RevocationList {
       if (existing && existing.exp >= exp) return existing;
       const version = loaded.version + 1;
       const entry: RevocationEntry = { jti, exp, version };
+      // The entry carries its version, so the list's version is known from the
+      // entries even if the meta write is lost (a crash between the two, or a
+      // storage without transactions): no version is ever handed out twice.
       await putJson(storage, REVOCATION_ENTRY_PREFIX + jti, entry);
       await putJson(storage, REVOCATION_META_KEY, { version });
       loaded.version = version;
@@ -74,7 +77,10 @@ export class RevocationList {
       const loaded = await this.load(storage);
       const nowS = this.clock() / 1000;
       let removed = 0;
-      for (const entry of [...loaded.entries.values()]) {
+      const stale = [...loaded.entries.values()].filter((e) => e.exp <= nowS);
+      // The version is known from the entries; before any goes, the meta record holds it.
+      if (stale.length > 0) await putJson(storage, REVOCATION_META_KEY, { version: loaded.version });
+      for (const entry of stale) {
         if (entry.exp <= nowS) {
           await deleteKey(storage, REVOCATION_ENTRY_PREFIX + entry.jti);
           loaded.entries.delete(entry.jti);
@@ -92,11 +98,14 @@ export class RevocationList {
       loading = (async () => {
         const meta = await getJson<{ version: number }>(storage, REVOCATION_META_KEY);
         const entries = new Map<string, RevocationEntry>();
+        let version = meta?.version ?? 0;
         for (const key of await listKeys(storage, REVOCATION_ENTRY_PREFIX)) {
           const entry = await getJson<RevocationEntry>(storage, REVOCATION_ENTRY_PREFIX + key);
-          if (entry) entries.set(entry.jti, entry);
+          if (!entry) continue;
+          entries.set(entry.jti, entry);
+          if (entry.version > version) version = entry.version;
         }
-        const loaded = { version: meta?.version ?? 0, entries };
+        const loaded = { version, entries };
         if (this.loading === loading) {
           this.loaded = loaded;
           this.loading = null;

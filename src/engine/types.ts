@@ -50,6 +50,8 @@ export interface Caller {
   displayName: string;
   /** The identity entity id, when the token has one. */
   entityId?: string;
+  /** The calling token's accessor (Vault's client_token_accessor): not a secret, names the token. */
+  tokenAccessor?: string;
   /** The client's address as seen by the server (IPv4 or IPv6, no port). */
   remoteAddr?: string;
   /** The policies of the calling token (informational). */

@@ -115,6 +115,7 @@ export function toStoredSecret(secret: WireSecret): StoredSecret {
 export function toCaller(req: WireRequest): Caller {
   const caller: Caller = { displayName: req.display_name ?? '' };
   if (req.entity_id) caller.entityId = req.entity_id;
+  if (req.client_token_accessor) caller.tokenAccessor = req.client_token_accessor;
   const addr = req.connection?.remote_addr;
   if (addr) caller.remoteAddr = addr;
   return caller;

@@ -38,6 +38,8 @@ export interface WireRequest {
   data: string;
   secret: WireSecret | null;
   display_name: string;
+  /** The calling token's accessor: who holds a lease when the token has no entity. */
+  client_token_accessor: string;
   mount_point: string;
   mount_type: string;
   entity_id: string;

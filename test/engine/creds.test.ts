@@ -126,17 +126,17 @@ describe('creds', () => {
     const h = await withDemo();
     const { data, secret } = await h.issue('demo');
     h.clock.advance(4 * 60_000);
-    const renewed = await h.call('renew', '', {}, { secret: { ...secret, incrementMs: 600_000 } });
-    expect(renewed!.data!.jti).toBe(data.jti);
-    expect(renewed!.data!.token).not.toBe(data.token);
-    expect(renewed!.secret!.ttlMs).toBe(600_000);
-    const p = (await verify(h, renewed!.data!.token as string)).payload;
+    const renewed = await h.renew(secret, 600_000);
+    expect(renewed.data.jti).toBe(data.jti);
+    expect(renewed.data.token).not.toBe(data.token);
+    expect(renewed.secret.ttlMs).toBe(600_000);
+    const p = (await verify(h, renewed.data.token as string)).payload;
     expect(p.exp).toBe(Date.UTC(2026, 10, 23, 12, 14) / 1000);
     expect(p.jti).toBe(data.jti);
     // Near the cap, the renewal is cut to the lease's max expiry.
     h.clock.advance(24 * 60_000);
-    const capped = await h.call('renew', '', {}, { secret: { ...secret, internalData: renewed!.secret!.internalData, incrementMs: 600_000 } });
-    expect(capped!.secret!.ttlMs).toBe(2 * 60_000);
+    const capped = await h.renew(renewed.secret, 600_000);
+    expect(capped.secret.ttlMs).toBe(2 * 60_000);
     h.clock.advance(2 * 60_000);
     const over = await failure(() => h.call('renew', '', {}, { secret }));
     expect(over.code).toBe('ERR_LEASE_EXPIRED');
@@ -156,7 +156,7 @@ describe('creds', () => {
     const { data, secret } = await h.issue('demo');
     const other = await h.issue('demo');
     h.clock.advance(60_000);
-    const renewed = await h.call('renew', '', {}, { secret: { ...secret, incrementMs: 20 * 60_000 } });
+    const renewed = await h.renew(secret, 20 * 60_000);
     expect((await h.call('update', 'introspect', { token: data.token }))!.data!.active).toBe(true);
     // Revoke with the lease's original internal data: the engine still lists the jti until the renewed token's exp.
     expect(await h.call('revoke', '', {}, { secret })).toBeNull();
@@ -164,7 +164,7 @@ describe('creds', () => {
     const list = (await h.call('read', 'revocations'))!.data as { version: number; revoked: Array<{ jti: string; exp: number }> };
     expect(list.version).toBe(1);
     expect(list.revoked).toEqual([{ jti: data.jti, exp: (Date.UTC(2026, 10, 23, 12, 1) + 20 * 60_000) / 1000 }]);
-    for (const t of [data.token, renewed!.data!.token]) {
+    for (const t of [data.token, renewed.data.token]) {
       expect((await h.call('update', 'introspect', { token: t }))!.data).toEqual({ active: false });
     }
     expect((await h.call('update', 'introspect', { token: other.data.token }))!.data!.active).toBe(true);

@@ -45,6 +45,11 @@ export interface Harness {
   call(operation: Operation, path: string, data?: Record<string, unknown>, extra?: Partial<LogicalRequest>): ReturnType<Backend['handleRequest']>;
   /** Issues creds and returns data plus the secret as the expiration manager would store it. */
   issue(role: string, data?: Record<string, unknown>, extra?: Partial<LogicalRequest>): Promise<{ data: Record<string, unknown>; secret: StoredSecret }>;
+  /**
+   * Renews as the expiration manager would, then fetches the renewed token as
+   * the lease's holder (the harness's caller): the renewal's answer plus `token`.
+   */
+  renew(secret: StoredSecret, incrementMs?: number): Promise<{ data: Record<string, unknown>; secret: StoredSecret }>;
 }
 
 export const API_ADDR = 'http://127.0.0.1:8200';
@@ -78,7 +83,17 @@ export async function harness(): Promise<Harness> {
     };
     return { data: resp.data, secret };
   };
-  return { backend, storage, clock, call, issue };
+  const renew: Harness['renew'] = async (secret, incrementMs) => {
+    const resp = await call('renew', '', {}, { secret: incrementMs === undefined ? secret : { ...secret, incrementMs } });
+    if (!resp?.secret || !resp.data) throw new Error('renew answered no secret');
+    if ('token' in resp.data) throw new Error('a renewal must not answer the token');
+    const role = secret.internalData.role as string;
+    const fetched = await call('read', `creds/${role}`, { jti: resp.data.jti });
+    if (!fetched?.data) throw new Error('the holder could not fetch the renewed token');
+    const next: StoredSecret = { ...secret, ...resp.secret, issueTimeMs: secret.issueTimeMs };
+    return { data: { ...resp.data, token: fetched.data.token }, secret: next };
+  };
+  return { backend, storage, clock, call, issue, renew };
 }
 
 /** Runs fn and returns the thrown error's {code, message, status}. */

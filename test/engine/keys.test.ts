@@ -17,8 +17,8 @@ describe('signing keys', () => {
     const kids = async () => ((await h.call('read', 'jwks'))!.data!.keys as Array<{ kid: string }>).map((k) => k.kid);
     expect(await kids()).toEqual([oldKid, rotated.kid]);
     // A renewal after rotation re-signs with the new key.
-    const renewed = await h.call('renew', '', {}, { secret: before.secret });
-    expect(decodeProtectedHeader(renewed!.data!.token as string).kid).toBe(rotated.kid);
+    const renewed = await h.renew(before.secret);
+    expect(decodeProtectedHeader(renewed.data.token as string).kid).toBe(rotated.kid);
     expect((await h.call('update', 'introspect', { token: before.data.token }))!.data!.active).toBe(true);
 
     h.clock.advance(60 * 60_000 - 1000);

@@ -25,6 +25,7 @@ function wireRequest(extra: Partial<WireRequest> = {}): WireRequest {
     data: 'null',
     secret: null,
     display_name: 'token-ci',
+    client_token_accessor: 'accessor-ci',
     mount_point: 'tvm/',
     mount_type: 'tvm',
     entity_id: 'entity-9',
@@ -59,7 +60,7 @@ describe('requests', () => {
       path: 'creds/demo',
       data: {},
       mountPoint: 'tvm/',
-      caller: { displayName: 'token-ci', entityId: 'entity-9', remoteAddr: '10.0.0.7' },
+      caller: { displayName: 'token-ci', entityId: 'entity-9', tokenAccessor: 'accessor-ci', remoteAddr: '10.0.0.7' },
     });
   });
 
