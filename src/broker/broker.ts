@@ -223,6 +223,15 @@ export class Broker {
   private readonly hooks: BrokerDeps['hooks'];
   private readonly inflight = new Map<string, Promise<TokenView>>();
   private readonly grants: CloudGrants;
+  /**
+   * Silence before this moment is not held against a heartbeat workload: the
+   * broker could not hear it (it was not running, or its registry could not be
+   * written). Set at construction, when the API starts serving, and after a
+   * registry outage; a workload gets a full interval × (1 + tolerance) from here.
+   */
+  private livenessFrom: number;
+  /** A heartbeat or a trigger check failed on the registry: liveness restarts once it works again. */
+  private registryFailed = false;
   /** Called when work became due now (an explicit revocation): the loop wakes. */
   onDue: () => void = () => undefined;
 
@@ -235,6 +244,7 @@ export class Broker {
     this.clock = deps.clock ?? Date.now;
     this.random = deps.random ?? Math.random;
     this.hooks = deps.hooks;
+    this.livenessFrom = this.clock();
     this.grants = new CloudGrants({
       store: this.store,
       providers: deps.providers ?? {},
@@ -280,8 +290,20 @@ export class Broker {
     return w;
   }
 
+  /** The local API serves from now: heartbeat silence counts from here at the earliest. */
+  acceptingHeartbeats(): void {
+    this.livenessFrom = Math.max(this.livenessFrom, this.clock());
+  }
+
   async heartbeat(id: string): Promise<WorkloadRow> {
-    if (!(await this.store.heartbeat(id, this.clock()))) {
+    let recorded: boolean;
+    try {
+      recorded = await this.store.heartbeat(id, this.clock());
+    } catch (err) {
+      this.registryFailed = true;
+      throw err;
+    }
+    if (!recorded) {
       const w = await this.store.getWorkload(id);
       if (!w) throw notFound(`workload ${id} is not registered`);
       throw new BrokerError('ERR_CONFLICT', `workload ${id} has ended (${w.reason ?? 'unknown reason'}); register again`);
@@ -606,11 +628,29 @@ export class Broker {
     this.log.info({ lease: row.id, workload: row.workloadId, jti: row.jti, reason }, 'lease revoked');
   }
 
-  /** Heartbeats, processes, maximum age. */
+  /**
+   * Heartbeats, processes, maximum age. A heartbeat workload is dead after
+   * interval × (1 + tolerance) of silence, counted from its last heartbeat or
+   * from when the broker could last not hear it (its start, a registry outage),
+   * whichever is later: the broker's own downtime never ends a workload.
+   */
   async checkTriggers(): Promise<void> {
     const now = this.clock();
-    for (const w of await this.store.activeWorkloads()) {
-      if (w.heartbeatIntervalMs > 0 && now - w.lastHeartbeatAt > w.heartbeatIntervalMs * (1 + this.settings.heartbeatTolerance)) {
+    let workloads: WorkloadRow[];
+    try {
+      workloads = await this.store.activeWorkloads();
+    } catch (err) {
+      this.registryFailed = true;
+      throw err;
+    }
+    if (this.registryFailed) {
+      this.registryFailed = false;
+      this.livenessFrom = Math.max(this.livenessFrom, now);
+      this.log.warn({ grace_from: iso(now) }, 'the registry works again: heartbeat silence counts from now');
+    }
+    for (const w of workloads) {
+      const silentSince = Math.max(w.lastHeartbeatAt, this.livenessFrom);
+      if (w.heartbeatIntervalMs > 0 && now - silentSince > w.heartbeatIntervalMs * (1 + this.settings.heartbeatTolerance)) {
         await this.endWorkload(w.id, 'heartbeat_missed');
       } else if (w.pid !== null && w.host === this.settings.host && !pidAlive(w.pid)) {
         await this.endWorkload(w.id, 'process_exited');

@@ -72,6 +72,8 @@ export async function startBroker(config: BrokerConfig, options: StartOptions = 
       servers.push(s);
       return s;
     }, config.listener);
+    // Workloads could not reach this broker until now (it was stopped or killed): their silence counts from here.
+    broker.acceptingHeartbeats();
     log.info({ url: api.url, socket: api.socket, store: store.kind, replica: config.broker.replica, clouds: Object.keys(providers), ...reconciled }, 'broker started');
 
     let graceful: Promise<void> | null = null;
