@@ -1,6 +1,6 @@
 // The issuance benchmark behind scripts/bench-issue. See that file for usage.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createPrivateKey, generateKeyPairSync, sign } from 'node:crypto';
+import { createPrivateKey, generateKeyPairSync, randomBytes, sign } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -43,9 +43,11 @@ async function startServer(mode: string, dir: string): Promise<{ child: ChildPro
   const args = ['--import', 'tsx', 'scripts/bench-server.ts', mode, `127.0.0.1:${port}`];
   if (mode === 'persistent') {
     const config = join(dir, 'bench.hcl');
+    const sealKey = join(dir, 'seal.key');
+    writeFileSync(sealKey, randomBytes(32), { mode: 0o600 });
     writeFileSync(
       config,
-      `storage "sqlite" {\n  path = "${join(dir, 'tvm.db')}"\n}\nlistener "tcp" {\n  address = "127.0.0.1:${port}"\n  tls_disable = true\n}\napi_addr = "http://127.0.0.1:${port}"\n`,
+      `storage "sqlite" {\n  path = "${join(dir, 'tvm.db')}"\n}\nlistener "tcp" {\n  address = "127.0.0.1:${port}"\n  tls_disable = true\n}\napi_addr = "http://127.0.0.1:${port}"\nseal "static" {\n  current_key_id = "bench"\n  current_key = "file://${sealKey}"\n}\n`,
     );
     args.push(config);
   }

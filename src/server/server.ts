@@ -12,13 +12,13 @@ import { EngineError } from '../engine/errors.ts';
 import { createTvmBackend } from '../engine/index.ts';
 import type { Clock, LogicalRequest } from '../engine/types.ts';
 import { AuthTable } from './auth/table.ts';
-import { loadConfig, type ServerConfig } from './config.ts';
+import { loadConfig, loadSealKeys, type ServerConfig } from './config.ts';
 import { ExpirationManager } from './expiration.ts';
 import { acceptListMethod, createRequestHandler, type ServerCore } from './http.ts';
 import { IdentityStore } from './identity.ts';
 import { MountTable } from './mounts.ts';
 import { PolicyStore, ROOT_POLICY } from './policy.ts';
-import { openMemoryStorage, openSqliteStorage } from './storage/index.ts';
+import { openMemoryStorage, openSealedStorage, openSqliteStorage } from './storage/index.ts';
 import { newTokenId, TokenStore } from './tokens.ts';
 import type { LeaseBackendCalls, PhysicalStorage } from './types.ts';
 import { WrappingStore } from './wrapping.ts';
@@ -160,7 +160,16 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   let firstStart = false;
   let core: ServerCore;
   try {
-    storage = dev ? openMemoryStorage() : openSqliteStorage(config!.storage.path);
+    if (dev) {
+      storage = openMemoryStorage();
+    } else {
+      // The keys first: a missing key must not leave a new, empty database behind.
+      const keys = await loadSealKeys(config!.seal, { warn: (m) => logger?.warn(`config: ${m}`) });
+      storage = await openSealedStorage(openSqliteStorage(config!.storage.path), keys, {
+        label: `the storage at ${config!.storage.path}`,
+        log: (m) => logger?.info(m),
+      });
+    }
     const store = storage;
     const policies = new PolicyStore(store);
     const mountTable = new MountTable({

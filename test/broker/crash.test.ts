@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBroker } from '../../src/broker/index.ts';
 import { connect, listLeases } from '../../src/client/index.ts';
 import { startServer } from '../../src/server/index.ts';
+import { sealStanza } from '../server/seal-helpers.ts';
 import { api, exited, leaseAlive, sleep, spawnCrashBroker, startDevVault, tempDir, testConfig, waitFor, writeCrashConfig, writeRoles, type DevVault } from './helpers.ts';
 
 const dir = tempDir();
@@ -99,7 +100,7 @@ describe('Vault unavailable for a while', () => {
   it('backs off, recovers, and drops nothing that had not expired', async () => {
     const port = await freePort();
     const cfg = `${dir.path}/vault.hcl`;
-    writeFileSync(cfg, `storage "sqlite" {\n  path = "${dir.path}/vault.db"\n}\nlistener "tcp" {\n  address = "127.0.0.1:${port}"\n  tls_disable = true\n}\n`);
+    writeFileSync(cfg, `storage "sqlite" {\n  path = "${dir.path}/vault.db"\n}\nlistener "tcp" {\n  address = "127.0.0.1:${port}"\n  tls_disable = true\n}\n${sealStanza(dir.path)}`);
     let server = await startServer({ dev: false, configPath: cfg, quiet: true });
     const rootToken = server.rootToken as string;
     const conn = connect({ addr: server.address, token: rootToken, env: {} });

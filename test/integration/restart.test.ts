@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import vault from 'node-vault';
 import { afterAll, describe, expect, it } from 'vitest';
+import { sealStanza } from '../server/seal-helpers.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'tvm-restart-'));
 const children: ChildProcess[] = [];
@@ -53,7 +54,7 @@ describe('persistent mode', () => {
     const config = join(dir, 'tvm.hcl');
     writeFileSync(
       config,
-      `storage "sqlite" {\n  path = "${join(dir, 'data', 'tvm.db')}"\n}\nlistener "tcp" {\n  address = "127.0.0.1:${port}"\n  tls_disable = true\n}\napi_addr = "http://127.0.0.1:${port}"\n`,
+      `storage "sqlite" {\n  path = "${join(dir, 'data', 'tvm.db')}"\n}\nlistener "tcp" {\n  address = "127.0.0.1:${port}"\n  tls_disable = true\n}\napi_addr = "http://127.0.0.1:${port}"\n${sealStanza(dir)}`,
     );
     const first = await start(config);
     expect(first.rootToken).toMatch(/.+/);

@@ -7,6 +7,7 @@ import vault from 'node-vault';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateCertificate } from '../../src/plugin/tls.ts';
 import { startServer } from '../../src/server/index.ts';
+import { sealStanza } from '../server/seal-helpers.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'tvm-tls-'));
 let server: Awaited<ReturnType<typeof startServer>>;
@@ -19,7 +20,7 @@ beforeAll(async () => {
   writeFileSync(join(dir, 'server.key'), cert.keyPem, { mode: 0o600 });
   writeFileSync(
     join(dir, 'tvm.hcl'),
-    `storage "sqlite" {\n  path = "tvm.db"\n}\nlistener "tcp" {\n  address = "127.0.0.1:0"\n  tls_cert_file = "server.crt"\n  tls_key_file = "server.key"\n}\n`,
+    `storage "sqlite" {\n  path = "tvm.db"\n}\nlistener "tcp" {\n  address = "127.0.0.1:0"\n  tls_cert_file = "server.crt"\n  tls_key_file = "server.key"\n}\n${sealStanza(dir)}`,
   );
   server = await startServer({ dev: false, configPath: join(dir, 'tvm.hcl'), quiet: true });
 });

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { exportSPKI, generateKeyPair, SignJWT } from 'jose';
 import { afterAll, describe, expect, it } from 'vitest';
 import { claimsOf, startHarness } from './auth-helpers.ts';
+import { sealStanza } from './seal-helpers.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'tvm-auth-persist-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -14,7 +15,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 describe('auth methods in config mode', () => {
   it('keep mounts, config, roles, secret IDs, entities and login tokens across a restart', async () => {
     const config = join(dir, 'tvm.hcl');
-    writeFileSync(config, `storage "sqlite" {\n  path = "data/tvm.db"\n}\nlistener "tcp" {\n  address = "127.0.0.1:0"\n  tls_disable = true\n}\n`);
+    writeFileSync(config, `storage "sqlite" {\n  path = "data/tvm.db"\n}\nlistener "tcp" {\n  address = "127.0.0.1:0"\n  tls_disable = true\n}\n${sealStanza(dir)}`);
     const { publicKey, privateKey } = await generateKeyPair('ES256');
     const jwt = (): Promise<string> => {
       const iat = Math.floor(Date.now() / 1000);

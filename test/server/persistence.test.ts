@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import vault from 'node-vault';
 import { afterAll, describe, expect, it } from 'vitest';
 import { startServer } from '../../src/server/index.ts';
+import { sealStanza } from './seal-helpers.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'tvm-persist-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -17,7 +18,7 @@ function client(address: string, token: string): ReturnType<typeof vault> {
 describe('persistent mode', () => {
   it('keeps everything across a restart and prints the root token only at initialisation', async () => {
     const config = join(dir, 'tvm.hcl');
-    writeFileSync(config, `storage "sqlite" {\n  path = "data/tvm.db"\n}\nlistener "tcp" {\n  address = "127.0.0.1:0"\n  tls_disable = true\n}\n`);
+    writeFileSync(config, `storage "sqlite" {\n  path = "data/tvm.db"\n}\nlistener "tcp" {\n  address = "127.0.0.1:0"\n  tls_disable = true\n}\n${sealStanza(dir)}`);
     const printed: string[] = [];
 
     const first = await startServer({ dev: false, configPath: config, output: (t) => printed.push(t), logger: quietLogger() });

@@ -1,9 +1,11 @@
-// The physical storage contract, run against both backends, plus what only
-// the SQLite file promises: it survives a reopen and a SIGKILL of the process.
+// The physical storage contract, run against both backends and the seal over
+// each, plus what only the SQLite file promises: it survives a reopen and a
+// SIGKILL of the process.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
@@ -11,6 +13,7 @@ import {
   StorageError,
   compareKeys,
   openMemoryStorage,
+  openSealedStorage,
   openSqliteStorage,
 } from '../../src/server/storage/index.ts';
 import type { PhysicalStorage } from '../../src/server/types.ts';
@@ -46,15 +49,18 @@ function prng(seed: number): () => number {
   };
 }
 
-const backends: Array<[string, () => PhysicalStorage]> = [
+const keyring = { current: { id: 'test-1', key: randomBytes(32) } };
+const backends: Array<[string, () => PhysicalStorage | Promise<PhysicalStorage>]> = [
   ['memory', () => openMemoryStorage()],
   ['sqlite', () => openSqliteStorage(freshDbPath())],
+  ['sealed memory', () => openSealedStorage(openMemoryStorage(), keyring)],
+  ['sealed sqlite', () => openSealedStorage(openSqliteStorage(freshDbPath()), keyring)],
 ];
 
 describe.each(backends)('%s storage contract', (_name, open) => {
   let s: PhysicalStorage;
-  beforeEach(() => {
-    s = open();
+  beforeEach(async () => {
+    s = await open();
   });
   afterEach(async () => {
     await s.close();
@@ -194,7 +200,7 @@ describe.each(backends)('%s storage contract', (_name, open) => {
   });
 
   it('says whether it is persistent', () => {
-    expect(s.persistent).toBe(_name === 'sqlite');
+    expect(s.persistent).toBe(_name.endsWith('sqlite'));
   });
 });
 
@@ -260,6 +266,31 @@ describe('sqlite storage', () => {
     await s.put('after', bytes('3'));
     expect(text(await s.get('after'))).toBe('3');
     await s.close();
+  });
+
+  it('creates its files 0600 and its directory 0700 under umask 022, and tightens files left 0644', async () => {
+    const previous = process.umask(0o022);
+    try {
+      const path = freshDbPath();
+      const s = openSqliteStorage(path);
+      await s.put('k', bytes('v'));
+      const files = [path, `${path}-wal`, `${path}-shm`].filter((f) => existsSync(f));
+      expect(files).toContain(`${path}-wal`);
+      for (const f of files) expect([f, (statSync(f).mode & 0o777).toString(8)]).toEqual([f, '600']);
+      expect((statSync(dirname(path)).mode & 0o777).toString(8)).toBe('700');
+      await s.close();
+
+      // An older tvm left the file 0644: the next open takes group and other access away.
+      chmodSync(path, 0o644);
+      const again = openSqliteStorage(path);
+      await again.put('k2', bytes('v'));
+      for (const f of [path, `${path}-wal`, `${path}-shm`].filter((f) => existsSync(f))) {
+        expect([f, (statSync(f).mode & 0o777).toString(8)]).toEqual([f, '600']);
+      }
+      await again.close();
+    } finally {
+      process.umask(previous);
+    }
   });
 
   it('locks the file against a second server', async () => {

@@ -8,8 +8,11 @@
 // promise settles after its transaction: resolved once committed, rejected if
 // it failed (then none of the batch was applied). Until then the queued values
 // are an overlay that get and list read first, so callers read their writes.
+//
+// The file, its -wal and -shm are the owner's alone (0600), the directory it
+// creates 0700, whatever the process umask.
 
-import { mkdirSync } from 'node:fs';
+import { chmodSync, closeSync, mkdirSync, openSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Storage } from '../../engine/types.ts';
@@ -211,7 +214,9 @@ export function openSqliteStorage(path: string, options: SqliteStorageOptions = 
     });
   };
   try {
-    mkdirSync(dirname(fullPath), { recursive: true });
+    mkdirSync(dirname(fullPath), { recursive: true, mode: 0o700 });
+    // SQLite would create the file 0644 less the umask; its -wal and -shm take the file's mode.
+    closeSync(openSync(fullPath, 'a', 0o600));
   } catch (err) {
     fail(err);
   }
@@ -228,11 +233,50 @@ export function openSqliteStorage(path: string, options: SqliteStorageOptions = 
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = FULL');
     migrate(db);
+    restrictFiles(fullPath);
     return new SqliteStorage(db, fullPath, options);
   } catch (err) {
     db.close();
     const locked = (err as { code?: unknown }).code === 'SQLITE_BUSY';
     return fail(locked ? new Error('the database is locked (is another tvm server using it?)') : err);
+  }
+}
+
+/** Takes group and other access away from the database files (an older tvm left them 0644). */
+function restrictFiles(dbPath: string): void {
+  for (const file of [dbPath, `${dbPath}-wal`, `${dbPath}-shm`]) {
+    let mode: number;
+    try {
+      mode = statSync(file).mode & 0o777;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
+      throw err;
+    }
+    if ((mode & 0o077) !== 0) chmodSync(file, mode & 0o700);
+  }
+}
+
+/**
+ * Rewrites the database at `path` without its free pages and empties its WAL,
+ * so nothing deleted or overwritten stays readable in the files (used after
+ * sealing a database in place). Needs the file to itself, like the server.
+ */
+export function compactSqliteFile(path: string): void {
+  const fullPath = resolve(path);
+  let db: Database.Database;
+  try {
+    db = new Database(fullPath, { fileMustExist: true });
+  } catch (err) {
+    throw new StorageError('ERR_STORAGE_OPEN', `cannot open storage at ${fullPath}: ${messageOf(err)}`, { cause: err });
+  }
+  try {
+    db.pragma('locking_mode = EXCLUSIVE');
+    db.exec('VACUUM');
+    db.pragma('wal_checkpoint(TRUNCATE)');
+  } catch (err) {
+    throw new StorageError('ERR_STORAGE_WRITE', `compacting ${fullPath} failed: ${messageOf(err)}`, { cause: err });
+  } finally {
+    db.close();
   }
 }
 

@@ -10,7 +10,10 @@ export type StorageErrorCode =
   | 'ERR_STORAGE_OPEN' // the file cannot be opened, created or migrated
   | 'ERR_STORAGE_CLOSED' // an operation after close()
   | 'ERR_STORAGE_READ' // a read failed
-  | 'ERR_STORAGE_WRITE'; // a write's transaction failed (nothing of it was applied)
+  | 'ERR_STORAGE_WRITE' // a write's transaction failed (nothing of it was applied)
+  | 'ERR_STORAGE_SEAL_KEY' // the seal's keys do not open the storage (wrong key, unknown key id)
+  | 'ERR_STORAGE_UNSEALED' // the storage was written without a seal (an older tvm)
+  | 'ERR_STORAGE_CORRUPT'; // a value is not sealed or fails authentication (tampered, moved)
 
 export class StorageError extends Error {
   readonly code: StorageErrorCode;
