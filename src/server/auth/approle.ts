@@ -5,12 +5,13 @@
 // secret_id. A login's entity alias is the role ID, as in Vault; the
 // workload's subject is the role name.
 
-import { randomBytes, randomUUID } from 'node:crypto';
+import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import { EngineError, invalidField, showValue } from '../../engine/errors.ts';
 import type { FieldData, Fields } from '../../engine/framework.ts';
 import { KeyedMutex } from '../../engine/store.ts';
 import type { Clock, Storage } from '../../engine/types.ts';
 import { addressAllowed, checkCidrList, cidrSubset } from './cidr.ts';
+import type { LockoutGate } from './lockout.ts';
 import { AuthRouter, type AuthRoute } from './router.ts';
 import { deleteTree, getJson, hmacHex, putJson, rfc3339, sha256Hex } from './storage.ts';
 import {
@@ -210,19 +211,7 @@ export class AppRoleBackend implements AuthBackend {
     return this.locks.run(`role:${name}`, async () => {
       const existing = await this.role(req.storage, name);
       if (!existing && !create) throw new EngineError('ERR_INVALID_REQUEST', `role ${showValue(name)} does not exist`);
-      const role: AppRoleEntry = existing
-        ? { ...existing }
-        : {
-            ...defaultTokenParams(),
-            name,
-            role_id: '',
-            hmac_key: randomBytes(32).toString('hex'),
-            bind_secret_id: true,
-            secret_id_bound_cidrs: [],
-            secret_id_num_uses: 0,
-            secret_id_ttl: 0,
-            local_secret_ids: false,
-          };
+      const role: AppRoleEntry = existing ? { ...existing } : newRole(name);
       Object.assign(role, parseTokenFields(role, f, SKIP_LEGACY));
 
       if (f.has('bind_secret_id')) role.bind_secret_id = f.get<boolean>('bind_secret_id');
@@ -448,12 +437,65 @@ export class AppRoleBackend implements AuthBackend {
   // -------------------------------------------------------------------------
   // Login
 
+  /** User lockout on this mount (the auth table sets it); none: logins are never locked out. */
+  private lockout: LockoutGate | null = null;
+
+  /**
+   * Stands in for the role of an unknown role ID: a login with one reads and
+   * parses a role-ID index entry and a role, HMACs the secret ID under a key
+   * and reads the secret ID, exactly as a wrong secret ID of a real role
+   * does, and fails the same way. Its name cannot be a role's (role names
+   * have no spaces), so nothing is ever found under it.
+   */
+  private readonly unknownRole: AppRoleEntry = newRole(' unknown role');
+  /** What is parsed in place of a missing index entry or role: the same work as a found one. */
+  private readonly unknownEntries = {
+    index: new TextEncoder().encode(JSON.stringify({ name: this.unknownRole.name })),
+    role: new TextEncoder().encode(JSON.stringify(this.unknownRole)),
+  };
+
+  useLockout(gate: LockoutGate): void {
+    this.lockout = gate;
+  }
+
+  /**
+   * Vault's login with user lockout around it: a locked role ID is refused
+   * ("permission denied") before its credentials are looked at, even the
+   * right ones; a login refused as "invalid role or secret ID" counts
+   * towards the lockout, whether the role ID exists or not; a successful
+   * one clears the count.
+   */
   private async login(req: AuthRequest, f: FieldData): Promise<AuthResponse> {
     const roleId = f.get<string>('role_id').trim();
     if (roleId === '') throw new EngineError('ERR_MISSING_FIELD', 'missing role_id', { field: 'role_id' });
-    const index = await getJson<{ name: string }>(req.storage, ROLE_ID_PREFIX + sha256Hex(roleId));
-    const role = index ? await this.role(req.storage, index.name) : null;
-    if (!role || role.role_id !== roleId) throw invalidCredentials();
+    const gate = this.lockout;
+    if (!gate?.enabled()) return this.checkLogin(req, f, roleId);
+    // One login at a time per role ID, so a burst of guesses cannot outrun the count.
+    return this.locks.run(`login:${sha256Hex(roleId)}`, async () => {
+      if (gate.locked(roleId)) throw new EngineError('ERR_PERMISSION_DENIED', 'permission denied');
+      try {
+        const response = await this.checkLogin(req, f, roleId);
+        gate.succeeded(roleId);
+        return response;
+      } catch (err) {
+        if (err instanceof EngineError && err.message === INVALID_CREDENTIALS) gate.failed(roleId);
+        throw err;
+      }
+    });
+  }
+
+  /** The role a login's role ID names (else the stand-in), read and parsed the same way whether it exists or not. */
+  private async loginRole(storage: Storage, roleId: string): Promise<AppRoleEntry> {
+    const decode = <T>(bytes: Uint8Array): T => JSON.parse(new TextDecoder().decode(bytes)) as T;
+    const index = decode<{ name: string }>((await storage.get(ROLE_ID_PREFIX + sha256Hex(roleId)))?.value ?? this.unknownEntries.index);
+    const found = decode<AppRoleEntry>((await storage.get(ROLE_PREFIX + index.name))?.value ?? this.unknownEntries.role);
+    // The stand-in's role_id is empty, and a login's never is: it never matches.
+    return sameText(found.role_id ?? '', roleId) ? found : this.unknownRole;
+  }
+
+  /** The credentials checked; the same reads and hashing whether the role ID exists or not. */
+  private async checkLogin(req: AuthRequest, f: FieldData, roleId: string): Promise<AuthResponse> {
+    const role = await this.loginRole(req.storage, roleId);
 
     let metadata: Record<string, string> = {};
     let tokenBoundCidrs = role.token_bound_cidrs;
@@ -524,6 +566,27 @@ function roleName(f: FieldData): string {
   const name = f.get<string>('role_name').toLowerCase();
   if (name.length > MAX_NAME_LENGTH) throw invalidField('role_name', `longer than ${MAX_NAME_LENGTH} characters`);
   return name;
+}
+
+/** A role as first written: Vault's defaults, a fresh HMAC key, no role ID yet. */
+function newRole(name: string): AppRoleEntry {
+  return {
+    ...defaultTokenParams(),
+    name,
+    role_id: '',
+    hmac_key: randomBytes(32).toString('hex'),
+    bind_secret_id: true,
+    secret_id_bound_cidrs: [],
+    secret_id_num_uses: 0,
+    secret_id_ttl: 0,
+    local_secret_ids: false,
+  };
+}
+
+/** Compares two strings in time that depends on neither (SHA-256 first, so the lengths match too). */
+function sameText(a: string, b: string): boolean {
+  const digest = (text: string): Buffer => createHash('sha256').update(text).digest();
+  return timingSafeEqual(digest(a), digest(b));
 }
 
 function invalidCredentials(): EngineError {

@@ -13,6 +13,7 @@ import type { Logger } from '../server.ts';
 import type { PhysicalStorage } from '../types.ts';
 import { AppRoleBackend } from './approle.ts';
 import { JwtBackend } from './jwt.ts';
+import { applyUserLockoutInput, lockoutPolicy, LoginLockout, userLockoutData, type UserLockoutConfig } from './lockout.ts';
 import { AUTH_METHOD_TYPES, type AuthBackend, type AuthMethodType } from './types.ts';
 
 const TABLE_KEY = 'core/auth';
@@ -30,6 +31,17 @@ export interface AuthMountEntry {
   seal_wrap: boolean;
   external_entropy_access: boolean;
   options: Record<string, string> | null;
+  /** Set by sys/auth/<path>/tune user_lockout_config (AppRole only); absent: Vault's defaults. */
+  user_lockout_config?: UserLockoutConfig;
+}
+
+/** What sys/auth/<path>/tune may change. */
+export interface AuthTuneInput {
+  description?: unknown;
+  default_lease_ttl?: unknown;
+  max_lease_ttl?: unknown;
+  /** Vault's user_lockout_config object (lockout_threshold, lockout_duration, lockout_counter_reset_duration, lockout_disable). */
+  user_lockout_config?: unknown;
 }
 
 export interface AuthMount {
@@ -65,11 +77,14 @@ export class AuthTable {
   private readonly tainted = new Set<AuthMount>();
   /** Changes to the table run one at a time. */
   private readonly lock = new KeyedMutex();
+  /** Failed logins per mount and alias (memory only), for user lockout; sys/locked-users reads it. */
+  readonly lockout: LoginLockout;
 
   constructor(options: AuthTableOptions) {
     this.storage = options.storage;
     this.clock = options.clock;
     if (options.logger) this.logger = options.logger;
+    this.lockout = new LoginLockout({ clock: this.clock });
   }
 
   async load(): Promise<void> {
@@ -139,12 +154,12 @@ export class AuthTable {
     return mount;
   }
 
-  /** sys/auth/<path>/tune: description and lease ttls. */
-  tune(path: string, input: { description?: unknown; default_lease_ttl?: unknown; max_lease_ttl?: unknown }): Promise<void> {
+  /** sys/auth/<path>/tune: description, lease ttls and user lockout; everything is checked before anything changes. */
+  tune(path: string, input: AuthTuneInput): Promise<void> {
     return this.lock.run('table', () => this.tuneNow(path, input));
   }
 
-  private async tuneNow(path: string, input: { description?: unknown; default_lease_ttl?: unknown; max_lease_ttl?: unknown }): Promise<void> {
+  private async tuneNow(path: string, input: AuthTuneInput): Promise<void> {
     const mount = this.get(path);
     if (!mount) throw new MountError(`No auth engine at ${path}`);
     const entry: AuthMountEntry = { ...mount.entry, config: { ...mount.entry.config } };
@@ -154,6 +169,8 @@ export class AuthTable {
     }
     if (input.default_lease_ttl !== undefined) entry.config.default_lease_ttl = ttlSeconds('default_lease_ttl', input.default_lease_ttl);
     if (input.max_lease_ttl !== undefined) entry.config.max_lease_ttl = ttlSeconds('max_lease_ttl', input.max_lease_ttl);
+    const lockout = applyUserLockoutInput(entry.type, input.user_lockout_config, entry.user_lockout_config);
+    if (lockout) entry.user_lockout_config = lockout;
     const next = this.mounts.map((m) => (m === mount ? { ...m, entry } : m));
     await this.persist(next);
     this.mounts = next;
@@ -181,6 +198,7 @@ export class AuthTable {
     } finally {
       this.tainted.delete(mount);
     }
+    this.lockout.dropMount(mount.entry.accessor);
     try {
       await mount.backend.cleanup();
     } catch (err) {
@@ -195,8 +213,21 @@ export class AuthTable {
   }
 
   private start(entry: AuthMountEntry): AuthMount {
-    const backend: AuthBackend = entry.type === 'approle' ? new AppRoleBackend({ clock: this.clock }) : new JwtBackend({ clock: this.clock });
+    let backend: AuthBackend;
+    if (entry.type === 'approle') {
+      const approle = new AppRoleBackend({ clock: this.clock });
+      // The policy is read at each login, from the entry as last tuned.
+      approle.useLockout(this.lockout.gate(entry.accessor, () => lockoutPolicy(this.entryOf(entry.uuid)?.user_lockout_config)));
+      backend = approle;
+    } else {
+      backend = new JwtBackend({ clock: this.clock });
+    }
     return { entry, backend, storage: this.storage.view(`auth/${entry.uuid}/`) };
+  }
+
+  /** The current entry of a mount (tune replaces entries). */
+  private entryOf(uuid: string): AuthMountEntry | undefined {
+    return this.mounts.find((m) => m.entry.uuid === uuid)?.entry;
   }
 
   private async persist(mounts: AuthMount[]): Promise<void> {
@@ -213,7 +244,11 @@ function sortMounts(mounts: AuthMount[]): AuthMount[] {
 export function authMountInfo(entry: AuthMountEntry): Record<string, unknown> {
   return {
     accessor: entry.accessor,
-    config: { ...entry.config, token_type: 'default-service' },
+    config: {
+      ...entry.config,
+      token_type: 'default-service',
+      ...(entry.user_lockout_config ? { user_lockout_config: userLockoutData(entry.user_lockout_config) } : {}),
+    },
     deprecation_status: 'supported',
     description: entry.description,
     external_entropy_access: entry.external_entropy_access,
