@@ -9,16 +9,17 @@
 //
 // - The key id names the operator key, so a rotated storage reads values
 //   sealed under the previous key while new writes use the current one.
-// - The AES key is HKDF-SHA256(operator key, salt): each process start (and
-//   every 2^28 seals) draws a new salt, which keeps each AES key far below
-//   GCM's bound of 2^32 random nonces.
+// - The AES key is HKDF-SHA256(operator key, salt). Each process start draws
+//   a fresh random salt (and again after 2^32 seals), and the nonces count up
+//   from 0 under it: no AES key ever sees a nonce twice, without GCM's bound
+//   on random nonces, and without the cost of drawing one per value.
 // - The additional data is the header (format, key id, salt) and the storage
 //   key: a value moved to another key, or its key id edited, fails to open.
 //
 // A sealed canary record (SEAL_CANARY_KEY) proves at open that the key opens
 // this storage, so a wrong key is refused at start, not at the first read.
 
-import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createSecretKey, hkdfSync, randomBytes, type KeyObject } from 'node:crypto';
 import type { Storage } from '../../engine/types.ts';
 import type { PhysicalStorage, StorageOp } from '../types.ts';
 import { StorageError, childOf, createView } from './view.ts';
@@ -51,8 +52,8 @@ const SALT_BYTES = 16;
 const NONCE_BYTES = 12;
 const TAG_BYTES = 16;
 const MAX_KEY_ID_BYTES = 255;
-/** Seals under one derived AES key before a new salt is drawn (GCM with random nonces: stay well below 2^32). */
-const SEALS_PER_SALT = 2 ** 28;
+/** Seals under one derived AES key (one nonce each, counted in 32 bits) before a new salt is drawn. */
+const SEALS_PER_SALT = 2 ** 32;
 const HKDF_INFO = Buffer.from('tvm seal v1 aes-256-gcm');
 const CANARY_TEXT = Buffer.from('tvm seal canary v1');
 /** Values re-sealed per atomic batch after a rotation. */
@@ -84,11 +85,11 @@ export class Sealer {
   private readonly keys = new Map<string, Buffer>();
   private readonly currentId: Buffer;
   private readonly current: SealKey;
-  private readonly derived = new Map<string, Buffer>();
-  private salt: Buffer = Buffer.alloc(0);
+  private readonly derived = new Map<string, KeyObject>();
   private header: Buffer = Buffer.alloc(0);
-  private aesKey: Buffer = Buffer.alloc(0);
-  private sealsLeft = 0;
+  private aesKey: KeyObject | null = null;
+  /** Seals done under the current salt: the next nonce. */
+  private sealed = SEALS_PER_SALT;
 
   constructor(keyring: SealKeyring) {
     const all = keyring.previous ? [keyring.current, keyring.previous] : [keyring.current];
@@ -113,10 +114,10 @@ export class Sealer {
 
   /** Seals `plaintext` for storage key `path` under the current key. */
   seal(path: string, plaintext: Uint8Array): Buffer {
-    if (this.sealsLeft === 0) this.newSalt();
-    this.sealsLeft--;
-    const nonce = randomBytes(NONCE_BYTES);
-    const cipher = createCipheriv('aes-256-gcm', this.aesKey, nonce);
+    if (this.sealed === SEALS_PER_SALT) this.newSalt();
+    const nonce = Buffer.alloc(NONCE_BYTES);
+    nonce.writeUInt32BE(this.sealed++, NONCE_BYTES - 4);
+    const cipher = createCipheriv('aes-256-gcm', this.aesKey!, nonce);
     cipher.setAAD(Buffer.concat([this.header, encoder.encode(path)]));
     const body = cipher.update(plaintext);
     const final = cipher.final();
@@ -168,20 +169,20 @@ export class Sealer {
   }
 
   private newSalt(): void {
-    this.salt = randomBytes(SALT_BYTES);
-    this.header = Buffer.concat([Buffer.from([FORMAT, this.currentId.length]), this.currentId, this.salt]);
-    this.aesKey = this.derive({ keyId: this.current.id, salt: this.salt, end: this.header.length })!;
-    this.sealsLeft = SEALS_PER_SALT;
+    const salt = randomBytes(SALT_BYTES);
+    this.header = Buffer.concat([Buffer.from([FORMAT, this.currentId.length]), this.currentId, salt]);
+    this.aesKey = this.derive({ keyId: this.current.id, salt, end: this.header.length })!;
+    this.sealed = 0;
   }
 
   /** The AES key for a header's key id and salt, or null if the key id is unknown. */
-  private derive(header: Header): Buffer | null {
+  private derive(header: Header): KeyObject | null {
     const cacheKey = `${header.keyId}\u0000${header.salt.toString('base64')}`;
     const cached = this.derived.get(cacheKey);
     if (cached) return cached;
     const key = this.keys.get(header.keyId);
     if (key === undefined) return null;
-    const aesKey = Buffer.from(hkdfSync('sha256', key, header.salt, HKDF_INFO, SEAL_KEY_BYTES));
+    const aesKey = createSecretKey(Buffer.from(hkdfSync('sha256', key, header.salt, HKDF_INFO, SEAL_KEY_BYTES)));
     if (this.derived.size >= MAX_CACHED_KEYS) this.derived.clear();
     this.derived.set(cacheKey, aesKey);
     return aesKey;
