@@ -1,5 +1,5 @@
 // Vault's lease API (sys/leases/...): lookup, renew, revoke and list. Renewing
-// a tvm lease answers a freshly signed token for the same lease.
+// a tvm lease signs a fresh token for the same lease, which its holder then fetches.
 
 import type { VaultConnection } from './connection.ts';
 import { credsFromResponse, type Creds } from './creds.ts';
@@ -44,13 +44,31 @@ export interface RenewOptions {
   increment?: string | number;
 }
 
-/** Renews a tvm lease; the answer holds the new token (same jti, later exp). */
+/**
+ * Renews a tvm lease and returns its new token (same jti, later exp). The
+ * renewal answers the lease but not the token (a lease id alone never yields
+ * one); the token is then fetched from creds/<role> with the jti, which only
+ * the identity that obtained the lease may do.
+ */
 export async function renewLease(conn: VaultConnection, leaseId: string, options: RenewOptions = {}): Promise<Creds> {
   checkLeaseId(leaseId);
   const body: Record<string, unknown> = { lease_id: leaseId };
   if (options.increment !== undefined) body.increment = options.increment;
   const res = await conn.write('sys/leases/renew', body);
-  return credsFromResponse(res, 'PUT sys/leases/renew');
+  const d = res?.data;
+  if (!res || !d) throw new UnexpectedResponseError('PUT sys/leases/renew answered without data');
+  const fetch = d.token_fetch as { path?: unknown; jti?: unknown } | undefined;
+  const jti = typeof fetch?.jti === 'string' ? fetch.jti : d.jti;
+  const path = typeof fetch?.path === 'string' ? fetch.path : typeof d.role === 'string' ? `${conn.mount}/creds/${d.role}` : undefined;
+  if (typeof jti !== 'string' || path === undefined) {
+    throw new UnexpectedResponseError('PUT sys/leases/renew answered neither the jti nor the role of the lease');
+  }
+  const fetched = await conn.write(path, { jti });
+  // The lease's fields come from the renewal; the token's from the fetch.
+  return credsFromResponse(
+    { ...res, data: { ...fetched?.data } },
+    `PUT ${path} (the renewed token)`,
+  );
 }
 
 /** Revokes a lease (its token enters the revocation list); revoking twice succeeds. */

@@ -5,6 +5,7 @@
 
 import { parseDurationMs } from './duration.ts';
 import { describeType, EngineError, invalidField, showValue } from './errors.ts';
+import { parseJsonBounded } from './json.ts';
 import type {
   Backend,
   ExistenceResult,
@@ -317,7 +318,7 @@ function parseField(name: string, schema: FieldSchema, raw: unknown): unknown {
       let obj: unknown = raw;
       if (typeof raw === 'string') {
         try {
-          obj = JSON.parse(raw);
+          obj = parseJsonBounded(raw);
         } catch {
           throw invalidField(name, `expected an object of strings, got ${got(raw)}`);
         }
@@ -336,7 +337,7 @@ function parseField(name: string, schema: FieldSchema, raw: unknown): unknown {
       let obj: unknown = raw;
       if (typeof raw === 'string') {
         try {
-          obj = JSON.parse(raw);
+          obj = parseJsonBounded(raw);
         } catch {
           throw invalidField(name, `expected a JSON object, got ${got(raw)}`);
         }

@@ -14,7 +14,8 @@ export type {
   StoredSecret,
 } from './types.ts';
 export { OPERATIONS, HTTP_CONTENT_TYPE, HTTP_RAW_BODY, HTTP_STATUS_CODE } from './types.ts';
-export { EngineError, isEngineError, invalidField } from './errors.ts';
+export { EngineError, isEngineError, invalidField, showValue, describeType } from './errors.ts';
+export { parseJsonBounded, JsonInputError, MAX_JSON_DEPTH } from './json.ts';
 export type { EngineErrorCode } from './errors.ts';
 export { parseDurationMs, formatDurationMs } from './duration.ts';
 export { createTvmBackend } from './backend.ts';

@@ -6,16 +6,25 @@
 // listed and logged, never dropped. Work on one lease is serialised, so a lease
 // is never revoked twice at once, and never revoked while a renewal is under way.
 
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { formatDurationMs } from '../engine/duration.ts';
 import { KeyedMutex } from '../engine/store.ts';
 import type { Clock, StoredSecret } from '../engine/types.ts';
 import { KeyTree, messageOf } from './storage/view.ts';
 import { Alarm, TimerIndex } from './timer-index.ts';
-import type { LeaseBackendCalls, LeaseEntry, PhysicalStorage } from './types.ts';
+import type { LeaseBackendCalls, LeaseEntry, PhysicalStorage, StorageOp } from './types.ts';
 
-/** Where leases are persisted in the physical storage: `sys/expire/id/<lease id>`. */
+/**
+ * Where leases are persisted in the physical storage: `sys/expire/id/<sha-256
+ * of the lease id>`. A lease id names a secret, so, like a token, it is not
+ * kept in a storage key (keys are not sealed); the entry itself holds it.
+ */
 export const LEASE_STORAGE_PREFIX = 'sys/expire/id/';
+
+/** The storage key of a lease. */
+export function leaseStorageKey(leaseId: string): string {
+  return LEASE_STORAGE_PREFIX + createHash('sha256').update(leaseId).digest('hex');
+}
 
 const LEASE_SUFFIX_LENGTH = 24;
 const BASE62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
@@ -83,6 +92,8 @@ export interface RegisterInput {
   secret: StoredSecret;
   /** A non-secret id of the token that obtained the lease (it is persisted as is). */
   clientTokenId: string;
+  /** The engine's writes for this secret: durable in one batch with the lease, or not at all. */
+  writes?: StorageOp[];
 }
 
 export interface RenewResult {
@@ -150,8 +161,9 @@ export class ExpirationManager {
 
   /**
    * Loads the persisted leases and schedules them. Leases that expired while
-   * the server was down, or whose revocation was being retried, come due at
-   * once and are revoked through the normal timer path, with retries.
+   * the server was down are revoked before this resolves, so the server never
+   * answers while they still look live (listed, their tokens active); a
+   * revocation that fails is retried with backoff as usual.
    */
   async restore(): Promise<void> {
     this.assertRunning();
@@ -161,28 +173,43 @@ export class ExpirationManager {
   private async restoreNow(): Promise<void> {
     const now = this.clock();
     let restored = 0;
-    let due = 0;
     let skipped = 0;
+    const due: string[] = [];
     for await (const key of this.walk(LEASE_STORAGE_PREFIX)) {
-      const leaseId = key.slice(LEASE_STORAGE_PREFIX.length);
-      if (this.leases.has(leaseId)) continue;
       const raw = await this.storage.get(key);
       if (raw === null) continue;
-      const lease = parseLease(raw, leaseId);
-      if (lease === null) {
+      const lease = parseLease(raw);
+      const expected = lease === null ? null : leaseStorageKey(lease.leaseId);
+      if (lease === null || (key !== expected && key !== LEASE_STORAGE_PREFIX + lease.leaseId)) {
         skipped++;
-        this.log('error', 'skipping an unreadable lease entry', { key });
+        this.log('error', 'skipping an unreadable lease entry', { key: key.slice(0, LEASE_STORAGE_PREFIX.length + 12) });
         continue;
+      }
+      if (this.leases.has(lease.leaseId)) continue;
+      if (key !== expected) {
+        // Written by an older version under the lease id itself: moved to its hashed key.
+        await this.storage.batch([
+          { key: expected!, value: encoder.encode(JSON.stringify(lease)) },
+          { key, value: null },
+        ]);
       }
       this.index(lease);
       restored++;
       if (lease.irrevocable) continue;
       const atMs = (lease.revokeAttempts ?? 0) > 0 ? now : lease.expireTimeMs;
-      if (atMs <= now) due++;
-      this.timers.schedule(leaseId, atMs);
+      if (atMs <= now) due.push(lease.leaseId);
+      else this.timers.schedule(lease.leaseId, atMs);
     }
+    // Each failure is recorded on its lease and retried by the timer.
+    const { revoked, failed } = await this.revokeAll(due);
     this.arm();
-    this.log('info', 'leases restored', { restored, due, irrevocable: this.irrevocableIds.size, skipped });
+    this.log(failed > 0 ? 'warn' : 'info', 'leases restored', {
+      restored,
+      revokedOnStart: revoked,
+      revokeFailedOnStart: failed,
+      irrevocable: this.irrevocableIds.size,
+      skipped,
+    });
   }
 
   /**
@@ -197,7 +224,7 @@ export class ExpirationManager {
   }
 
   private async registerNow(input: RegisterInput): Promise<LeaseEntry> {
-    const { mountPoint, path, secret, clientTokenId } = input;
+    const { mountPoint, path, secret, clientTokenId, writes = [] } = input;
     if (!mountPoint.endsWith('/') || path === '' || path.startsWith('/')) {
       throw new LeaseError('ERR_INVALID_LEASE', `cannot register a lease for mount ${mountPoint} path ${path}`);
     }
@@ -216,13 +243,14 @@ export class ExpirationManager {
       expireTimeMs: issueTimeMs + Math.max(0, secret.ttlMs),
     };
     try {
-      await this.persist(lease);
+      await this.persist(lease, writes);
     } catch (err) {
-      this.log('error', 'persisting a new lease failed; revoking its secret', { leaseId, error: messageOf(err) });
+      this.log('error', 'persisting a new lease failed; revoking its secret', { error: messageOf(err) });
+      this.calls.discard(lease, writes);
       try {
-        await this.calls.revoke(lease);
+        await this.storage.batch(await this.calls.revoke(lease));
       } catch (revokeErr) {
-        this.log('error', 'revoking an untracked secret failed', { leaseId, error: messageOf(revokeErr) });
+        this.log('error', 'revoking an untracked secret failed', { error: messageOf(revokeErr) });
       }
       throw err;
     }
@@ -232,10 +260,16 @@ export class ExpirationManager {
     return { ...lease };
   }
 
-  /** The lease, or null if there is none (revoked, or never issued). */
+  /**
+   * The lease, or null if there is none (revoked, never issued, or expired and
+   * waiting for its revocation: it is treated as revoked already). Irrevocable
+   * leases stay visible.
+   */
   lookup(leaseId: string): LeaseEntry | null {
     const lease = this.leases.get(leaseId);
-    return lease === undefined ? null : { ...lease };
+    if (lease === undefined) return null;
+    if (!lease.irrevocable && lease.expireTimeMs <= this.clock()) return null;
+    return { ...lease };
   }
 
   /**
@@ -270,7 +304,13 @@ export class ExpirationManager {
           secret.ttlMs = expireTimeMs - now;
         }
         const next: LeaseEntry = { ...lease, secret, expireTimeMs, lastRenewalMs: now };
-        await this.persist(next);
+        const writes = out.writes ?? [];
+        try {
+          await this.persist(next, writes);
+        } catch (err) {
+          this.calls.discard(lease, writes);
+          throw err;
+        }
         this.leases.set(leaseId, next);
         this.timers.schedule(leaseId, expireTimeMs);
         this.arm();
@@ -375,16 +415,7 @@ export class ExpirationManager {
   }
 
   private async revokeMany(ids: string[], what: string): Promise<number> {
-    let revoked = 0;
-    let failed = 0;
-    let firstError: unknown;
-    await forEachLimit(ids, this.revokeConcurrency, async (id) => {
-      try {
-        if (await this.revokeOne(id)) revoked++;
-      } catch (err) {
-        if (failed++ === 0) firstError = err;
-      }
-    });
+    const { revoked, failed, firstError } = await this.revokeAll(ids);
     if (failed > 0) {
       throw new LeaseError(
         'ERR_REVOKE_FAILED',
@@ -396,11 +427,32 @@ export class ExpirationManager {
     return revoked;
   }
 
+  /** Revokes each lease (bounded concurrency); failures are recorded on their leases and counted. */
+  private async revokeAll(ids: string[]): Promise<{ revoked: number; failed: number; firstError: unknown }> {
+    let revoked = 0;
+    let failed = 0;
+    let firstError: unknown;
+    await forEachLimit(ids, this.revokeConcurrency, async (id) => {
+      try {
+        if (await this.revokeOne(id)) revoked++;
+      } catch (err) {
+        if (failed++ === 0) firstError = err;
+      }
+    });
+    return { revoked, failed, firstError };
+  }
+
   /** Calls the engine, then forgets the lease; on failure records it, schedules a retry and throws. Lock held. */
   private async revokeLocked(lease: LeaseEntry): Promise<void> {
     try {
-      await this.calls.revoke(lease);
-      await this.storage.delete(LEASE_STORAGE_PREFIX + lease.leaseId);
+      const writes = await this.calls.revoke(lease);
+      // The engine's records (the jti listed, the quota freed) and the lease's removal: one batch.
+      try {
+        await this.storage.batch([...writes, { key: leaseStorageKey(lease.leaseId), value: null }]);
+      } catch (err) {
+        this.calls.discard(lease, writes);
+        throw err;
+      }
     } catch (err) {
       await this.recordFailure(lease, err);
       throw err;
@@ -536,8 +588,8 @@ export class ExpirationManager {
     this.arm();
   }
 
-  private persist(lease: LeaseEntry): Promise<void> {
-    return this.storage.put(LEASE_STORAGE_PREFIX + lease.leaseId, encoder.encode(JSON.stringify(lease)));
+  private persist(lease: LeaseEntry, writes: StorageOp[] = []): Promise<void> {
+    return this.storage.batch([...writes, { key: leaseStorageKey(lease.leaseId), value: encoder.encode(JSON.stringify(lease)) }]);
   }
 
   private async *walk(prefix: string): AsyncGenerator<string> {
@@ -579,7 +631,7 @@ function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-function parseLease(raw: Uint8Array, leaseId: string): LeaseEntry | null {
+function parseLease(raw: Uint8Array): LeaseEntry | null {
   let value: unknown;
   try {
     value = JSON.parse(decoder.decode(raw));
@@ -588,7 +640,7 @@ function parseLease(raw: Uint8Array, leaseId: string): LeaseEntry | null {
   }
   if (!isRecord(value)) return null;
   const ok =
-    value.leaseId === leaseId &&
+    typeof value.leaseId === 'string' &&
     typeof value.mountPoint === 'string' &&
     typeof value.path === 'string' &&
     typeof value.clientTokenId === 'string' &&

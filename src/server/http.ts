@@ -14,7 +14,8 @@ import { Server as HttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import { Duplex } from 'node:stream';
 import { parseDurationMs } from '../engine/duration.ts';
-import { isEngineError } from '../engine/errors.ts';
+import { describeType, isEngineError, showValue } from '../engine/errors.ts';
+import { JsonInputError, parseJsonBounded } from '../engine/json.ts';
 import {
   HTTP_CONTENT_TYPE,
   HTTP_RAW_BODY,
@@ -26,15 +27,19 @@ import {
   type StoredSecret,
 } from '../engine/types.ts';
 import { addressAllowed } from './auth/cidr.ts';
+import { lowerCaptures } from './auth/router.ts';
 import { issueLoginToken } from './auth/login.ts';
+import { lockedUsers, unlockUser, userLockoutData } from './auth/lockout.ts';
 import { authMountInfo, type AuthTable } from './auth/table.ts';
 import type { AuthRequest } from './auth/types.ts';
 import { isLeaseError } from './expiration.ts';
 import type { Entity, IdentityStore } from './identity.ts';
 import { MountError, mountInfo, type Mount, type MountTable } from './mounts.ts';
+import type { BufferedView } from './storage/buffer.ts';
 import {
   checkParameters,
   checkWrapping,
+  normalizePolicyName,
   PolicyParseError,
   ROOT_POLICY,
   type ACL,
@@ -52,7 +57,7 @@ import {
   type TokenEntry,
   type TokenStore,
 } from './tokens.ts';
-import type { LeaseEntry } from './types.ts';
+import type { LeaseEntry, StorageOp } from './types.ts';
 import type { WrapInfo, WrappedResponse, WrappingStore } from './wrapping.ts';
 
 /** Request bodies larger than this are refused with 413. */
@@ -64,7 +69,14 @@ export const VAULT_VERSION = '1.17.0+tvm';
 
 /** What the HTTP layer needs from the expiration manager. */
 export interface LeaseManager {
-  register(input: { mountPoint: string; path: string; secret: StoredSecret; clientTokenId: string }): Promise<LeaseEntry> | LeaseEntry;
+  /** Tracks a secret; `writes` (the engine's, held) become durable in one batch with the lease. */
+  register(input: {
+    mountPoint: string;
+    path: string;
+    secret: StoredSecret;
+    clientTokenId: string;
+    writes?: StorageOp[];
+  }): Promise<LeaseEntry> | LeaseEntry;
   lookup(leaseId: string): Promise<LeaseEntry | null | undefined> | LeaseEntry | null | undefined;
   renew(
     leaseId: string,
@@ -173,6 +185,8 @@ interface SystemRoute {
   sudo?: boolean;
   /** Decides create vs update for POST/PUT (as a backend's existence check). */
   exists?: (core: ServerCore, m: RegExpExecArray) => boolean;
+  /** Captures that are names compared without case or surrounding space (policy names): made canonical before the ACL check. */
+  caseInsensitive?: string[];
   handle: (core: ServerCore, ctx: RequestContext, m: RegExpExecArray) => Promise<Reply> | Reply;
 }
 
@@ -230,17 +244,21 @@ async function parseRequest(req: IncomingMessage, requestId: string): Promise<Re
   } catch {
     throw badRequest('invalid path: malformed percent-encoding');
   }
-  path = path.replace(/^\/+/, '');
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u001f\u007f]/.test(path)) throw badRequest('invalid path: control characters are not allowed');
   if (path.split('/').some((s) => s === '.' || s === '..')) throw badRequest('invalid path: "." and ".." segments are not allowed');
-  if (path.includes('\0')) throw badRequest('invalid path');
 
   const requested = (req.method ?? 'GET').toUpperCase();
   const method = requested === LIST_ALIAS ? 'LIST' : requested;
   let operation: HttpOperation;
   let data: Record<string, unknown> = {};
   switch (method) {
-    case 'GET':
-    case 'HEAD': {
+    case 'HEAD':
+      // HEAD never changes state: only the status endpoints (load balancers probe them) answer it.
+      if (!HEAD_PATHS.has(canonicalPath(path, false))) throw new HttpError(405, 'unsupported operation: HEAD');
+      operation = 'read';
+      break;
+    case 'GET': {
       data = queryData(query);
       const list = data.list;
       const help = data.help;
@@ -271,7 +289,7 @@ async function parseRequest(req: IncomingMessage, requestId: string): Promise<Re
     default:
       throw new HttpError(405, `unsupported method ${method.slice(0, 20)}`);
   }
-  if (operation === 'list' && !path.endsWith('/')) path += '/';
+  path = canonicalPath(path, operation === 'list');
 
   const ctx: RequestContext = { requestId, method, path, operation, data };
   const token = headerValue(req, 'x-vault-token') ?? bearer(headerValue(req, 'authorization'));
@@ -292,6 +310,20 @@ async function parseRequest(req: IncomingMessage, requestId: string): Promise<Re
     }
   }
   return ctx;
+}
+
+/** Status endpoints answered for HEAD (as for GET, without a body). */
+const HEAD_PATHS = new Set(['sys/health', 'sys/seal-status', 'sys/leader', 'sys/init']);
+
+/**
+ * The one form of a request path that routing, the ACL check and the handler
+ * all use: no leading slash, no repeated slashes, and a trailing slash only on
+ * lists (`sys/mounts//victim/` is `sys/mounts/victim`). Names a route compares
+ * without case are lower-cased later, by the route that knows them.
+ */
+export function canonicalPath(path: string, list: boolean): string {
+  const out = path.replace(/\/{2,}/g, '/').replace(/^\//, '').replace(/\/$/, '');
+  return list ? `${out}/` : out;
 }
 
 function headerValue(req: IncomingMessage, name: string): string | undefined {
@@ -349,9 +381,9 @@ function parseJsonBody(body: Buffer): Record<string, unknown> {
   if (text.trim() === '') return {};
   let parsed: unknown;
   try {
-    parsed = JSON.parse(text);
+    parsed = parseJsonBounded(text);
   } catch (err) {
-    throw badRequest(`failed to parse JSON input: ${(err as Error).message}`);
+    throw badRequest(`failed to parse JSON input: ${(err as JsonInputError).message}`);
   }
   if (parsed === null) return {};
   if (typeof parsed !== 'object' || Array.isArray(parsed)) {
@@ -369,9 +401,14 @@ async function dispatch(core: ServerCore, routes: SystemRoute[], ctx: RequestCon
   const { path } = ctx;
   if (path.startsWith('sys/') || path === 'sys' || path.startsWith('auth/') || path.startsWith('identity/')) {
     for (const route of routes) {
-      route.pattern.lastIndex = 0;
-      const m = route.pattern.exec(path);
+      let m = route.pattern.exec(path);
       if (!m) continue;
+      if (route.caseInsensitive) {
+        // The canonical name (trimmed, lower-cased) replaces the one sent, for the ACL check and the handler alike.
+        ctx.path = lowerCaptures(path, m, route.caseInsensitive, normalizePolicyName);
+        m = route.pattern.exec(ctx.path);
+        if (!m) throw badRequest('invalid name: empty once surrounding whitespace is removed');
+      }
       return runSystemRoute(core, ctx, route, m);
     }
     if (path.startsWith('auth/') && !path.startsWith('auth/token/')) return handleAuthMount(core, ctx);
@@ -381,7 +418,7 @@ async function dispatch(core: ServerCore, routes: SystemRoute[], ctx: RequestCon
       const op = aclOperation(ctx.operation);
       if (!ctx.acl!.check(path, op).allowed) throw denied();
     }
-    throw new HttpError(404, `no handler for route ${JSON.stringify(path)}. route entry not found.`);
+    throw noRoute(path);
   }
   return handleMount(core, ctx);
 }
@@ -405,6 +442,11 @@ async function runSystemRoute(core: ServerCore, ctx: RequestContext, route: Syst
   }
   reply.wrappable ??= true;
   return finishReply(core, ctx, { ...reply, mountType: route.mountType });
+}
+
+/** Vault's 404 for an unknown path; the path is shown bounded and cut where it could carry a token. */
+function noRoute(path: string): HttpError {
+  return new HttpError(404, `no handler for route ${showValue(redactPath(path))}. route entry not found.`);
 }
 
 function aclOperation(op: HttpOperation): AclOperation {
@@ -462,17 +504,20 @@ async function handleMount(core: ServerCore, ctx: RequestContext): Promise<Reply
   if (!unauthenticated) await authenticate(core, ctx);
   if (!match) {
     if (!ctx.acl!.root && !ctx.acl!.check(ctx.path, aclOperation(ctx.operation)).allowed) throw denied();
-    throw new HttpError(404, `no handler for route ${JSON.stringify(ctx.path)}. route entry not found.`);
+    throw noRoute(ctx.path);
   }
   const { mount, relPath } = match;
   const backend = mount.backend;
   if (ctx.operation === 'patch') throw new HttpError(405, `unsupported operation patch on ${ctx.path}`);
+  // The engine's writes are held and made durable in one batch: with the lease
+  // when it issues a secret (a crash leaves both or neither), else on their own.
+  const view = core.mounts.buffered(mount);
   const request: LogicalRequest = {
     operation: ctx.operation as Operation,
     path: relPath,
     data: ctx.data,
     caller: callerOf(ctx),
-    storage: mount.storage,
+    storage: view.storage,
     mountPoint: mount.entry.path,
   };
   if (!unauthenticated) {
@@ -487,12 +532,19 @@ async function handleMount(core: ServerCore, ctx: RequestContext): Promise<Reply
     }
     authorize(ctx, ctx.path, op, globMatch(special!.root, relPath));
   }
-  const response = await runEngine(() => backend.handleRequest(request));
+  let response: LogicalResponse | null;
+  try {
+    response = await runEngine(() => backend.handleRequest(request));
+  } catch (err) {
+    // A refused request leaves nothing behind: its held writes go, and the engine's caches of them.
+    core.mounts.invalidate(mount, view.take());
+    throw err;
+  }
   if (ctx.operation === 'help') {
-    // Vault answers help outside the envelope.
     return { plain: { help: response?.data?.help ?? '', see_also: null }, mountType: mount.entry.type };
   }
-  return finishReply(core, ctx, await engineReply(core, ctx, mount, request, response));
+  if (!response?.secret) await core.mounts.commit(mount, view.take());
+  return finishReply(core, ctx, await engineReply(core, ctx, mount, request, response, view));
 }
 
 function callerOf(ctx: RequestContext): LogicalRequest['caller'] {
@@ -502,6 +554,7 @@ function callerOf(ctx: RequestContext): LogicalRequest['caller'] {
   // what the engine issues. Vault's opaque entity id stays on the token.
   const identity = ctx.token?.subject || ctx.token?.entityId;
   if (identity) caller.entityId = identity;
+  if (ctx.token) caller.tokenAccessor = ctx.token.accessor;
   if (ctx.remoteAddr) caller.remoteAddr = ctx.remoteAddr;
   if (ctx.token) caller.policies = ctx.token.policies;
   return caller;
@@ -515,10 +568,13 @@ async function handleAuthMount(core: ServerCore, ctx: RequestContext): Promise<R
   if (!match) {
     await authenticate(core, ctx);
     if (!ctx.acl!.root && !ctx.acl!.check(ctx.path, aclOperation(ctx.operation)).allowed) throw denied();
-    throw new HttpError(404, `no handler for route ${JSON.stringify(ctx.path)}. route entry not found.`);
+    throw noRoute(ctx.path);
   }
-  const { mount, relPath } = match;
+  const { mount } = match;
   const { backend, entry } = mount;
+  // Names the method compares without case (AppRole and JWT role names) in their one form, before the ACL check.
+  const relPath = backend.canonicalPath(match.relPath);
+  ctx.path = `auth/${entry.path}${relPath}`;
   if (ctx.operation === 'patch') throw new HttpError(405, `unsupported operation patch on ${ctx.path}`);
   // Login is unauthenticated, as in Vault: a token sent with it is ignored.
   const unauthenticated = backend.unauthenticated(relPath);
@@ -581,6 +637,7 @@ async function engineReply(
   mount: Mount,
   request: LogicalRequest,
   response: LogicalResponse | null,
+  view: BufferedView,
 ): Promise<Reply> {
   const mountType = mount.entry.type;
   if (response === null) {
@@ -605,7 +662,7 @@ async function engineReply(
   }
   const reply: Reply = { data: data ?? null, warnings, mountType, wrappable: true };
   if (response.secret) {
-    const lease = await registerLease(core, ctx, mount, request, response);
+    const lease = await registerLease(core, ctx, mount, request, response, view.take());
     reply.leaseId = lease.leaseId;
     reply.leaseDuration = Math.round(lease.secret.ttlMs / 1000);
     reply.renewable = lease.secret.renewable;
@@ -630,6 +687,7 @@ async function registerLease(
   mount: Mount,
   request: LogicalRequest,
   response: LogicalResponse,
+  writes: StorageOp[],
 ): Promise<LeaseEntry> {
   const out = response.secret!;
   const secret: StoredSecret = {
@@ -646,11 +704,16 @@ async function registerLease(
       path: request.path,
       secret,
       clientTokenId: ctx.token?.hash ?? '',
+      writes,
     });
   } catch (err) {
-    core.logger?.error('registering a lease failed; revoking the secret', { mount: mount.entry.path, error: errorMessage(err) });
+    core.logger?.error('registering a lease failed; revoking the secret', { mount: mount.entry.path, error: errorChain(err) });
+    // The register failed before anything was written (it discarded the engine's writes);
+    // revoking lists the jti, in case the token left this process some other way.
+    const undo = core.mounts.buffered(mount);
     try {
-      await mount.backend.handleRequest({ ...request, operation: 'revoke', data: {}, secret });
+      await mount.backend.handleRequest({ ...request, storage: undo.storage, operation: 'revoke', data: {}, secret });
+      await core.mounts.commit(mount, undo.take());
     } catch (revokeErr) {
       core.logger?.error('revoking an unregistered secret failed', { mount: mount.entry.path, error: errorMessage(revokeErr) });
     }
@@ -727,7 +790,7 @@ function writeJson(res: ServerResponse, status: number, payload: unknown, headOn
 function sendError(res: ServerResponse, requestId: string, err: unknown, logger?: Logger): number {
   const e = translateError(err);
   if (e.status >= 500) {
-    logger?.error('request failed', { request_id: requestId, error: errorMessage(err) });
+    logger?.error('request failed', { request_id: requestId, error: errorChain(err), ...(err instanceof Error && err.stack ? { stack: err.stack } : {}) });
   }
   if (res.headersSent) {
     res.destroy();
@@ -764,9 +827,30 @@ function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
-/** Paths with a token in them (auth/token/lookup/<token> and kin) are cut before logging. */
+/** An error's message and its causes', outermost first (`a: b: c`), bounded. */
+function errorChain(err: unknown): string {
+  const parts: string[] = [];
+  let e: unknown = err;
+  for (let i = 0; i < 8 && e !== undefined && e !== null; i++) {
+    parts.push(errorMessage(e).slice(0, 500));
+    e = e instanceof Error ? e.cause : undefined;
+  }
+  return parts.join(': ');
+}
+
+/**
+ * Paths that can carry a secret (auth/token/lookup/<token> and kin, a lease id
+ * in sys/leases/renew/<id>) are cut before they are logged or shown.
+ */
 function redactPath(path: string): string {
-  if (path.startsWith('auth/token/') || path.startsWith('sys/wrapping/')) return path.split('/').slice(0, 3).join('/');
+  if (
+    path.startsWith('auth/token/') ||
+    path.startsWith('sys/wrapping/') ||
+    path.startsWith('sys/leases/') ||
+    /^sys\/(renew|revoke|revoke-prefix)\//.test(path)
+  ) {
+    return path.split('/').slice(0, 3).join('/');
+  }
   return path;
 }
 
@@ -779,7 +863,8 @@ function stringField(data: Record<string, unknown>, name: string, required = fal
     if (required) throw badRequest(`missing required field ${name}`);
     return undefined;
   }
-  if (typeof v !== 'string') throw badRequest(`invalid ${name}: expected a string, got ${JSON.stringify(v).slice(0, 80)}`);
+  // The field may hold a token, an accessor or a wrapping token: its value is never shown, only its type.
+  if (typeof v !== 'string') throw badRequest(`invalid ${name}: expected a string, got ${describeType(v)}`);
   return v;
 }
 
@@ -787,7 +872,7 @@ function durationField(data: Record<string, unknown>, name: string): number | un
   const v = data[name];
   if (v === undefined || v === null || v === '') return undefined;
   if (typeof v !== 'string' && typeof v !== 'number') {
-    throw badRequest(`invalid ${name}: expected a duration such as "90s", "1h" or integer seconds`);
+    throw badRequest(`invalid ${name}: expected a duration such as "90s", "1h" or integer seconds, got ${describeType(v)}`);
   }
   try {
     return parseDurationMs(v);
@@ -827,7 +912,7 @@ function stringMapField(data: Record<string, unknown>, name: string): Record<str
   if (typeof v !== 'object' || Array.isArray(v)) throw badRequest(`invalid ${name}: expected an object of strings`);
   const out: Record<string, string> = {};
   for (const [k, val] of Object.entries(v as Record<string, unknown>)) {
-    if (typeof val !== 'string') throw badRequest(`invalid ${name}.${k}: expected a string`);
+    if (typeof val !== 'string') throw badRequest(`invalid ${name}.${showValue(k, 40)}: expected a string, got ${describeType(val)}`);
     out[k] = val;
   }
   return Object.keys(out).length > 0 ? out : null;
@@ -846,7 +931,7 @@ function systemRoutes(): SystemRoute[] {
     operations: HttpOperation[],
     handle: SystemRoute['handle'],
     extra: Partial<SystemRoute> = {},
-  ): SystemRoute => ({ pattern: new RegExp(`^${pattern}$`), mountType: 'system', operations, handle, ...extra });
+  ): SystemRoute => ({ pattern: new RegExp(`^${pattern}$`, 'd'), mountType: 'system', operations, handle, ...extra });
   const ident = (
     pattern: string,
     operations: HttpOperation[],
@@ -891,6 +976,13 @@ function systemRoutes(): SystemRoute[] {
     sys('sys/auth/(?<path>.+?)/tune', ['read', 'update'], (core, ctx, m) => tuneAuth(core, ctx, m.groups!.path), { sudo: true }),
     sys('sys/auth/(?<path>.+)', ['read', 'update', 'delete'], (core, ctx, m) => authPath(core, ctx, m.groups!.path), { sudo: true }),
 
+    // User lockout (Vault 1.13+): the locked aliases by mount accessor, and unlock.
+    sys('sys/locked-users', ['read'], (core, ctx) => ({ data: lockedUsers(core.auth, stringField(ctx.data, 'mount_accessor')) })),
+    sys('sys/locked-users/(?<accessor>.+?)/unlock/(?<alias>.+)', WRITE, (core, ctx, m) => {
+      unlockUser(core.auth, m.groups!.accessor, m.groups!.alias);
+      return { empty: true };
+    }),
+
     // Identity (read only: entities are created by logins).
     ident('identity/entity/id/?', ['list'], (core) => ({ data: { keys: core.identity.ids() } })),
     ident('identity/entity/id/(?<id>[^/]+)', ['read'], (core, ctx, m) => {
@@ -902,14 +994,16 @@ function systemRoutes(): SystemRoute[] {
     // Policies.
     sys('sys/policies/acl/?', ['list'], (core) => ({ data: { keys: core.policies.names() } })),
     sys('sys/policies/acl/(?<name>[^/]+)', ['read', 'create', 'update', 'delete'], (core, ctx, m) => policyPath(core, ctx, m.groups!.name, false), {
-      exists: (core, m) => core.policies.has(m.groups!.name.trim().toLowerCase()),
+      exists: (core, m) => core.policies.has(m.groups!.name),
+      caseInsensitive: ['name'],
     }),
     sys('sys/policy/?', ['read', 'list'], (core) => {
       const names = core.policies.names();
       return { data: { keys: names, policies: names }, top: { keys: names, policies: names } };
     }),
     sys('sys/policy/(?<name>[^/]+)', ['read', 'create', 'update', 'delete'], (core, ctx, m) => policyPath(core, ctx, m.groups!.name, true), {
-      exists: (core, m) => core.policies.has(m.groups!.name.trim().toLowerCase()),
+      exists: (core, m) => core.policies.has(m.groups!.name),
+      caseInsensitive: ['name'],
     }),
     sys('sys/capabilities-self', WRITE, (core, ctx) => capabilities(ctx.acl!, ctx.data)),
     sys('sys/capabilities', WRITE, (core, ctx) => {
@@ -1147,6 +1241,7 @@ async function tuneAuth(core: ServerCore, ctx: RequestContext, rawPath: string):
         token_type: 'default-service',
         description,
         options,
+        ...userLockoutData(mount.entry.user_lockout_config),
       },
     };
   }
@@ -1158,6 +1253,7 @@ async function tuneAuth(core: ServerCore, ctx: RequestContext, rawPath: string):
     description: ctx.data.description,
     default_lease_ttl: ctx.data.default_lease_ttl,
     max_lease_ttl: ctx.data.max_lease_ttl,
+    user_lockout_config: ctx.data.user_lockout_config,
   });
   return { empty: true };
 }
@@ -1270,7 +1366,8 @@ async function tuneMount(core: ServerCore, ctx: RequestContext, rawPath: string)
 }
 
 async function policyPath(core: ServerCore, ctx: RequestContext, rawName: string, legacy: boolean): Promise<Reply> {
-  const name = rawName.trim().toLowerCase();
+  // Already canonical (the route made it so before the ACL check); normalising again is idempotent.
+  const name = normalizePolicyName(rawName);
   switch (ctx.operation) {
     case 'read': {
       const policy = core.policies.get(name);
@@ -1338,6 +1435,9 @@ async function leaseList(core: ServerCore, prefix: string): Promise<Reply> {
 async function leaseRenew(core: ServerCore, ctx: RequestContext, fromPath: string | undefined): Promise<Reply> {
   const id = leaseIdFrom(ctx, fromPath);
   const incrementMs = durationField(ctx.data, 'increment') ?? 0;
+  const held = await core.leases.lookup(id);
+  // Knowing a lease id is not enough to keep it alive: see mayRenew. (A missing lease answers as before.)
+  if (held && !mayRenew(core, ctx, held)) throw denied();
   const result = await core.leases.renew(id, incrementMs);
   const lease = result.lease;
   return {
@@ -1348,6 +1448,27 @@ async function leaseRenew(core: ServerCore, ctx: RequestContext, fromPath: strin
     renewable: lease.secret.renewable,
   };
 }
+
+/**
+ * Who may renew a lease: the token that obtained it or one of that token's
+ * ancestors (whose revocation would end it anyway), or a token with sudo on
+ * the renew path (an operator). Vault lets any token with update on
+ * sys/leases/renew renew any lease whose id it knows; here the id is treated
+ * as the secret it is, not as a credential.
+ */
+function mayRenew(core: ServerCore, ctx: RequestContext, lease: LeaseEntry): boolean {
+  if (isSudo(ctx, ctx.path, 'update')) return true;
+  const caller = ctx.token!.hash;
+  let hash = lease.clientTokenId;
+  for (let depth = 0; depth < MAX_TOKEN_DEPTH && hash !== ''; depth++) {
+    if (hash === caller) return true;
+    hash = core.tokens.lookupHash(hash)?.parent ?? '';
+  }
+  return false;
+}
+
+/** How far up a token's parents mayRenew looks (token trees are far shallower). */
+const MAX_TOKEN_DEPTH = 64;
 
 async function leaseRevoke(core: ServerCore, ctx: RequestContext, fromPath: string | undefined): Promise<Reply> {
   await core.leases.revoke(leaseIdFrom(ctx, fromPath));

@@ -7,7 +7,9 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { parseDurationMs } from '../engine/duration.ts';
 import type { Backend, Storage } from '../engine/types.ts';
 import type { Logger } from './server.ts';
-import type { PhysicalStorage } from './types.ts';
+import { bufferedView, type BufferedView } from './storage/buffer.ts';
+import type { PhysicalStorage, StorageOp } from './types.ts';
+import { showValue } from '../engine/errors.ts';
 
 const TABLE_KEY = 'core/mounts';
 /** Paths no engine may be mounted at or under (Vault's protected mount paths). */
@@ -86,10 +88,10 @@ export function normalizeMountPath(raw: string): string {
   if (trimmed === '') throw new MountError('mount path must not be empty');
   if (trimmed.length > 256) throw new MountError('mount path is longer than 256 characters');
   for (const seg of trimmed.split('/')) {
-    if (seg === '' || seg === '.' || seg === '..') throw new MountError(`invalid mount path ${JSON.stringify(raw)}`);
+    if (seg === '' || seg === '.' || seg === '..') throw new MountError(`invalid mount path ${showValue(raw)}`);
   }
   if (/[*+\s]/.test(trimmed)) {
-    throw new MountError(`invalid mount path ${JSON.stringify(raw)}: no wildcards or whitespace`);
+    throw new MountError(`invalid mount path ${showValue(raw)}: no wildcards or whitespace`);
   }
   return `${trimmed}/`;
 }
@@ -98,7 +100,7 @@ export function normalizeMountPath(raw: string): string {
 export function ttlSeconds(name: string, value: unknown): number {
   if (value === undefined || value === null || value === '' || value === 'system') return 0;
   if (typeof value !== 'string' && typeof value !== 'number') {
-    throw new MountError(`invalid ${name}: expected a duration, got ${JSON.stringify(value)}`);
+    throw new MountError(`invalid ${name}: expected a duration, got ${showValue(value)}`);
   }
   try {
     return Math.round(parseDurationMs(value) / 1000);
@@ -150,6 +152,34 @@ export class MountTable {
     return this.mounts.find((m) => m.entry.path === path);
   }
 
+  /**
+   * The mount's storage with its writes held back, for one engine call whose
+   * writes must become durable together with something else (its lease).
+   */
+  buffered(mount: Mount): BufferedView {
+    return bufferedView(this.storage, mountPrefix(mount.entry));
+  }
+
+  /** Makes an engine call's held writes durable in one batch; on failure the engine forgets what it cached of them. */
+  async commit(mount: Mount, ops: StorageOp[]): Promise<void> {
+    if (ops.length === 0) return;
+    try {
+      await this.storage.batch(ops);
+    } catch (err) {
+      this.invalidate(mount, ops);
+      throw err;
+    }
+  }
+
+  /**
+   * A batch holding these ops of the mount failed: the engine drops what it
+   * cached of those keys (Vault's InvalidateKey) and reads them again.
+   */
+  invalidate(mount: Mount, ops: readonly StorageOp[]): void {
+    const prefix = mountPrefix(mount.entry);
+    for (const op of ops) if (op.key.startsWith(prefix)) mount.backend.invalidateKey(op.key.slice(prefix.length));
+  }
+
   /** The mount serving a request path, and the path relative to it (longest prefix wins). */
   match(path: string): { mount: Mount; relPath: string } | null {
     for (const mount of this.mounts) {
@@ -169,7 +199,7 @@ export class MountTable {
     }
     if (!(SUPPORTED_MOUNT_TYPES as readonly string[]).includes(input.type)) {
       throw new MountError(
-        `unsupported mount type ${JSON.stringify(input.type)}: this server mounts only ${SUPPORTED_MOUNT_TYPES.map((t) => JSON.stringify(t)).join(', ')}`,
+        `unsupported mount type ${showValue(input.type)}: this server mounts only ${SUPPORTED_MOUNT_TYPES.map((t) => JSON.stringify(t)).join(', ')}`,
       );
     }
     for (const m of this.mounts) {
@@ -247,7 +277,7 @@ export class MountTable {
     } catch (err) {
       this.logger?.warn('engine cleanup failed on unmount', { mount: path, error: (err as Error).message });
     }
-    await deleteTree(this.storage, `logical/${mount.entry.uuid}/`);
+    await deleteTree(this.storage, mountPrefix(mount.entry));
     return true;
   }
 
@@ -264,7 +294,7 @@ export class MountTable {
 
   private async start(entry: MountEntry): Promise<Mount> {
     const backend = this.createBackend(entry.type);
-    const storage = this.storage.view(`logical/${entry.uuid}/`);
+    const storage = this.storage.view(mountPrefix(entry));
     await backend.initialize(storage);
     return { entry, backend, storage };
   }
@@ -274,6 +304,11 @@ export class MountTable {
     await this.storage.put(TABLE_KEY, new TextEncoder().encode(JSON.stringify(table)));
   }
 
+}
+
+/** Where a mount's engine keeps its data in the physical storage (Vault's barrier view). */
+function mountPrefix(entry: MountEntry): string {
+  return `logical/${entry.uuid}/`;
 }
 
 function sortMounts(mounts: Mount[]): Mount[] {

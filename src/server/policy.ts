@@ -12,6 +12,8 @@
 
 import { parse as parseHcl } from '@cdktf/hcl2json';
 import { parseDurationMs } from '../engine/duration.ts';
+import { showValue } from '../engine/errors.ts';
+import { parseJsonBounded } from '../engine/json.ts';
 
 export const CAPABILITIES = [
   'deny',
@@ -99,7 +101,7 @@ export async function parsePolicy(name: string, raw: string): Promise<Policy> {
   let doc: unknown;
   if (raw.trimStart().startsWith('{')) {
     try {
-      doc = JSON.parse(raw);
+      doc = parseJsonBounded(raw);
     } catch (err) {
       throw new PolicyParseError(`failed to parse policy: ${(err as Error).message}`);
     }
@@ -114,7 +116,7 @@ export async function parsePolicy(name: string, raw: string): Promise<Policy> {
   if (!isObject(doc)) throw new PolicyParseError('failed to parse policy: the top level must be an object');
   for (const key of Object.keys(doc)) {
     if (key !== 'path' && key !== 'name') {
-      throw new PolicyParseError(`failed to parse policy: invalid key ${JSON.stringify(key)}; a policy holds path blocks`);
+      throw new PolicyParseError(`failed to parse policy: invalid key ${showValue(key)}; a policy holds path blocks`);
     }
   }
   const rules: PathRule[] = [];
@@ -135,7 +137,7 @@ function pathBlocks(paths: unknown): Array<[string, Record<string, unknown>[]]> 
       const list = Array.isArray(value) ? value : [value];
       for (const block of list) {
         if (!isObject(block)) {
-          throw new PolicyParseError(`failed to parse policy: path ${JSON.stringify(path)} must be a block`);
+          throw new PolicyParseError(`failed to parse policy: path ${showValue(path)} must be a block`);
         }
       }
       out.push([path, list as Record<string, unknown>[]]);
@@ -157,15 +159,15 @@ function pathBlocks(paths: unknown): Array<[string, Record<string, unknown>[]]> 
 function parsePathBlock(rawPath: string, block: Record<string, unknown>): PathRule {
   // Vault trims a leading slash from policy paths.
   const path = rawPath.replace(/^\/+/, '');
-  const where = `path ${JSON.stringify(rawPath)}`;
+  const where = `path ${showValue(rawPath)}`;
   for (const key of Object.keys(block)) {
-    if (!PATH_KEYS.has(key)) throw new PolicyParseError(`failed to parse policy: ${where}: invalid key ${JSON.stringify(key)}`);
+    if (!PATH_KEYS.has(key)) throw new PolicyParseError(`failed to parse policy: ${where}: invalid key ${showValue(key)}`);
   }
   let caps = 0;
   if (block.policy !== undefined) {
     const legacy = typeof block.policy === 'string' ? LEGACY[block.policy.toLowerCase()] : undefined;
     if (legacy === undefined) {
-      throw new PolicyParseError(`failed to parse policy: ${where}: invalid policy ${JSON.stringify(block.policy)}`);
+      throw new PolicyParseError(`failed to parse policy: ${where}: invalid policy ${showValue(block.policy)}`);
     }
     caps |= legacy;
   }
@@ -177,7 +179,7 @@ function parsePathBlock(rawPath: string, block: Record<string, unknown>): PathRu
       const name = typeof c === 'string' ? c.trim().toLowerCase() : '';
       if (!(name in CAP)) {
         throw new PolicyParseError(
-          `failed to parse policy: ${where}: invalid capability ${JSON.stringify(c)}; expected one of ${CAPABILITIES.join(', ')}`,
+          `failed to parse policy: ${where}: invalid capability ${showValue(c)}; expected one of ${CAPABILITIES.join(', ')}`,
         );
       }
       caps |= CAP[name as Capability];
@@ -226,7 +228,7 @@ function parameterValues(where: string, key: string, value: unknown): ParameterV
   const out: ParameterValues = {};
   for (const [param, values] of Object.entries(obj)) {
     if (!Array.isArray(values)) {
-      throw new PolicyParseError(`failed to parse policy: ${where}: ${key}.${param} must be a list`);
+      throw new PolicyParseError(`failed to parse policy: ${where}: ${key}.${showValue(param)} must be a list`);
     }
     out[param.toLowerCase()] = values;
   }

@@ -16,7 +16,8 @@ import { loadConfig, loadSealKeys, type ServerConfig } from './config.ts';
 import { ExpirationManager } from './expiration.ts';
 import { acceptListMethod, createRequestHandler, type ServerCore } from './http.ts';
 import { IdentityStore } from './identity.ts';
-import { MountTable } from './mounts.ts';
+import { MountTable, type Mount } from './mounts.ts';
+import type { BufferedView } from './storage/buffer.ts';
 import { PolicyStore, ROOT_POLICY } from './policy.ts';
 import { openMemoryStorage, openSealedStorage, openSqliteStorage } from './storage/index.ts';
 import { newTokenId, TokenStore } from './tokens.ts';
@@ -284,40 +285,60 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   return { address, apiAddr, rootToken, firstStart, close };
 }
 
-/** The expiration manager's way into the engine that owns a lease. */
+/**
+ * The expiration manager's way into the engine that owns a lease. The engine
+ * works on a buffered view of its storage; its writes go back to the manager,
+ * which commits them in one batch with the lease's own change.
+ */
 function leaseBackendCalls(mounts: MountTable): LeaseBackendCalls {
   const request = (
     lease: Parameters<LeaseBackendCalls['revoke']>[0],
     operation: 'renew' | 'revoke',
     incrementMs = 0,
-  ): { backend: ReturnType<MountTable['list']>[number]['backend']; req: LogicalRequest } | null => {
+  ): { mount: Mount; view: BufferedView; req: LogicalRequest } | null => {
     const mount = mounts.get(lease.mountPoint);
     if (!mount) return null;
+    const view = mounts.buffered(mount);
     return {
-      backend: mount.backend,
+      mount,
+      view,
       req: {
         operation,
         path: lease.path,
         data: {},
         secret: operation === 'renew' ? { ...lease.secret, incrementMs } : lease.secret,
         caller: { displayName: 'expiration' },
-        storage: mount.storage,
+        storage: view.storage,
         mountPoint: mount.entry.path,
       },
     };
+  };
+  /** Runs the engine; on failure its held writes are dropped and its caches of them too. */
+  const run = async (r: NonNullable<ReturnType<typeof request>>) => {
+    try {
+      return await r.mount.backend.handleRequest(r.req);
+    } catch (err) {
+      mounts.invalidate(r.mount, r.view.take());
+      throw err;
+    }
   };
   return {
     async revoke(lease) {
       const r = request(lease, 'revoke');
       // The mount is gone (unmounted): nothing is left to revoke.
-      if (!r) return;
-      await r.backend.handleRequest(r.req);
+      if (!r) return [];
+      await run(r);
+      return r.view.take();
     },
     async renew(lease, incrementMs) {
       const r = request(lease, 'renew', incrementMs);
       if (!r) throw new EngineError('ERR_INVALID_REQUEST', `no mount at ${lease.mountPoint} for this lease`);
-      const resp = await r.backend.handleRequest(r.req);
-      if (!resp?.secret) throw new EngineError('ERR_INVALID_REQUEST', 'lease is not renewable');
+      const resp = await run(r);
+      const writes = r.view.take();
+      if (!resp?.secret) {
+        mounts.invalidate(r.mount, writes);
+        throw new EngineError('ERR_INVALID_REQUEST', 'lease is not renewable');
+      }
       const s = resp.secret;
       const out: Awaited<ReturnType<LeaseBackendCalls['renew']>> = {
         secret: {
@@ -329,10 +350,15 @@ function leaseBackendCalls(mounts: MountTable): LeaseBackendCalls {
           issueTimeMs: lease.secret.issueTimeMs,
           leaseId: lease.leaseId,
         },
+        writes,
       };
       if (resp.data) out.data = resp.data;
       if (resp.warnings && resp.warnings.length > 0) out.warnings = resp.warnings;
       return out;
+    },
+    discard(lease, writes) {
+      const mount = mounts.get(lease.mountPoint);
+      if (mount) mounts.invalidate(mount, writes);
     },
   };
 }

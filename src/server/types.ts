@@ -56,13 +56,19 @@ export interface LeaseEntry {
   revokeError?: string;
 }
 
-/** What the expiration manager calls to reach the engine that owns a lease. */
+/**
+ * What the expiration manager calls to reach the engine that owns a lease.
+ * The engine's writes come back as ops (held, not yet written): the manager
+ * makes them durable in one batch with the lease's own change.
+ */
 export interface LeaseBackendCalls {
   /** Asks the owning engine to revoke; throws if it fails (the manager retries). */
-  revoke(lease: LeaseEntry): Promise<void>;
+  revoke(lease: LeaseEntry): Promise<StorageOp[]>;
   /** Asks the owning engine to renew; returns the engine's new secret and data. */
   renew(
     lease: LeaseEntry,
     incrementMs: number,
-  ): Promise<{ secret: StoredSecret; data?: Record<string, unknown>; warnings?: string[] }>;
+  ): Promise<{ secret: StoredSecret; data?: Record<string, unknown>; warnings?: string[]; writes?: StorageOp[] }>;
+  /** The batch holding these ops failed: the owning engine drops what it cached of them. */
+  discard(lease: LeaseEntry, writes: StorageOp[]): void;
 }

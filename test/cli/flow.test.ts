@@ -169,13 +169,13 @@ describe('lease', () => {
 describe('token', () => {
   it('verify: valid, then invalid once its lease is revoked', async () => {
     const c = await okJson<CredsOut>(['creds', 'orders']);
-    const claims = await okJson(['token', 'verify', c.token]);
+    const claims = await okJson(['token', 'verify', c.token, '--audience', 'orders-api']);
     expect(claims).toMatchObject({ jti: c.jti, client_id: 'orders', aud: 'orders-api', scope: c.scope });
 
     expect(await okJson(['token', 'introspect', c.token])).toMatchObject({ active: true, jti: c.jti, client_id: 'orders' });
 
     await ok(['lease', 'revoke', c.lease_id]);
-    const r = await run(['token', 'verify', c.token], env);
+    const r = await run(['token', 'verify', c.token, '--audience', 'orders-api'], env);
     expect(r.code).toBe(1);
     expect(r.stdout).toBe('');
     expect(expectOneErrorLine(r.stderr)).toBe('tvm: token invalid: revoked');

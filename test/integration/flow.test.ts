@@ -63,9 +63,14 @@ describe('the tvm flow through a Vault client', () => {
     expect(first.payload.client_id).toBe('orders');
 
     await new Promise((r) => setTimeout(r, 1100));
-    const renewed = await root.write('sys/leases/renew', { lease_id: creds.lease_id, increment: 600 });
-    expect(renewed.lease_id).toBe(creds.lease_id);
-    expect(renewed.lease_duration).toBe(600);
+    const renew = await root.write('sys/leases/renew', { lease_id: creds.lease_id, increment: 600 });
+    expect(renew.lease_id).toBe(creds.lease_id);
+    expect(renew.lease_duration).toBe(600);
+    // The renewal answers no token: the lease's holder fetches it.
+    expect(renew.data).not.toHaveProperty('token');
+    expect(renew.data.token_fetch).toEqual({ path: 'tvm/creds/orders', jti: creds.data.jti });
+    const renewed = await root.write('tvm/creds/orders', { jti: creds.data.jti });
+    expect(renewed.lease_id).toBe('');
     const second = await jwtVerify(renewed.data.token, jwks, { issuer, typ: 'at+jwt' });
     expect(second.payload.jti).toBe(first.payload.jti);
     expect(second.payload.exp!).toBeGreaterThan(first.payload.exp!);

@@ -27,7 +27,18 @@ describe('the same scenario on every transport', () => {
     expect(steps).toContainEqual(expect.objectContaining({ name: 'write role', status: 204 }));
     expect(steps).toContainEqual(expect.objectContaining({ name: 'creds', status: 200, ttlS: 300, renewable: true, leaseId: 'tvm/creds/orders/<random>' }));
     expect(steps).toContainEqual(expect.objectContaining({ name: 'down-scoped creds', status: 200, ttlS: 60 }));
-    expect(steps).toContainEqual(expect.objectContaining({ name: 'renew +600s', status: 200, ttlS: 600, data: { jti_kept: true } }));
+    expect(steps).toContainEqual(
+      expect.objectContaining({
+        name: 'renew +600s',
+        status: 200,
+        ttlS: 600,
+        data: { jti_kept: true, token_answered: false, token_fetch: { path: 'tvm/creds/orders', jti: '<creds jti>' } },
+      }),
+    );
+    expect(steps).toContainEqual(expect.objectContaining({ name: 'fetch the renewed token', status: 200, data: { jti_kept: true, has_token: true } }));
+    expect(steps).toContainEqual(
+      expect.objectContaining({ name: 'fetch it as another identity', status: 403, error: expect.stringContaining('another identity') }),
+    );
     expect(steps).toContainEqual(expect.objectContaining({ name: 'token claims', sub_is_caller: true, life: 300 }));
     expect(steps).toContainEqual(expect.objectContaining({ name: 'bad ttl', status: 400, error: expect.stringContaining('ttl') }));
     expect(steps).toContainEqual(expect.objectContaining({ name: 'unknown field', status: 400, error: expect.stringContaining('colour') }));

@@ -39,6 +39,8 @@ export interface Transport {
   subject: string;
   /** A request to `<mount><path>`. */
   request(operation: ClientOperation, path: string, data?: Record<string, unknown>): Promise<Answer>;
+  /** The same request from another identity, one the ACL lets through as well (another entity, or another token). */
+  requestAsOther(operation: ClientOperation, path: string, data?: Record<string, unknown>): Promise<Answer>;
   /** `sys/leases/renew` with an increment in seconds. */
   renew(leaseId: string, incrementS: number): Promise<Answer>;
   /** `sys/leases/revoke`. */
@@ -126,8 +128,12 @@ export async function runScenario(t: Transport, options: ScenarioOptions = {}): 
   step('longer than the role', await t.request('update', `creds/${role}`, { ttl: '2h' }));
 
   await new Promise((r) => setTimeout(r, RENEW_AFTER_MS));
-  const renewed = await t.renew(creds.lease.id, 600);
-  step('renew +600s', renewed, (d) => ({ jti_kept: d.jti === creds.data!.jti }));
+  const renew = await t.renew(creds.lease.id, 600);
+  // A lease id is not a credential: the renewal answers no token; the lease's holder fetches it.
+  step('renew +600s', renew, (d) => ({ jti_kept: d.jti === creds.data!.jti, token_answered: 'token' in d, token_fetch: d.token_fetch }));
+  const renewed = await t.request('update', `creds/${role}`, { jti: creds.data.jti });
+  step('fetch the renewed token', renewed, (d) => ({ jti_kept: d.jti === creds.data!.jti, has_token: typeof d.token === 'string' }));
+  step('fetch it as another identity', await t.requestAsOther('update', `creds/${role}`, { jti: creds.data.jti }));
   const second = await jwtVerify(renewed.data!.token as string, keySet, { issuer: t.issuer, typ: 'at+jwt' });
   steps.push({ name: 'renewed token', later: second.payload.exp! > first.payload.exp!, same_jti: second.payload.jti === first.payload.jti });
 

@@ -66,11 +66,12 @@ export function engineTransport(apiAddr: string): Transport {
   let n = 0;
   // The same caller the Go host puts in its requests.
   const caller: Caller = { displayName: 'token-host', entityId: 'entity-host-1', remoteAddr: '127.0.0.1' };
-  const call = async (op: ClientOperation | 'renew' | 'revoke', path: string, data: Record<string, unknown>, secret?: StoredSecret) => {
+  const other: Caller = { ...caller, entityId: 'entity-other' };
+  const call = async (op: ClientOperation | 'renew' | 'revoke', path: string, data: Record<string, unknown>, secret?: StoredSecret, as = caller) => {
     ready ??= backend.initialize(storage);
     await ready;
     try {
-      const resp = await backend.handleRequest({ operation: op, path, data, storage, caller, mountPoint: MOUNT, ...(secret ? { secret } : {}) });
+      const resp = await backend.handleRequest({ operation: op, path, data, storage, caller: as, mountPoint: MOUNT, ...(secret ? { secret } : {}) });
       return { resp };
     } catch (err) {
       if (!isEngineError(err)) throw err;
@@ -94,6 +95,10 @@ export function engineTransport(apiAddr: string): Transport {
         secret: { type: s.type, internalData: s.internalData, ttlMs: s.ttlMs, maxTtlMs: s.maxTtlMs, renewable: s.renewable, issueTimeMs: Date.now() },
       });
       return vaultAnswer(op, r.resp, leaseOf(id, s));
+    },
+    async requestAsOther(op, path, data = {}) {
+      const r = await call(op, path, data, undefined, other);
+      return r.failure ?? vaultAnswer(op, r.resp);
     },
     async renew(id, incrementS) {
       const le = leases.get(id);
@@ -157,6 +162,8 @@ export function hostTransport(host: HostSession, apiAddr: string): Transport {
     mount: MOUNT,
     subject: 'entity-host-1', // the Go host's requests carry EntityId entity-host-1
     request: async (operation, path, data) => answer(operation, await host.send({ cmd: 'request', operation, path, ...(data ? { data } : {}) })),
+    requestAsOther: async (operation, path, data) =>
+      answer(operation, await host.send({ cmd: 'request', operation, path, entity_id: 'entity-other', ...(data ? { data } : {}) })),
     async renew(lease_id, increment_s) {
       if (revoked.has(lease_id)) return LEASE_NOT_FOUND;
       const r = answer('renew', await host.send({ cmd: 'renew', lease_id, increment_s }));
@@ -229,24 +236,29 @@ export async function vaultHttpTransport(name: string, endpoint: VaultEndpoint):
   // One client that stays on this token (node-vault's tokenCreate would switch it; not used here).
   const client: VaultClient = vault({ apiVersion: 'v1', endpoint: endpoint.address, token: endpoint.token });
   const self = (await client.tokenLookupSelf()) as { data: { entity_id?: string; display_name?: string } };
+  // Another identity with the same rights: a child token of the same policies (another accessor, no entity).
+  const child = (await client.write('auth/token/create', { ttl: '1h' })) as { auth: { client_token: string } };
+  const otherClient: VaultClient = vault({ apiVersion: 'v1', endpoint: endpoint.address, token: child.auth.client_token });
+  const send = (c: VaultClient, op: ClientOperation, path: string, data: Record<string, unknown>): Promise<Answer> => {
+    const full = `${MOUNT}${path}`;
+    switch (op) {
+      case 'read':
+        return overHttp(() => c.read(full));
+      case 'list':
+        return overHttp(() => c.list(full));
+      case 'update':
+        return overHttp(() => c.write(full, data));
+      case 'delete':
+        return overHttp(() => c.delete(full));
+    }
+  };
   return {
     name,
     issuer: `${endpoint.apiAddr.replace(/\/+$/, '')}/v1/${MOUNT.slice(0, -1)}`,
     mount: MOUNT,
     subject: self.data.entity_id || self.data.display_name || '',
-    request(op, path, data = {}) {
-      const full = `${MOUNT}${path}`;
-      switch (op) {
-        case 'read':
-          return overHttp(() => client.read(full));
-        case 'list':
-          return overHttp(() => client.list(full));
-        case 'update':
-          return overHttp(() => client.write(full, data));
-        case 'delete':
-          return overHttp(() => client.delete(full));
-      }
-    },
+    request: (op, path, data = {}) => send(client, op, path, data),
+    requestAsOther: (op, path, data = {}) => send(otherClient, op, path, data),
     renew: (lease_id, increment) => overHttp(() => client.write('sys/leases/renew', { lease_id, increment })),
     revoke: (lease_id) => overHttp(() => client.write('sys/leases/revoke', { lease_id })),
   };

@@ -6,11 +6,12 @@ import type { StoredSecret } from '../../src/engine/types.ts';
 import {
   ExpirationManager,
   LEASE_STORAGE_PREFIX,
+  leaseStorageKey,
   LeaseError,
   type ExpirationManagerOptions,
 } from '../../src/server/expiration.ts';
 import { openMemoryStorage } from '../../src/server/storage/index.ts';
-import type { LeaseBackendCalls, LeaseEntry, PhysicalStorage } from '../../src/server/types.ts';
+import type { LeaseBackendCalls, LeaseEntry, PhysicalStorage, StorageOp } from '../../src/server/types.ts';
 
 const T0 = Date.UTC(2026, 10, 23, 12, 0, 0);
 const MIN = 60_000;
@@ -36,7 +37,10 @@ class FakeEngine implements LeaseBackendCalls {
   active = 0;
   maxActive = 0;
 
-  async revoke(lease: LeaseEntry): Promise<void> {
+  /** Batches whose engine writes were dropped. */
+  readonly discarded: StorageOp[][] = [];
+
+  async revoke(lease: LeaseEntry): Promise<StorageOp[]> {
     this.revokeCalls.push({ leaseId: lease.leaseId, atMs: Date.now() });
     this.active++;
     this.maxActive = Math.max(this.maxActive, this.active);
@@ -47,9 +51,15 @@ class FakeEngine implements LeaseBackendCalls {
         throw new Error('backend unreachable');
       }
       this.revoked.push(lease.leaseId);
+      // The engine's own record of the revocation, written with the lease's removal.
+      return [{ key: `engine/revoked/${String(lease.secret.internalData.jti)}`, value: new Uint8Array([1]) }];
     } finally {
       this.active--;
     }
+  }
+
+  discard(_lease: LeaseEntry, writes: StorageOp[]): void {
+    this.discarded.push(writes);
   }
 
   async renew(lease: LeaseEntry, incrementMs: number) {
@@ -98,7 +108,7 @@ function issue(m: ExpirationManager, over: Partial<StoredSecret> = {}, token = '
 }
 
 async function persisted(leaseId: string): Promise<LeaseEntry | null> {
-  const raw = await storage.get(LEASE_STORAGE_PREFIX + leaseId);
+  const raw = await storage.get(leaseStorageKey(leaseId));
   return raw === null ? null : (JSON.parse(new TextDecoder().decode(raw)) as LeaseEntry);
 }
 
@@ -440,7 +450,7 @@ describe('concurrency', () => {
 });
 
 describe('restore and stop', () => {
-  it('restores persisted leases and revokes those that expired while the server was down', async () => {
+  it('restores persisted leases and revokes those that expired while the server was down before it resolves', async () => {
     const first = manager();
     const brief = await issue(first, { ttlMs: 10_000 });
     const long = await issue(first, { ttlMs: 60 * MIN });
@@ -448,11 +458,11 @@ describe('restore and stop', () => {
     engine.failRevokes = 1;
     await expect(first.revoke(stuck.leaseId)).rejects.toThrow();
     await first.stop();
+    // An irrevocable lease as an older version stored it: under its lease id.
+    const legacyKey = `${LEASE_STORAGE_PREFIX}tvm/creds/demo/gaveup`;
     await storage.put(
-      `${LEASE_STORAGE_PREFIX}tvm/creds/demo/gaveup`,
-      new TextEncoder().encode(
-        JSON.stringify({ ...brief, leaseId: 'tvm/creds/demo/gaveup', irrevocable: true, revokeAttempts: 6 }),
-      ),
+      legacyKey,
+      new TextEncoder().encode(JSON.stringify({ ...brief, leaseId: 'tvm/creds/demo/gaveup', irrevocable: true, revokeAttempts: 6 })),
     );
     await storage.put(`${LEASE_STORAGE_PREFIX}tvm/creds/demo/garbage`, new TextEncoder().encode('{not json'));
 
@@ -460,21 +470,62 @@ describe('restore and stop', () => {
     engine = new FakeEngine();
     const second = manager({ calls: engine });
     await second.restore();
-    expect(second.size).toBe(4);
-    expect(second.lookup(long.leaseId)).toEqual(long);
-    expect(second.lookup(stuck.leaseId)).toMatchObject({ revokeAttempts: 1 });
-    expect(logs.some((l) => l.level === 'error' && l.fields?.key === `${LEASE_STORAGE_PREFIX}tvm/creds/demo/garbage`)).toBe(
-      true,
-    );
-    expect(engine.revokeCalls).toEqual([]); // asynchronously, after start
-    await advance(second, 0);
+    // Revoked before restore resolved: the server never answers while they look live.
     expect(engine.revoked.sort()).toEqual([brief.leaseId, stuck.leaseId].sort());
+    expect(second.size).toBe(2);
+    expect(second.lookup(brief.leaseId)).toBeNull();
+    expect(second.lookup(long.leaseId)).toEqual(long);
+    // The engine's records of the revocations were written with the leases' removal.
+    expect(await storage.get(`engine/revoked/${String(brief.secret.internalData.jti)}`)).not.toBeNull();
+    expect(await storage.get(leaseStorageKey(brief.leaseId))).toBeNull();
+    expect(logs.some((l) => l.level === 'error' && l.msg === 'skipping an unreadable lease entry')).toBe(true);
+    expect(JSON.stringify(logs)).not.toContain('garbage');
+    // The legacy entry moved to its hashed key.
+    expect(await storage.get(legacyKey)).toBeNull();
+    expect(await storage.get(leaseStorageKey('tvm/creds/demo/gaveup'))).not.toBeNull();
     expect(second.lookup('tvm/creds/demo/gaveup')).toMatchObject({ irrevocable: true });
     expect(second.irrevocable().map((l) => l.leaseId)).toEqual(['tvm/creds/demo/gaveup']);
     expect(second.list('tvm/creds/demo/').sort()).toEqual(['gaveup', long.leaseId.split('/').pop()].sort());
     await advance(second, 60 * MIN);
     expect(engine.revoked).toHaveLength(3);
     expect(engine.revoked).toContain(long.leaseId);
+  });
+
+  it('keeps no lease id in a storage key', async () => {
+    const m = manager();
+    const lease = await issue(m);
+    const keys = await storage.list(LEASE_STORAGE_PREFIX);
+    expect(keys).toEqual([leaseStorageKey(lease.leaseId).slice(LEASE_STORAGE_PREFIX.length)]);
+    expect(keys[0]).not.toContain(lease.leaseId.split('/').pop());
+  });
+
+  it('a lease past its expiry reads as gone while its revocation waits', async () => {
+    const m = manager();
+    const g = gate();
+    const lease = await issue(m, { ttlMs: 10_000 });
+    engine.revokeGate = g.wait;
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(engine.revokeCalls).toHaveLength(1);
+    expect(m.lookup(lease.leaseId)).toBeNull();
+    const renewing = m.renew(lease.leaseId, 0);
+    g.open();
+    await expect(renewing).rejects.toMatchObject({ code: 'ERR_LEASE_NOT_FOUND' });
+    await m.settled();
+  });
+
+  it('an engine write and the lease it belongs to land together, or neither does', async () => {
+    const m = manager();
+    const writes = [{ key: 'engine/leases/j-1', value: new Uint8Array([7]) }];
+    const lease = await m.register({ mountPoint: 'tvm/', path: 'creds/demo', secret: secret(), clientTokenId: 'tok', writes });
+    expect(await storage.get('engine/leases/j-1')).toEqual(new Uint8Array([7]));
+    expect(await storage.get(leaseStorageKey(lease.leaseId))).not.toBeNull();
+
+    const failing: PhysicalStorage = { ...storage, get: (k) => storage.get(k), list: (p) => storage.list(p), view: (p) => storage.view(p), close: () => storage.close(), put: (k, v) => storage.put(k, v), delete: (k) => storage.delete(k), persistent: false, batch: async () => { throw new Error('disk full'); } };
+    const broken = manager({ storage: failing });
+    const more = [{ key: 'engine/leases/j-2', value: new Uint8Array([8]) }];
+    await expect(broken.register({ mountPoint: 'tvm/', path: 'creds/demo', secret: secret(), clientTokenId: 'tok', writes: more })).rejects.toThrow('disk full');
+    expect(await storage.get('engine/leases/j-2')).toBeNull();
+    expect(engine.discarded).toContainEqual(more);
   });
 
   it('stops after revocations under way, twice without harm, and refuses work afterwards', async () => {

@@ -175,7 +175,11 @@ export class AppRoleBackend implements AuthBackend {
         secret: ['role_id', 'secret_id'],
       },
     ];
-    this.router = new AuthRouter(routes);
+    this.router = new AuthRouter(routes, { caseInsensitive: ['role_name'] });
+  }
+
+  canonicalPath(path: string): string {
+    return this.router.canonicalPath(path);
   }
 
   unauthenticated(path: string): boolean {

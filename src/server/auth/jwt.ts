@@ -169,7 +169,11 @@ export class JwtBackend implements AuthBackend {
         secret: ['jwt'],
       },
     ];
-    this.router = new AuthRouter(routes);
+    this.router = new AuthRouter(routes, { caseInsensitive: ['name'] });
+  }
+
+  canonicalPath(path: string): string {
+    return this.router.canonicalPath(path);
   }
 
   unauthenticated(path: string): boolean {

@@ -30,11 +30,38 @@ interface Compiled {
   regex: RegExp;
 }
 
+export interface AuthRouterOptions {
+  /**
+   * Path captures whose values are names compared without case (AppRole's
+   * `role_name`, JWT's role `name`): canonicalPath lower-cases them, so the
+   * ACL sees the one form the handler uses.
+   */
+  caseInsensitive?: string[];
+}
+
 export class AuthRouter {
   private readonly compiled: Compiled[];
+  private readonly caseInsensitive: readonly string[];
 
-  constructor(routes: AuthRoute[]) {
-    this.compiled = routes.map((route) => ({ route, regex: new RegExp(`^(?:${route.pattern})$`) }));
+  constructor(routes: AuthRoute[], options: AuthRouterOptions = {}) {
+    // `d`: the captures' positions, for canonicalPath.
+    this.compiled = routes.map((route) => ({ route, regex: new RegExp(`^(?:${route.pattern})$`, 'd') }));
+    this.caseInsensitive = options.caseInsensitive ?? [];
+  }
+
+  /**
+   * The canonical form of a path under this method (relative to its mount):
+   * case-insensitive names lower-cased. Paths no route matches are returned as
+   * they are (they answer 404 or 405 whatever their case).
+   */
+  canonicalPath(path: string): string {
+    if (this.caseInsensitive.length === 0) return path;
+    for (const { regex } of this.compiled) {
+      const m = regex.exec(path);
+      if (!m) continue;
+      return lowerCaptures(path, m, this.caseInsensitive);
+    }
+    return path;
   }
 
   async exists(req: AuthRequest): Promise<boolean | undefined> {
@@ -89,6 +116,25 @@ export class AuthRouter {
     }
     return null;
   }
+}
+
+/** `path` with the named captures rewritten in place by `canonical` (lower-cased by default), the rest untouched. */
+export function lowerCaptures(
+  path: string,
+  m: RegExpExecArray,
+  names: readonly string[],
+  canonical: (name: string) => string = (name) => name.toLowerCase(),
+): string {
+  const spans: Array<[number, number]> = [];
+  for (const name of names) {
+    const at = m.indices?.groups?.[name];
+    if (at) spans.push(at);
+  }
+  if (spans.length === 0) return path;
+  spans.sort((a, b) => b[0] - a[0]);
+  let out = path;
+  for (const [start, end] of spans) out = out.slice(0, start) + canonical(out.slice(start, end)) + out.slice(end);
+  return out;
 }
 
 /** The engine parser wants its own Route shape; only the fields matter to it. */

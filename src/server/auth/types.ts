@@ -66,6 +66,8 @@ export interface AuthBackend {
   readonly type: AuthMethodType;
   /** Paths (relative to the mount) served without a token: `login`. */
   unauthenticated(path: string): boolean;
+  /** The one form of a path the ACL check and the handler both use (case-insensitive names lower-cased). */
+  canonicalPath(path: string): string;
   /** Whether a write creates (false) or updates (true); undefined when the path has no existence check. */
   exists(req: AuthRequest): Promise<boolean | undefined>;
   handle(req: AuthRequest): Promise<AuthResponse | null>;

@@ -69,15 +69,28 @@ func marshalData(data map[string]interface{}) (string, error) {
 
 // request sends one logical request and registers a returned secret as a lease.
 func (s *session) request(ctx context.Context, operation, path string, data map[string]interface{}) (*pb.HandleRequestReply, string, error) {
+	return s.requestAs(ctx, operation, path, data, "")
+}
+
+// requestAs is request from another identity (entity id), when entity is not empty.
+func (s *session) requestAs(ctx context.Context, operation, path string, data map[string]interface{}, entity string) (*pb.HandleRequestReply, string, error) {
 	raw, err := marshalData(data)
 	if err != nil {
 		return nil, "", err
 	}
-	return s.requestRaw(ctx, operation, path, raw)
+	return s.send(ctx, operation, path, raw, entity)
 }
 
 func (s *session) requestRaw(ctx context.Context, operation, path, raw string) (*pb.HandleRequestReply, string, error) {
-	reply, err := s.remote.backend.HandleRequest(ctx, &pb.HandleRequestArgs{Request: newRequest(operation, path, raw)})
+	return s.send(ctx, operation, path, raw, "")
+}
+
+func (s *session) send(ctx context.Context, operation, path, raw, entity string) (*pb.HandleRequestReply, string, error) {
+	req := newRequest(operation, path, raw)
+	if entity != "" {
+		req.EntityId = entity
+	}
+	reply, err := s.remote.backend.HandleRequest(ctx, &pb.HandleRequestArgs{Request: req})
 	if err != nil {
 		return nil, "", err
 	}

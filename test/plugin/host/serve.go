@@ -4,7 +4,7 @@ package main
 // {"ready":true,...}, then answers one JSON command per stdin line with one
 // JSON line on stdout. Commands ({"id":n,"cmd":...}):
 //
-//	request   {operation, path, data?}           -> {reply}
+//	request   {operation, path, data?, entity_id?} -> {reply}
 //	raw       {operation, path, data_text}       -> {reply}   (data sent verbatim)
 //	renew     {lease_id, increment_s}            -> {reply}
 //	revoke    {lease_id}                         -> {reply}
@@ -34,6 +34,7 @@ type command struct {
 	DataText    string                 `json:"data_text"`
 	LeaseID     string                 `json:"lease_id"`
 	IncrementS  int64                  `json:"increment_s"`
+	EntityID    string                 `json:"entity_id"`
 	N           int                    `json:"n"`
 }
 
@@ -78,7 +79,7 @@ func runServe(pluginPath string, verbose bool) int {
 		leaseID := ""
 		switch c.Cmd {
 		case "request":
-			reply, leaseID, err = s.request(ctx, c.Operation, c.Path, c.Data)
+			reply, leaseID, err = s.requestAs(ctx, c.Operation, c.Path, c.Data, c.EntityID)
 		case "raw":
 			reply, leaseID, err = s.requestRaw(ctx, c.Operation, c.Path, c.DataText)
 		case "renew":
