@@ -434,10 +434,53 @@ describe('through the HTTP API', () => {
     expect(h.logs.join('\n')).not.toContain(secretId);
   });
 
-  // These need the http.ts lines in the hand-over (tuneAuth passes user_lockout_config
-  // through and shows userLockoutData; sys/locked-users routes call lockedUsers/unlockUser).
-  it.todo('POST sys/auth/approle/tune {user_lockout_config: {lockout_threshold: "2", lockout_duration: "1m"}} → 204; GET sys/auth/approle/tune shows user_lockout_threshold 2, user_lockout_duration 60, user_lockout_counter_reset_duration 0, user_lockout_disable false; two wrong logins then the right one → 403');
-  it.todo('POST sys/auth/approle/tune {user_lockout_config: {lockout_thresold: "2"}} → 400 naming the field; on a jwt mount → 400 "tuning of user lockout configuration for auth type \\"jwt\\" not allowed"');
-  it.todo('GET sys/locked-users (and ?mount_accessor=<accessor>) after locking a role ID → 200 with data.by_namespace[0].mount_accessors[0] = {mount_accessor, counts: 1, alias_identifiers: [roleId]}, data.total 1; a token without a policy on sys/locked-users → 403');
-  it.todo('POST sys/locked-users/<accessor>/unlock/<roleId> → 204, then the right secret ID logs in (200); unlocking again → 204');
+  it('tunes user_lockout_config through sys/auth/<path>/tune and shows it back', async () => {
+    await h.call('POST', 'auth/approle/role/tuned', { token_policies: ['default'] });
+    const roleId = (await h.call('GET', 'auth/approle/role/tuned/role-id')).body.data!.role_id as string;
+    const secretId = (await h.call('POST', 'auth/approle/role/tuned/secret-id')).body.data!.secret_id as string;
+    const tuned = await h.call('POST', 'sys/auth/approle/tune', { user_lockout_config: { lockout_threshold: '2', lockout_duration: '1m' } });
+    expect(tuned.status).toBe(204);
+    expect((await h.call('GET', 'sys/auth/approle/tune')).body.data).toMatchObject({
+      user_lockout_threshold: 2,
+      user_lockout_duration: 60,
+      user_lockout_counter_reset_duration: 0,
+      user_lockout_disable: false,
+    });
+    const login = (secret: string) => h.call('POST', 'auth/approle/login', { role_id: roleId, secret_id: secret }, null);
+    for (let i = 0; i < 2; i += 1) expect((await login('wrong')).status).toBe(400);
+    expect(await login(secretId)).toMatchObject({ status: 403, body: { errors: ['permission denied'] } });
+    h.advance(MINUTE);
+    expect((await login(secretId)).status).toBe(200);
+  });
+
+  it('refuses a misspelt lockout field, and lockout on a method that has none', async () => {
+    const bad = await h.call('POST', 'sys/auth/approle/tune', { user_lockout_config: { lockout_thresold: '2' } });
+    expect(bad.status).toBe(400);
+    expect(bad.body.errors![0]).toMatch(/^invalid user_lockout_config: unknown field/);
+    expect((await h.call('POST', 'sys/auth/jwt-lock', { type: 'jwt' })).status).toBe(204);
+    const jwt = await h.call('POST', 'sys/auth/jwt-lock/tune', { user_lockout_config: { lockout_threshold: '2' } });
+    expect(jwt).toMatchObject({ status: 400, body: { errors: ['tuning of user lockout configuration for auth type "jwt" not allowed'] } });
+  });
+
+  it('lists locked role IDs in sys/locked-users and unlocks them', async () => {
+    expect((await h.call('POST', 'sys/auth/approle/tune', { user_lockout_config: { lockout_threshold: '0', lockout_duration: '0' } })).status).toBe(204);
+    await h.call('POST', 'auth/approle/role/listed', { token_policies: ['default'] });
+    const roleId = (await h.call('GET', 'auth/approle/role/listed/role-id')).body.data!.role_id as string;
+    const secretId = (await h.call('POST', 'auth/approle/role/listed/secret-id')).body.data!.secret_id as string;
+    const accessor = ((await h.call('GET', 'sys/auth')).body.data!['approle/'] as { accessor: string }).accessor;
+    const login = (secret: string) => h.call('POST', 'auth/approle/login', { role_id: roleId, secret_id: secret }, null);
+    for (let i = 0; i < 5; i += 1) await login('wrong');
+    const expected = {
+      by_namespace: [{ namespace_id: 'root', namespace_path: '', counts: 1, mount_accessors: [{ mount_accessor: accessor, counts: 1, alias_identifiers: [roleId] }] }],
+      total: 1,
+    };
+    expect((await h.call('GET', 'sys/locked-users')).body.data).toEqual(expected);
+    expect((await h.call('GET', `sys/locked-users?mount_accessor=${accessor}`)).body.data).toMatchObject({ total: 1 });
+    const plain = (await h.call('POST', 'auth/token/create', { policies: ['default'] })).body.auth!.client_token as string;
+    expect((await h.call('GET', 'sys/locked-users', undefined, plain)).status).toBe(403);
+    expect((await h.call('POST', `sys/locked-users/${accessor}/unlock/${roleId}`)).status).toBe(204);
+    expect((await h.call('POST', `sys/locked-users/${accessor}/unlock/${roleId}`)).status).toBe(204);
+    expect((await login(secretId)).status).toBe(200);
+    expect((await h.call('GET', 'sys/locked-users')).body.data).toMatchObject({ total: 0 });
+  });
 });
