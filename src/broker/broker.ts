@@ -203,6 +203,23 @@ function expiresAtOf(creds: Creds, now: number): number {
   return Number.isFinite(parsed) ? Math.min(parsed, byTtl) : byTtl;
 }
 
+/**
+ * Whether the lease's hard end (`max_expires_at`) is within one ttl of `now`:
+ * no renewal can grant it a full ttl again, so a successor is due.
+ */
+function nearHardEnd(creds: Creds, now: number, ttlMs: number): boolean {
+  const hardEnd = Date.parse(creds.max_expires_at);
+  // An answer without max_expires_at (an engine before it): a renewal granting less than the ttl asked says so.
+  if (!Number.isFinite(hardEnd)) return creds.lease_duration * 1000 < ttlMs;
+  return hardEnd - now < ttlMs;
+}
+
+/**
+ * Why a lease is minted: a workload's request, or the broker keeping a chain
+ * going (a successor near max_ttl). Only requests count towards the issuance anomaly.
+ */
+type MintOrigin = 'request' | 'max_ttl';
+
 function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -389,7 +406,7 @@ export class Broker {
    * Intent row, then Vault, then (with a cloud) the grant's plan and the cloud,
    * then completion: a crash anywhere leaves rows reconcile understands.
    */
-  private async mint(w: WorkloadRow, role: string, scopeKey: string): Promise<TokenView> {
+  private async mint(w: WorkloadRow, role: string, scopeKey: string, origin: MintOrigin = 'request'): Promise<TokenView> {
     const id = randomUUID();
     const start = this.clock();
     const claimUntil = start + this.settings.claimTtlMs;
@@ -449,9 +466,11 @@ export class Broker {
       this.onDue();
       throw new BrokerError('ERR_CLOUD_UNAVAILABLE', 'issuing took longer than the intent claim; try again');
     }
-    await this.event('issued', w.id, id, null, role);
+    // A successor the broker fetched is not the workload asking: it is recorded apart from the issuance rate.
+    if (origin === 'request') await this.event('issued', w.id, id, null, role);
+    else await this.event('reissued', w.id, id, origin, role);
     this.metrics.issued.inc({ source: 'vault' });
-    this.log.info({ workload: w.id, role, lease: id, jti: creds.jti, ttl_s: creds.lease_duration, cloud }, 'lease issued');
+    this.log.info({ workload: w.id, role, lease: id, jti: creds.jti, ttl_s: creds.lease_duration, cloud, origin }, 'lease issued');
     row = (await this.store.getLease(id)) as LeaseRow;
     // The workload may have ended (or been revoked) while Vault (or the cloud) answered.
     const current = await this.store.getWorkload(w.id);
@@ -462,7 +481,7 @@ export class Broker {
       this.onDue();
       throw new BrokerError('ERR_CONFLICT', `workload ${w.id} has ended (${current?.reason ?? 'unknown reason'})`);
     }
-    await this.checkIssuanceRate(w);
+    if (origin === 'request') await this.checkIssuanceRate(w);
     return this.view(row, false, pending ? await this.store.grantOfLease(id) : null);
   }
 
@@ -481,17 +500,21 @@ export class Broker {
     }
   }
 
-  /** The current token of the lease a jti names; a replaced lease answers its successor's. */
+  /**
+   * The current token of the chain a jti belongs to: a lease replaced near its
+   * max_ttl answers its successor's, however many replacements on (one query
+   * follows the chain). Never an expired token: a 410 when the chain was ended
+   * (revoked, gone), a 502 when its lease could not be renewed in time.
+   */
   async getToken(jti: string): Promise<TokenView> {
-    let row = await this.store.getLeaseByJti(jti);
-    if (!row) throw notFound(`no token with jti ${jti}`);
-    for (let hops = 0; (row.state === 'revoking' || row.state === 'revoked') && row.reason === 'replaced' && row.replacedBy && hops < 10; hops++) {
-      const next = await this.store.getLease(row.replacedBy);
-      if (!next) break;
-      row = next;
-    }
+    const named = await this.store.getLeaseByJti(jti);
+    if (!named) throw notFound(`no token with jti ${jti}`);
+    const row = (await this.store.chainEnd(named.id)) ?? named;
     if (row.state !== 'active' && !(row.state === 'revoking' && row.reason === 'replaced')) {
       throw new BrokerError('ERR_GONE', `token ${jti} is no longer valid: lease ${row.state}${row.reason ? ` (${row.reason})` : ''}`);
+    }
+    if (row.expiresAt <= this.clock()) {
+      throw new BrokerError('ERR_VAULT', `token ${jti}: its lease reached its expiry before Vault renewed it; the broker is retrying, try again shortly`);
     }
     return this.view(row, true, cloudOf(row.scopeKey) ? await this.store.grantOfLease(row.id) : null);
   }
@@ -546,7 +569,8 @@ export class Broker {
     const pastExpiry = now >= row.expiresAt;
     let creds: Creds;
     try {
-      creds = await this.vault.renew(row.leaseId as string);
+      // The ttl the lease was issued with, not the role's: a ttl asked above the role's stays that long.
+      creds = await this.vault.renew(row.leaseId as string, row.ttlMs);
     } catch (err) {
       this.metrics.failures.inc({ op: 'renew' });
       const t = this.clock();
@@ -580,15 +604,15 @@ export class Broker {
     if (cloudOf(row.scopeKey)) await this.store.refreshGrantOfLease(row.id, expiresAt, t);
     await this.hooks?.at?.('renewed', { ...row, ...renewed });
     this.log.debug({ lease: row.id, ttl_s: creds.lease_duration }, 'lease renewed');
-    // Vault granted less than the lease's ttl: max_ttl is near. Fetch a successor now.
-    if (creds.lease_duration * 1000 < row.ttlMs) await this.replace(row);
+    // The hard end is within one ttl: max_ttl is near. Fetch a successor now.
+    if (nearHardEnd(creds, t, row.ttlMs)) await this.replace(row);
   }
 
   private async replace(old: LeaseRow): Promise<void> {
     const w = await this.store.getWorkload(old.workloadId);
     if (!w || w.state !== 'active') return;
     try {
-      const fresh = await this.mint(w, old.role, old.scopeKey);
+      const fresh = await this.mint(w, old.role, old.scopeKey, 'max_ttl');
       const successor = await this.store.getLeaseByJti(fresh.jti);
       await this.store.markRevoking(old.id, 'replaced', this.clock() + this.settings.replaceGraceMs, successor?.id);
       await this.event('replaced', old.workloadId, old.id, 'replaced', successor?.id ?? null);

@@ -117,7 +117,7 @@ export interface LeaseRow {
   leaseId: string | null;
   jti: string | null;
   token: string | null;
-  /** The ttl Vault granted at issue: renewals that grant less mean max_ttl is near. */
+  /** The ttl Vault granted at issue: each renewal asks for it again (the increment). */
   ttlMs: number;
   createdAt: number;
   /** When the current token was issued (issue or last renewal). */
@@ -208,6 +208,8 @@ export interface Store {
   getLease(id: string): Promise<LeaseRow | null>;
   getLeaseByJti(jti: string): Promise<LeaseRow | null>;
   getLeaseByVaultId(leaseId: string): Promise<LeaseRow | null>;
+  /** The last lease of the chain that starts at `id`, following replaced_by (one query, however long). */
+  chainEnd(id: string): Promise<LeaseRow | null>;
   /** The active lease for this key whose token has the most life left. */
   findCached(workloadId: string, role: string, scopeKey: string): Promise<LeaseRow | null>;
   leasesOfWorkload(workloadId: string, states: readonly LeaseState[]): Promise<LeaseRow[]>;

@@ -38,7 +38,11 @@ export interface VaultGateway {
   /** Renews (or re-logs in) the broker's own token when due; returns when to call again. */
   maintainSelf(now: number): Promise<number>;
   issue(role: string, req: CredsRequest): Promise<Creds>;
-  renew(leaseId: string): Promise<Creds>;
+  /**
+   * Renews for `incrementMs` from now (whole seconds, rounded up; 0: the role's ttl).
+   * The answer's `max_expires_at` is the lease's hard end: no renewal goes past it.
+   */
+  renew(leaseId: string, incrementMs: number): Promise<Creds>;
   revoke(leaseId: string): Promise<void>;
   lookup(leaseId: string): Promise<LeaseInfo | null>;
   list(role: string): Promise<string[]>;
@@ -137,13 +141,21 @@ export function createVaultGateway(settings: VaultSettings, clock: Clock = Date.
     log?.info({ method: a.method, why, ttl_s: ttlS, renewable: selfRenewable }, 'logged in to Vault');
   };
 
-  /** Caps a lease's granted duration to the death of the token that issued it, once that is final. */
+  /**
+   * Caps a lease's granted duration, and its hard end, to the death of the token
+   * that issued it, once that is final: Vault revokes the lease then, whatever its max_ttl.
+   */
   const capped = (leaseId: string, creds: Creds): Creds => {
     const gen = leaseGeneration.get(leaseId);
     const end = gen === undefined ? undefined : finalExpiry.get(gen);
     if (end === undefined) return creds;
     const leftS = Math.max(0, (end - clock()) / 1000);
-    return leftS < creds.lease_duration ? { ...creds, lease_duration: leftS } : creds;
+    const hardEnd = Date.parse(creds.max_expires_at);
+    return {
+      ...creds,
+      lease_duration: Math.min(creds.lease_duration, leftS),
+      max_expires_at: Number.isFinite(hardEnd) && hardEnd <= end ? creds.max_expires_at : new Date(end).toISOString(),
+    };
   };
 
   return {
@@ -198,9 +210,10 @@ export function createVaultGateway(settings: VaultSettings, clock: Clock = Date.
         throw wrap(err, `issue ${role}`);
       }
     },
-    async renew(leaseId) {
+    async renew(leaseId, incrementMs) {
       try {
-        return capped(leaseId, await renewLease(conn, leaseId));
+        const options = incrementMs > 0 ? { increment: Math.ceil(incrementMs / 1000) } : {};
+        return capped(leaseId, await renewLease(conn, leaseId, options));
       } catch (err) {
         if (isPermanent(err)) leaseGeneration.delete(leaseId);
         throw wrap(err, 'renew');

@@ -2,12 +2,12 @@
 // `$n` style; SQLite gets the same text with `?` (every statement uses its
 // parameters once, in order, so the positions agree).
 
-interface Statement {
+export interface Statement {
   pg: string;
   sqlite: string;
 }
 
-function sql(pg: string): Statement {
+export function sql(pg: string): Statement {
   const used = [...pg.matchAll(/\$(\d+)/g)].map((m) => Number(m[1]));
   if (used.some((n, i) => n !== i + 1)) throw new Error(`grant-sql: parameters must appear once each, in order: ${pg}`);
   return { pg, sqlite: pg.replace(/\$\d+/g, '?') };

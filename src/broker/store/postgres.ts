@@ -8,6 +8,7 @@ import type { CloudGrant } from '../../iam/types.ts';
 import type { EventRow, GrantRow, Issued, LeaseRow, LeaseState, NewGrant, NewIntent, Renewed, Store, StoreStats, WorkloadRow } from '../types.ts';
 import { LIVE_LEASE_STATES } from '../types.ts';
 import { GRANT_SQL, cloudGrantsMigration, pgClaim } from './grant-sql.ts';
+import { LEASE_SQL } from './lease-sql.ts';
 import { eventFromRow, grantFromRow, leaseFromRow, workloadFromRow } from './rows.ts';
 
 /** Numbered migrations; never edit one that shipped, add the next. */
@@ -181,6 +182,11 @@ export class PostgresStore implements Store {
 
   async getLeaseByVaultId(leaseId: string): Promise<LeaseRow | null> {
     const r = await this.rows('SELECT * FROM leases WHERE lease_id = $1 ORDER BY created_at DESC LIMIT 1', [leaseId]);
+    return r[0] ? leaseFromRow(r[0]) : null;
+  }
+
+  async chainEnd(id: string): Promise<LeaseRow | null> {
+    const r = await this.rows(LEASE_SQL.chainEnd.pg, [id]);
     return r[0] ? leaseFromRow(r[0]) : null;
   }
 

@@ -18,6 +18,7 @@ import type { EventRow, GrantRow, Issued, LeaseRow, LeaseState, NewGrant, NewInt
 import { LIVE_LEASE_STATES } from '../types.ts';
 import { eventFromRow, grantFromRow, leaseFromRow, workloadFromRow } from './rows.ts';
 import { GRANT_SQL, cloudGrantsMigration } from './grant-sql.ts';
+import { LEASE_SQL } from './lease-sql.ts';
 
 /** Numbered migrations; never edit one that shipped, add the next. */
 export const SQLITE_MIGRATIONS: readonly string[] = [
@@ -238,6 +239,11 @@ export class SqliteStore implements Store {
 
   async getLeaseByVaultId(leaseId: string): Promise<LeaseRow | null> {
     const r = this.one('SELECT * FROM leases WHERE lease_id = ? ORDER BY created_at DESC LIMIT 1', leaseId);
+    return r ? leaseFromRow(r) : null;
+  }
+
+  async chainEnd(id: string): Promise<LeaseRow | null> {
+    const r = this.one(LEASE_SQL.chainEnd.sqlite, id);
     return r ? leaseFromRow(r) : null;
   }
 
