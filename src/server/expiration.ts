@@ -82,7 +82,16 @@ export interface ExpirationManagerOptions {
   /** Revocations run at once, by expiry or bulk revoke (default 32). */
   revokeConcurrency?: number;
   logger?: LeaseLogger;
+  /**
+   * Called just before a lease change and its engine writes are committed
+   * (fault injection for crash tests: a process that dies here has written
+   * neither).
+   */
+  hook?: (point: LeaseHookPoint) => void;
 }
+
+/** Where `hook` is called: before the batch of an issue, a renewal or a revocation. */
+export type LeaseHookPoint = 'register:before-commit' | 'renew:before-commit' | 'revoke:before-commit';
 
 export interface RegisterInput {
   /** With trailing slash: `tvm/`. */
@@ -122,6 +131,7 @@ export class ExpirationManager {
   private readonly backoffMaxMs: number;
   private readonly revokeConcurrency: number;
   private readonly log: LeaseLogger;
+  private readonly hook: (point: LeaseHookPoint) => void;
 
   private readonly leases = new Map<string, LeaseEntry>();
   private readonly byToken = new Map<string, Set<string>>();
@@ -152,6 +162,7 @@ export class ExpirationManager {
     this.backoffMaxMs = Math.max(this.backoffBaseMs, options.backoffMaxMs ?? 5 * 60_000);
     this.revokeConcurrency = Math.max(1, options.revokeConcurrency ?? 32);
     this.log = options.logger ?? stderrLogger;
+    this.hook = options.hook ?? (() => undefined);
   }
 
   /** How many leases are held (irrevocable ones included). */
@@ -243,6 +254,7 @@ export class ExpirationManager {
       expireTimeMs: issueTimeMs + Math.max(0, secret.ttlMs),
     };
     try {
+      this.hook('register:before-commit');
       await this.persist(lease, writes);
     } catch (err) {
       this.log('error', 'persisting a new lease failed; revoking its secret', { error: messageOf(err) });
@@ -306,6 +318,7 @@ export class ExpirationManager {
         const next: LeaseEntry = { ...lease, secret, expireTimeMs, lastRenewalMs: now };
         const writes = out.writes ?? [];
         try {
+          this.hook('renew:before-commit');
           await this.persist(next, writes);
         } catch (err) {
           this.calls.discard(lease, writes);
@@ -448,6 +461,7 @@ export class ExpirationManager {
       const writes = await this.calls.revoke(lease);
       // The engine's records (the jti listed, the quota freed) and the lease's removal: one batch.
       try {
+        this.hook('revoke:before-commit');
         await this.storage.batch([...writes, { key: leaseStorageKey(lease.leaseId), value: null }]);
       } catch (err) {
         this.calls.discard(lease, writes);

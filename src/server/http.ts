@@ -399,17 +399,14 @@ const UNAUTHENTICATED_SYS = new Set(['sys/health', 'sys/seal-status', 'sys/leade
 
 async function dispatch(core: ServerCore, routes: SystemRoute[], ctx: RequestContext): Promise<Reply> {
   const { path } = ctx;
-  if (path.startsWith('sys/') || path === 'sys' || path.startsWith('auth/') || path.startsWith('identity/')) {
-    for (const route of routes) {
-      let m = route.pattern.exec(path);
-      if (!m) continue;
-      if (route.caseInsensitive) {
-        // The canonical name (trimmed, lower-cased) replaces the one sent, for the ACL check and the handler alike.
-        ctx.path = lowerCaptures(path, m, route.caseInsensitive, normalizePolicyName);
-        m = route.pattern.exec(ctx.path);
-        if (!m) throw badRequest('invalid name: empty once surrounding whitespace is removed');
-      }
-      return runSystemRoute(core, ctx, route, m);
+  if (isSystemPath(path)) {
+    const named = canonicalNames(core, routes, path);
+    if (named?.route) {
+      // The canonical names replace the ones sent, for the ACL check and the handler alike.
+      ctx.path = named.path;
+      const m = named.route.pattern.exec(ctx.path);
+      if (!m) throw badRequest('invalid name: empty once surrounding whitespace is removed');
+      return runSystemRoute(core, ctx, named.route, m);
     }
     if (path.startsWith('auth/') && !path.startsWith('auth/token/')) return handleAuthMount(core, ctx);
     // Unknown system path: authenticate first so unauthenticated callers learn nothing.
@@ -442,6 +439,30 @@ async function runSystemRoute(core: ServerCore, ctx: RequestContext, route: Syst
   }
   reply.wrappable ??= true;
   return finishReply(core, ctx, { ...reply, mountType: route.mountType });
+}
+
+/**
+ * A system path with the names its route compares without case or
+ * surrounding space made canonical (policy names; AppRole and JWT role names
+ * under their auth mount), and the system route that serves it. Null when no
+ * system route or auth mount knows the path.
+ */
+function canonicalNames(core: ServerCore, routes: SystemRoute[], path: string): { path: string; route?: SystemRoute } | null {
+  if (!isSystemPath(path)) return null;
+  for (const route of routes) {
+    const m = route.pattern.exec(path);
+    if (!m) continue;
+    return { route, path: route.caseInsensitive ? lowerCaptures(path, m, route.caseInsensitive, normalizePolicyName) : path };
+  }
+  if (path.startsWith('auth/') && !path.startsWith('auth/token/')) {
+    const match = core.auth.match(path.slice('auth/'.length));
+    if (match) return { path: `auth/${match.mount.entry.path}${match.mount.backend.canonicalPath(match.relPath)}` };
+  }
+  return null;
+}
+
+function isSystemPath(path: string): boolean {
+  return path.startsWith('sys/') || path === 'sys' || path.startsWith('auth/') || path.startsWith('identity/');
 }
 
 /** Vault's 404 for an unknown path; the path is shown bounded and cut where it could carry a token. */
@@ -925,7 +946,15 @@ function rfc3339(ms: number): string {
 // ---------------------------------------------------------------------------
 // sys/* and auth/token/* handlers
 
+let builtRoutes: SystemRoute[] | undefined;
+
+/** The sys/* and auth/token/* route table (built once). */
 function systemRoutes(): SystemRoute[] {
+  builtRoutes ??= buildSystemRoutes();
+  return builtRoutes;
+}
+
+function buildSystemRoutes(): SystemRoute[] {
   const sys = (
     pattern: string,
     operations: HttpOperation[],
@@ -1005,16 +1034,16 @@ function systemRoutes(): SystemRoute[] {
       exists: (core, m) => core.policies.has(m.groups!.name),
       caseInsensitive: ['name'],
     }),
-    sys('sys/capabilities-self', WRITE, (core, ctx) => capabilities(ctx.acl!, ctx.data)),
+    sys('sys/capabilities-self', WRITE, (core, ctx) => capabilities(core, ctx.acl!, ctx.data)),
     sys('sys/capabilities', WRITE, (core, ctx) => {
       const entry = core.tokens.lookup(stringField(ctx.data, 'token', true)!);
       if (!entry) throw badRequest('invalid token');
-      return capabilities(core.policies.acl(entry.policies), ctx.data);
+      return capabilities(core, core.policies.acl(entry.policies), ctx.data);
     }),
     sys('sys/capabilities-accessor', WRITE, (core, ctx) => {
       const entry = core.tokens.lookupAccessor(stringField(ctx.data, 'accessor', true)!);
       if (!entry) throw badRequest('invalid accessor');
-      return capabilities(core.policies.acl(entry.policies), ctx.data);
+      return capabilities(core, core.policies.acl(entry.policies), ctx.data);
     }),
 
     // Leases (and the legacy sys/renew, sys/revoke, sys/revoke-prefix aliases).
@@ -1392,11 +1421,15 @@ async function policyPath(core: ServerCore, ctx: RequestContext, rawName: string
   }
 }
 
-function capabilities(acl: ACL, data: Record<string, unknown>): Reply {
+/** What the ACL allows on each path, in the canonical form the router would check (so the answer is true). */
+function capabilities(core: ServerCore, acl: ACL, data: Record<string, unknown>): Reply {
   const paths = stringListField(data, 'paths') ?? (typeof data.path === 'string' ? [data.path] : stringListField(data, 'path'));
   if (!paths || paths.length === 0) throw badRequest('missing required field paths');
   const out: Record<string, unknown> = {};
-  for (const p of paths) out[p] = acl.capabilities(p.replace(/^\/+/, ''));
+  for (const p of paths) {
+    const path = canonicalPath(p, p.endsWith('/'));
+    out[p] = acl.capabilities(canonicalNames(core, systemRoutes(), path)?.path ?? path);
+  }
   if (paths.length === 1) out.capabilities = out[paths[0]];
   return { data: out };
 }

@@ -13,7 +13,7 @@ import { createTvmBackend } from '../engine/index.ts';
 import type { Clock, LogicalRequest } from '../engine/types.ts';
 import { AuthTable } from './auth/table.ts';
 import { loadConfig, loadSealKeys, type ServerConfig } from './config.ts';
-import { ExpirationManager } from './expiration.ts';
+import { ExpirationManager, type LeaseHookPoint } from './expiration.ts';
 import { acceptListMethod, createRequestHandler, type ServerCore } from './http.ts';
 import { IdentityStore } from './identity.ts';
 import { MountTable, type Mount } from './mounts.ts';
@@ -49,6 +49,8 @@ export interface ServerOptions {
   quiet?: boolean;
   /** Where the banner goes (default: stdout). */
   output?: (text: string) => void;
+  /** Fault injection for crash tests: called at named points just before a commit. */
+  hooks?: { at(point: LeaseHookPoint): void };
 }
 
 export interface RunningServer {
@@ -185,6 +187,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       calls,
       clock,
       ...(logger ? { logger: (level, msg, fields) => logger[level](`expiration: ${msg}`, fields) } : {}),
+      ...(options.hooks ? { hook: (point: LeaseHookPoint) => options.hooks!.at(point) } : {}),
     });
     expiration = manager;
     let wrapping: WrappingStore | undefined;
