@@ -152,7 +152,7 @@ export class FrameworkBackend implements Backend {
         break;
     }
     const match = this.match(req.path);
-    if (!match) throw new EngineError('ERR_UNSUPPORTED_PATH', `unsupported path: ${showValue(req.path)}`);
+    if (!match) throw new EngineError('ERR_UNSUPPORTED_PATH', 'unsupported path');
     let op: Operation = req.operation;
     let handler = match.route.operations[op];
     // Vault's framework: a create with no create handler falls back to update.

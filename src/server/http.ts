@@ -140,6 +140,8 @@ export interface RequestContext {
   wrapTtlMs?: number;
   /** This request used up the token's last use: it is revoked after the answer. */
   lastUse?: boolean;
+  /** A route (system, auth method or engine) served the path; unrouted paths are never logged whole. */
+  routed?: boolean;
 }
 
 /** A handler's answer before it is put in the envelope. */
@@ -221,7 +223,7 @@ async function handleRequest(core: ServerCore, routes: SystemRoute[], req: Incom
     core.logger?.debug('request', {
       request_id: requestId,
       method: ctx?.method ?? req.method,
-      path: ctx ? redactPath(ctx.path) : '',
+      path: ctx ? (ctx.routed ? redactPath(ctx.path) : unroutedPath(ctx.path)) : '',
       status,
       duration_ms: Math.round((performance.now() - started) * 100) / 100,
     });
@@ -421,6 +423,7 @@ async function dispatch(core: ServerCore, routes: SystemRoute[], ctx: RequestCon
 }
 
 async function runSystemRoute(core: ServerCore, ctx: RequestContext, route: SystemRoute, m: RegExpExecArray): Promise<Reply> {
+  ctx.routed = true;
   const auth = route.auth ?? 'acl';
   if (auth !== 'none') await authenticate(core, ctx);
   if (!route.operations.includes(ctx.operation)) {
@@ -465,9 +468,18 @@ function isSystemPath(path: string): boolean {
   return path.startsWith('sys/') || path === 'sys' || path.startsWith('auth/') || path.startsWith('identity/');
 }
 
-/** Vault's 404 for an unknown path; the path is shown bounded and cut where it could carry a token. */
+/**
+ * Vault's 404 for an unknown path. Only its first two segments are shown: a
+ * path nothing serves may be a pasted lease id or token.
+ */
 function noRoute(path: string): HttpError {
-  return new HttpError(404, `no handler for route ${showValue(redactPath(path))}. route entry not found.`);
+  return new HttpError(404, `no handler for route ${showValue(unroutedPath(path))}. route entry not found.`);
+}
+
+/** A path no route served, as a message or a log line may show it. */
+function unroutedPath(path: string): string {
+  const parts = path.split('/');
+  return parts.length > 2 ? `${parts.slice(0, 2).join('/')}/...` : path;
 }
 
 function aclOperation(op: HttpOperation): AclOperation {
@@ -555,7 +567,7 @@ async function handleMount(core: ServerCore, ctx: RequestContext): Promise<Reply
   }
   let response: LogicalResponse | null;
   try {
-    response = await runEngine(() => backend.handleRequest(request));
+    response = await runRouted(ctx, () => backend.handleRequest(request));
   } catch (err) {
     // A refused request leaves nothing behind: its held writes go, and the engine's caches of them.
     core.mounts.invalidate(mount, view.take());
@@ -619,7 +631,7 @@ async function handleAuthMount(core: ServerCore, ctx: RequestContext): Promise<R
   if (ctx.operation === 'help') {
     return { plain: { help: `The ${entry.type} auth method mounted at auth/${entry.path}.`, see_also: null }, mountType: entry.type };
   }
-  const response = await runEngine(() => backend.handle(request));
+  const response = await runRouted(ctx, () => backend.handle(request));
   if (response?.auth) {
     const issued = await runEngine(() =>
       issueLoginToken({ tokens: core.tokens, identity: core.identity, clock: core.clock }, mount, response.auth!),
@@ -649,6 +661,18 @@ async function runEngine<T>(fn: () => Promise<T>): Promise<T> {
     return await fn();
   } catch (err) {
     throw translateError(err);
+  }
+}
+
+/** Runs a backend call for ctx; unless the backend knew no route for the path, the request counts as routed. */
+async function runRouted<T>(ctx: RequestContext, fn: () => Promise<T>): Promise<T> {
+  try {
+    const out = await runEngine(fn);
+    ctx.routed = true;
+    return out;
+  } catch (err) {
+    if ((err as HttpError).status !== 404) ctx.routed = true;
+    throw err;
   }
 }
 

@@ -51,6 +51,8 @@ export interface ServerOptions {
   output?: (text: string) => void;
   /** Fault injection for crash tests: called at named points just before a commit. */
   hooks?: { at(point: LeaseHookPoint): void };
+  /** Instrumentation: wraps the physical storage every part uses (tests count its writes). */
+  wrapStorage?: (storage: PhysicalStorage) => PhysicalStorage;
 }
 
 export interface RunningServer {
@@ -173,6 +175,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         log: (m) => logger?.info(m),
       });
     }
+    if (options.wrapStorage) storage = options.wrapStorage(storage);
     const store = storage;
     const policies = new PolicyStore(store);
     const mountTable = new MountTable({

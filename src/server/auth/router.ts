@@ -5,7 +5,7 @@
 // ignored with a warning: the Terraform provider sends fields of newer Vault
 // versions that an older server simply does not know.
 
-import { EngineError, invalidField, showValue } from '../../engine/errors.ts';
+import { EngineError, invalidField } from '../../engine/errors.ts';
 import { parseFields, type FieldData, type Fields, type Route } from '../../engine/framework.ts';
 import type { AuthRequest, AuthResponse } from './types.ts';
 
@@ -72,7 +72,7 @@ export class AuthRouter {
 
   async handle(req: AuthRequest): Promise<AuthResponse | null> {
     const m = this.match(req.path);
-    if (!m) throw new EngineError('ERR_UNSUPPORTED_PATH', `unsupported path: ${showValue(req.path)}`);
+    if (!m) throw new EngineError('ERR_UNSUPPORTED_PATH', 'unsupported path');
     let op = req.operation === 'help' ? 'read' : req.operation;
     let handler = m.route.operations[op];
     if (!handler && op === 'create') {
