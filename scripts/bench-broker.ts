@@ -7,11 +7,13 @@
 //   node --import tsx scripts/bench-broker.ts [leases=100000] [seconds=120] [ttl=window] [options]
 //
 // ttl `window` (default): each lease asks for its own ttl, chosen so that its
-// first renewal (at about 2/3 of the ttl, with the broker's jitter) falls at a
-// uniformly random point of a `seconds`-long window that opens when filling
-// ends: N renewals spread over the window, so a steady rate is measured
-// without waiting for a long ttl. Every lease stays live for the whole run
-// (expiry is 1.5x the time to its renewal). A duration (`60s`, `15m`) instead
+// first renewal (by the broker's schedule, ttlRenewedAfter: two thirds of a
+// long ttl, a minute before the end of a mid one, a third of a short one,
+// with the broker's jitter) falls at a uniformly random point of a
+// `seconds`-long window that opens when filling ends: N renewals spread over
+// the window, so a steady rate is measured without waiting for a long ttl.
+// Every lease stays live for the whole run (expiry is 1.5x to 3x the time to
+// its renewal). A duration (`60s`, `15m`) instead
 // gives every lease that ttl (renewals follow the issue pattern).
 //
 // Options:
@@ -29,6 +31,7 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { DEFAULT_TIMING, ttlRenewedAfter } from '../src/broker/index.ts';
 import { connect } from '../src/client/index.ts';
 import { startServer } from '../src/server/index.ts';
 
@@ -182,7 +185,7 @@ await Promise.all(
         const now = Date.now();
         if (done >= 1000) projectedEnd = t0 + ((now - t0) * N) / done + SETTLE_MS;
         const target = projectedEnd + Math.random() * SECONDS * 1000;
-        body.ttl = `${Math.ceil((1.5 * (target - now)) / 1000)}s`;
+        body.ttl = `${Math.ceil(ttlRenewedAfter(target - now, DEFAULT_TIMING) / 1000)}s`;
       }
       const r = await call(base, 'POST', '/v1/tokens', body);
       if (r.status !== 200) throw new Error(`issue ${i}: ${r.status} ${r.text}`);

@@ -216,9 +216,10 @@ function nearHardEnd(creds: Creds, now: number, ttlMs: number): boolean {
 
 /**
  * Why a lease is minted: a workload's request, or the broker keeping a chain
- * going (a successor near max_ttl). Only requests count towards the issuance anomaly.
+ * going (a successor near max_ttl, or after an expiry it could not prevent).
+ * Only requests count towards the issuance anomaly.
  */
-type MintOrigin = 'request' | 'max_ttl';
+type MintOrigin = 'request' | 'max_ttl' | 'expired';
 
 function pidAlive(pid: number): boolean {
   try {
@@ -365,24 +366,53 @@ export class Broker {
     if (w.state !== 'active') throw new BrokerError('ERR_CONFLICT', `workload ${w.id} has ended (${w.reason ?? 'unknown reason'}); register again`);
     // A cloud this broker has no provider for is refused before Vault is asked.
     if (input.cloud) this.grants.provider(input.cloud);
-    const scopeKey = scopeKeyOf(input);
-    const cached = await this.store.findCached(w.id, input.role, scopeKey);
+    return this.obtain(w, input.role, scopeKeyOf(input), 'request');
+  }
+
+  /**
+   * The workload's lease for this role and scopes: the cached one while a third
+   * of its token's life remains, else a new one (concurrent callers share one mint).
+   */
+  private async obtain(w: WorkloadRow, role: string, scopeKey: string, origin: MintOrigin): Promise<TokenView> {
+    const cloud = cloudOf(scopeKey);
+    const cached = await this.store.findCached(w.id, role, scopeKey);
     const now = this.clock();
     if (cached && cached.token && freshEnough(now, cached.tokenIssuedAt, cached.expiresAt)) {
-      const grant = input.cloud ? await this.store.grantOfLease(cached.id) : null;
+      const grant = cloud ? await this.store.grantOfLease(cached.id) : null;
       // A cloud request needs the lease's grant live; otherwise a fresh lease and grant are minted.
-      if (!input.cloud || this.grants.usable(grant)) {
+      if (!cloud || this.grants.usable(grant)) {
         this.metrics.issued.inc({ source: 'cache' });
         return this.view(cached, true, grant);
       }
     }
     // Concurrent identical requests share one mint.
-    const key = `${w.id}\u0000${input.role}\u0000${scopeKey}`;
+    const key = `${w.id}\u0000${role}\u0000${scopeKey}`;
     const pending = this.inflight.get(key);
     if (pending) return { ...(await pending), cached: true };
-    const p = this.mint(w, input.role, scopeKey).finally(() => this.inflight.delete(key));
+    const p = this.mint(w, role, scopeKey, origin).finally(() => this.inflight.delete(key));
     this.inflight.set(key, p);
     return p;
+  }
+
+  /**
+   * A lease that expired unrenewed (Vault unreachable, or the broker down, past
+   * its expiry) while its workload lives: the workload's lease for the same role
+   * and scopes (the fresh one it holds, else a new one) becomes its successor, so
+   * the old jti answers it. Returns the chain's end; null when the workload has
+   * ended or is dead (the trigger check ends it). Vault unreachable: throws, and
+   * the next GET of the jti tries again.
+   */
+  private async reissue(expired: LeaseRow): Promise<LeaseRow | null> {
+    const w = await this.store.getWorkload(expired.workloadId);
+    if (!w || w.state !== 'active' || this.deathOf(w, this.clock()) !== null) return null;
+    const fresh = await this.obtain(w, expired.role, expired.scopeKey, 'expired');
+    const successor = await this.store.getLeaseByJti(fresh.jti);
+    if (successor && (await this.store.linkSuccessor(expired.id, successor.id))) {
+      await this.event('replaced', w.id, expired.id, 'expired', successor.id);
+      this.log.info({ lease: expired.id, successor: successor.id, workload: w.id }, 'lease expired unrenewed; re-issued for the live workload');
+    }
+    // Linked now, or by a concurrent caller (another replica) a moment ago: either way the chain's end.
+    return this.store.chainEnd(expired.id);
   }
 
   private view(r: LeaseRow, cached: boolean, grant: GrantRow | null = null): TokenView {
@@ -502,14 +532,17 @@ export class Broker {
 
   /**
    * The current token of the chain a jti belongs to: a lease replaced near its
-   * max_ttl answers its successor's, however many replacements on (one query
-   * follows the chain). Never an expired token: a 410 when the chain was ended
-   * (revoked, gone), a 502 when its lease could not be renewed in time.
+   * max_ttl (or re-issued after an expiry) answers its successor's, however
+   * many hops on (one query follows the chain). A chain whose lease expired
+   * unrenewed while its workload lives is re-issued here. Never an expired
+   * token: a 410 when the chain was ended (revoked, gone, its workload ended),
+   * a 502 while Vault cannot be reached.
    */
   async getToken(jti: string): Promise<TokenView> {
     const named = await this.store.getLeaseByJti(jti);
     if (!named) throw notFound(`no token with jti ${jti}`);
-    const row = (await this.store.chainEnd(named.id)) ?? named;
+    let row = (await this.store.chainEnd(named.id)) ?? named;
+    if (row.state === 'expired' && row.reason === null) row = (await this.reissue(row)) ?? row;
     if (row.state !== 'active' && !(row.state === 'revoking' && row.reason === 'replaced')) {
       throw new BrokerError('ERR_GONE', `token ${jti} is no longer valid: lease ${row.state}${row.reason ? ` (${row.reason})` : ''}`);
     }
@@ -578,6 +611,10 @@ export class Broker {
         await this.store.finish(row.id, 'expired', t, row.lastError ?? 'expired before it could be renewed');
         await this.event('expired', row.workloadId, row.id, null, row.lastError);
         this.log.warn({ lease: row.id, workload: row.workloadId }, 'lease expired before it could be renewed');
+        // Vault answered (the lease is gone there): re-issue now. Unreachable: the next GET of its jti does.
+        if (err instanceof PermanentError) {
+          await this.reissue({ ...row, state: 'expired' }).catch((e) => this.log.warn({ lease: row.id, err: describeError(e) }, 're-issue after expiry failed; the next GET of its jti retries'));
+        }
         return;
       }
       if (err instanceof PermanentError) {
@@ -673,12 +710,8 @@ export class Broker {
       this.log.warn({ grace_from: iso(now) }, 'the registry works again: heartbeat silence counts from now');
     }
     for (const w of workloads) {
-      const silentSince = Math.max(w.lastHeartbeatAt, this.livenessFrom);
-      if (w.heartbeatIntervalMs > 0 && now - silentSince > w.heartbeatIntervalMs * (1 + this.settings.heartbeatTolerance)) {
-        await this.endWorkload(w.id, 'heartbeat_missed');
-      } else if (w.pid !== null && w.host === this.settings.host && !pidAlive(w.pid)) {
-        await this.endWorkload(w.id, 'process_exited');
-      }
+      const death = this.deathOf(w, now);
+      if (death !== null) await this.endWorkload(w.id, death);
     }
     // Grants whose lease left active without them (a crash between two writes).
     if ((await this.store.revokeGrantsOfEndedLeases(now)) > 0) this.onDue();
@@ -689,6 +722,14 @@ export class Broker {
       }
       if (n > 0) this.onDue();
     }
+  }
+
+  /** Why an active workload is dead now (heartbeats missed, its process gone), or null while it lives. */
+  private deathOf(w: WorkloadRow, now: number): RevokeReason | null {
+    const silentSince = Math.max(w.lastHeartbeatAt, this.livenessFrom);
+    if (w.heartbeatIntervalMs > 0 && now - silentSince > w.heartbeatIntervalMs * (1 + this.settings.heartbeatTolerance)) return 'heartbeat_missed';
+    if (w.pid !== null && w.host === this.settings.host && !pidAlive(w.pid)) return 'process_exited';
+    return null;
   }
 
   async refreshGauges(): Promise<void> {

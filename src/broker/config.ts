@@ -160,6 +160,8 @@ export function parseConfig(raw: Obj, baseDir: string, env: Record<string, strin
     roles: (roles as string[] | undefined) ?? [],
     timing: {
       renewFraction: d.timing.renewFraction,
+      earliestFraction: d.timing.earliestFraction,
+      reserveMs: dur(r, 'reserve', 'renewal') ?? d.timing.reserveMs,
       jitterFraction: num(r, 'jitter', 'renewal') ?? d.timing.jitterFraction,
       backoffMinMs: dur(r, 'backoff_min', 'renewal') ?? d.timing.backoffMinMs,
       backoffMaxMs: dur(r, 'backoff_max', 'renewal') ?? d.timing.backoffMaxMs,

@@ -120,9 +120,13 @@ export class CloudGrants {
     };
   }
 
-  /** When to refresh: about two thirds of the credential's remaining life. */
+  /**
+   * When to refresh: about two thirds of the credential's remaining life. No
+   * reserve rule here (the leases' outage reserve): cloud credentials live ten
+   * minutes or more, where two thirds already leaves more than the reserve.
+   */
   private refreshAt(now: number, expiresAt: number): number {
-    return nextRenewalAt(now, expiresAt, this.d.settings.timing, this.d.random);
+    return nextRenewalAt(now, expiresAt, { ...this.d.settings.timing, reserveMs: 0 }, this.d.random);
   }
 
   /**

@@ -19,7 +19,7 @@ export { createMetrics } from './metrics.ts';
 export type { BrokerMetrics } from './metrics.ts';
 export { openStore } from './store/index.ts';
 export { SqliteStore, SQLITE_MIGRATIONS } from './store/sqlite.ts';
-export { DEFAULT_TIMING, backoffAt, freshEnough, nextRenewalAt } from './timing.ts';
+export { DEFAULT_TIMING, FINAL_RETRY_MS, backoffAt, freshEnough, nextRenewalAt, outageSurvivedMs, renewalDelayMs, ttlRenewedAfter } from './timing.ts';
 export type { RenewalTiming } from './timing.ts';
 export type { Clock, EventRow, GrantFacts, GrantRow, GrantState, LeaseRow, LeaseState, Random, RevokeReason, Store, WorkloadRow } from './types.ts';
 export { createVaultGateway } from './vault.ts';

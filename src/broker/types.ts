@@ -9,7 +9,7 @@ export type LeaseState =
   | 'revoking' // to be revoked (retried with backoff until done or irrevocable)
   | 'revoked'
   | 'irrevocable' // revocation kept failing: shown, never dropped
-  | 'expired' // reached its expiry without renewal (Vault dropped it)
+  | 'expired' // reached its expiry without renewal (Vault dropped it); for a live workload, re-issued (replaced_by)
   | 'gone' // Vault no longer knows the lease
   | 'failed' // the issue request was refused; nothing was issued
   | 'abandoned'; // an intent whose issuer died; any lease it got was reconciled
@@ -210,6 +210,8 @@ export interface Store {
   getLeaseByVaultId(leaseId: string): Promise<LeaseRow | null>;
   /** The last lease of the chain that starts at `id`, following replaced_by (one query, however long). */
   chainEnd(id: string): Promise<LeaseRow | null>;
+  /** An expired lease gets its successor (a re-issue); false when it already has one or is not expired. */
+  linkSuccessor(id: string, successorId: string): Promise<boolean>;
   /** The active lease for this key whose token has the most life left. */
   findCached(workloadId: string, role: string, scopeKey: string): Promise<LeaseRow | null>;
   leasesOfWorkload(workloadId: string, states: readonly LeaseState[]): Promise<LeaseRow[]>;

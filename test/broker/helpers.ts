@@ -4,6 +4,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
+import { connect as connectTcp, createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -185,3 +186,47 @@ export async function spawnCrashBroker<R = { orphansRevoked: number; intentsClos
 }
 
 export const exited = (c: ChildProcess) => new Promise<void>((r) => (c.exitCode !== null || c.signalCode !== null ? r() : c.once('exit', () => r())));
+
+export interface VaultProxy {
+  /** http://127.0.0.1:<port>: give this to the broker as its Vault address. */
+  address: string;
+  /** Vault becomes unreachable: connections are refused and open ones cut. */
+  down(): Promise<void>;
+  /** Reachable again, on the same port. */
+  up(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** A TCP proxy in front of a dev server, to take "Vault" down and up again without restarting it. */
+export async function startVaultProxy(target: string): Promise<VaultProxy> {
+  const to = new URL(target);
+  const sockets = new Set<Socket>();
+  const track = (s: Socket) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+    s.on('error', () => s.destroy());
+  };
+  const server = createNetServer((client) => {
+    const upstream = connectTcp(Number(to.port), to.hostname);
+    track(client);
+    track(upstream);
+    client.pipe(upstream).pipe(client);
+    client.on('close', () => upstream.destroy());
+    upstream.on('close', () => client.destroy());
+  });
+  const listenOn = (port: number) => new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  await listenOn(0);
+  const port = (server.address() as AddressInfo).port;
+  const down = async () => {
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    for (const s of sockets) s.destroy();
+    await closed;
+  };
+  return { address: `http://127.0.0.1:${port}`, down, up: () => listenOn(port), close: () => (server.listening ? down() : Promise.resolve()) };
+}

@@ -61,9 +61,9 @@ describe.skipIf(why !== null)('two replicas on PostgreSQL', () => {
     const byLease = new Map<string, number[]>();
     for (const r of renewals) byLease.set(r.lease, [...(byLease.get(r.lease) ?? []), r.at]);
     expect(byLease.size).toBe(20);
-    // ttl 3s: renewals come about 2s apart; two in one cycle would be milliseconds apart.
+    // ttl 3s: renewals come about a third of the life apart (0.6 to 1.1s); two in one cycle would be milliseconds apart.
     for (const times of byLease.values()) {
-      for (let i = 1; i < times.length; i++) expect(times[i] - times[i - 1]).toBeGreaterThan(1_000);
+      for (let i = 1; i < times.length; i++) expect(times[i] - times[i - 1]).toBeGreaterThan(500);
     }
     const byReplica = new Set(renewals.map((r) => r.replica));
     expect(byReplica).toEqual(new Set(['replica-a', 'replica-b']));

@@ -2,26 +2,43 @@
 // the cache rule, and the config file.
 
 import { describe, expect, it } from 'vitest';
-import { BrokerError, DEFAULT_TIMING, backoffAt, freshEnough, loadConfig, nextRenewalAt, parseConfig } from '../../src/broker/index.ts';
+import { BrokerError, DEFAULT_TIMING, backoffAt, freshEnough, loadConfig, nextRenewalAt, parseConfig, renewalDelayMs, ttlRenewedAfter } from '../../src/broker/index.ts';
 
 const NOW = 1_700_000_000_000;
 
 describe('timing', () => {
-  it('renews at two thirds of the remaining ttl, with bounded jitter', () => {
-    expect(nextRenewalAt(NOW, NOW + 90_000, DEFAULT_TIMING, () => 0.5)).toBe(NOW + 60_000);
-    expect(nextRenewalAt(NOW, NOW + 90_000, DEFAULT_TIMING, () => 0)).toBe(NOW + 54_000);
-    expect(nextRenewalAt(NOW, NOW + 90_000, DEFAULT_TIMING, () => 0.999999)).toBeLessThanOrEqual(NOW + 66_000);
+  it('renews at two thirds of a long ttl, keeps a minute in reserve on a mid one, renews a short one at a third, with bounded jitter', () => {
+    // 15 min: two thirds (the reserve, 5 min, is more than a minute anyway).
+    expect(nextRenewalAt(NOW, NOW + 900_000, DEFAULT_TIMING, () => 0.5)).toBe(NOW + 600_000);
+    expect(nextRenewalAt(NOW, NOW + 900_000, DEFAULT_TIMING, () => 0)).toBe(NOW + 540_000);
+    expect(nextRenewalAt(NOW, NOW + 900_000, DEFAULT_TIMING, () => 0.999999)).toBeLessThanOrEqual(NOW + 660_000);
+    // 90 s: a minute kept in reserve (renewed after 30 s, not 60 s).
+    expect(nextRenewalAt(NOW, NOW + 90_000, DEFAULT_TIMING, () => 0.5)).toBe(NOW + 30_000);
+    // 9 s: a third (a minute cannot be kept; renewing more often than every third of the ttl is not done).
+    expect(nextRenewalAt(NOW, NOW + 9_000, DEFAULT_TIMING, () => 0.5)).toBe(NOW + 3_000);
+    expect(nextRenewalAt(NOW, NOW + 9_000, DEFAULT_TIMING, () => 0.999999)).toBeLessThanOrEqual(NOW + 3_300);
   });
 
-  it('backs off from 10s, doubling to 5m, never past the expiry', () => {
+  it('inverts the schedule: the ttl whose first renewal falls after a given delay (the benchmark aims renewals with it)', () => {
+    for (const delay of [1_000, 20_000, 30_000, 45_000, 120_000, 600_000]) {
+      expect(Math.abs(renewalDelayMs(ttlRenewedAfter(delay, DEFAULT_TIMING), DEFAULT_TIMING) - delay)).toBeLessThanOrEqual(1);
+    }
+    expect(ttlRenewedAfter(600_000, DEFAULT_TIMING)).toBe(900_000);
+    expect(ttlRenewedAfter(1_000, DEFAULT_TIMING)).toBe(3_000);
+  });
+
+  it('backs off from 10s, doubling to 5m, and within a quarter of the life left so retries keep coming until expiry', () => {
     const far = NOW + 3_600_000;
     const mid = () => 1; // upper end of the jitter
     expect(backoffAt(NOW, 1, far, DEFAULT_TIMING, mid) - NOW).toBe(10_000);
     expect(backoffAt(NOW, 2, far, DEFAULT_TIMING, mid) - NOW).toBe(20_000);
     expect(backoffAt(NOW, 10, far, DEFAULT_TIMING, mid) - NOW).toBe(300_000);
     expect(backoffAt(NOW, 1, far, DEFAULT_TIMING, () => 0) - NOW).toBe(5_000);
-    // 30s left: the retry lands before expiry (minus the margin), not 5 minutes out.
-    expect(backoffAt(NOW, 10, NOW + 30_000, DEFAULT_TIMING, mid)).toBe(NOW + 29_000);
+    // 30s left: a quarter of what is left before the margin, not 5 minutes out.
+    expect(backoffAt(NOW, 10, NOW + 30_000, DEFAULT_TIMING, mid)).toBe(NOW + 7_250);
+    // The last second: a quarter second apart, up to the expiry.
+    expect(backoffAt(NOW, 10, NOW + 800, DEFAULT_TIMING, mid)).toBe(NOW + 250);
+    expect(backoffAt(NOW, 10, NOW + 800, DEFAULT_TIMING, () => 0)).toBe(NOW + 125);
   });
 
   it('serves from the cache while a third of the life remains', () => {

@@ -14,4 +14,6 @@ export const LEASE_SQL = {
        SELECT l.replaced_by, chain.depth + 1 FROM leases l JOIN chain ON l.id = chain.id
         WHERE l.replaced_by IS NOT NULL AND chain.depth < 100000)
      SELECT leases.* FROM chain JOIN leases ON leases.id = chain.id ORDER BY chain.depth DESC LIMIT 1`),
+  /** Only an expired lease without a successor: concurrent re-issues link once. */
+  linkSuccessor: sql(`UPDATE leases SET replaced_by = $1 WHERE id = $2 AND state = 'expired' AND replaced_by IS NULL`),
 };

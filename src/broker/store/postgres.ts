@@ -190,6 +190,10 @@ export class PostgresStore implements Store {
     return r[0] ? leaseFromRow(r[0]) : null;
   }
 
+  async linkSuccessor(id: string, successorId: string): Promise<boolean> {
+    return (await this.count(LEASE_SQL.linkSuccessor.pg, [successorId, id])) === 1;
+  }
+
   async findCached(workloadId: string, role: string, scopeKey: string): Promise<LeaseRow | null> {
     const r = await this.rows(
       `SELECT * FROM leases WHERE workload_id = $1 AND role = $2 AND scope_key = $3 AND state = 'active' ORDER BY expires_at DESC LIMIT 1`,

@@ -247,6 +247,10 @@ export class SqliteStore implements Store {
     return r ? leaseFromRow(r) : null;
   }
 
+  async linkSuccessor(id: string, successorId: string): Promise<boolean> {
+    return (await this.run(LEASE_SQL.linkSuccessor.sqlite, successorId, id)) === 1;
+  }
+
   async findCached(workloadId: string, role: string, scopeKey: string): Promise<LeaseRow | null> {
     const r = this.one(
       `SELECT * FROM leases WHERE workload_id = ? AND role = ? AND scope_key = ? AND state = 'active'
