@@ -1,12 +1,12 @@
 // Config mode: a SQLite-backed server keeps its mounts, roles, policies,
 // tokens and leases across a graceful restart; the first start initialises.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import vault from 'node-vault';
 import { afterAll, describe, expect, it } from 'vitest';
 import { startServer } from '../../src/server/index.ts';
-import { sealStanza } from './seal-helpers.ts';
+import { sealKeyFile, sealStanza } from './seal-helpers.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'tvm-persist-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -66,6 +66,19 @@ describe('persistent mode', () => {
     } finally {
       await second.close();
     }
+  });
+
+  it('warns, without refusing, about a seal key file that group or others may read', async () => {
+    const sub = join(dir, 'loose');
+    mkdirSync(sub);
+    const key = sealKeyFile(sub, 'loose');
+    chmodSync(key, 0o644);
+    const config = join(sub, 'tvm.hcl');
+    writeFileSync(config, `storage "sqlite" {\n  path = "tvm.db"\n}\nlistener "tcp" {\n  address = "127.0.0.1:0"\n  tls_disable = true\n}\n${sealStanza(sub, 'loose')}`);
+    const warnings: string[] = [];
+    const s = await startServer({ dev: false, configPath: config, quiet: true, logger: { ...quietLogger(), warn: (m: string) => warnings.push(m) } });
+    await s.close();
+    expect(warnings).toEqual([`config: seal "static": current_key: key file ${key} may be read by group or others (mode 0644); chmod 600 it`]);
   });
 
   it('refuses to start without dev or a config, and reports a busy port', async () => {
