@@ -84,16 +84,32 @@ export function createVaultGateway(settings: VaultSettings, clock: Clock = Date.
   // a lease remembers the generation that issued it, and once that token's
   // expiry is final (renewal stopped extending it, or a newer login replaced
   // it) the lease's answers are capped to it, so the broker re-fetches the
-  // lease under the current token before the old one dies.
+  // lease under the current token before the old one dies. Until then the
+  // lease is renewed and revoked with the token that issued it: the dev server
+  // lets only that token (an ancestor, or a sudo policy) renew a lease.
   let generation = 0;
   let loginFailures = 0;
   /** The ttl the current token was granted at login: a renewal granting less has hit max ttl. */
   let loginTtlMs = 0;
   const finalExpiry = new Map<number, number>();
   const leaseGeneration = new Map<string, number>();
+  /** Each generation's connection, kept while its token lives, for the leases it obtained. */
+  const conns = new Map<number, VaultConnection>();
 
   const use = (token: string) => {
     conn = connect({ addr: settings.address, token, env: {}, mount: settings.mount, timeoutMs: settings.timeoutMs });
+    conns.set(generation, conn);
+    // Tokens already dead can serve nothing.
+    for (const [gen, end] of finalExpiry) if (gen !== generation && end <= clock()) conns.delete(gen);
+  };
+
+  /** The connection of the token that issued the lease, while it lives; else the current one. */
+  const connOf = (leaseId: string): VaultConnection => {
+    const gen = leaseGeneration.get(leaseId);
+    if (gen === undefined || gen === generation) return conn;
+    const end = finalExpiry.get(gen);
+    const issuer = conns.get(gen);
+    return issuer && (end === undefined || end > clock()) ? issuer : conn;
   };
 
   /** `renewal`: the answer of renew-self, where a zero ttl means "at its max ttl now", not "never expires". */
@@ -213,7 +229,7 @@ export function createVaultGateway(settings: VaultSettings, clock: Clock = Date.
     async renew(leaseId, incrementMs) {
       try {
         const options = incrementMs > 0 ? { increment: Math.ceil(incrementMs / 1000) } : {};
-        return capped(leaseId, await renewLease(conn, leaseId, options));
+        return capped(leaseId, await renewLease(connOf(leaseId), leaseId, options));
       } catch (err) {
         if (isPermanent(err)) leaseGeneration.delete(leaseId);
         throw wrap(err, 'renew');
@@ -221,7 +237,7 @@ export function createVaultGateway(settings: VaultSettings, clock: Clock = Date.
     },
     async revoke(leaseId) {
       try {
-        await revokeLease(conn, leaseId);
+        await revokeLease(connOf(leaseId), leaseId);
         leaseGeneration.delete(leaseId);
       } catch (err) {
         throw wrap(err, 'revoke');
