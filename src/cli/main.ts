@@ -8,6 +8,7 @@ import { registerBrokerCommands } from './commands/broker.ts';
 import { registerCredsCommand } from './commands/creds.ts';
 import { registerKeysCommands } from './commands/keys.ts';
 import { registerLeaseCommands } from './commands/lease.ts';
+import { registerOperatorCommands } from './commands/operator.ts';
 import { registerPluginCommands } from './commands/plugin.ts';
 import { registerRoleCommands } from './commands/role.ts';
 import { registerServerCommand } from './commands/server.ts';
@@ -92,6 +93,7 @@ Quick start:
   registerTokenCommands(program, ctx);
   registerPluginCommands(program, ctx);
   registerBrokerCommands(program, ctx);
+  registerOperatorCommands(program, ctx);
   return program;
 }
 

@@ -104,6 +104,8 @@ export interface ServerCore {
   clusterName: string;
   clusterId: string;
   storageType: string;
+  /** What sys/seal-status names the seal: `shamir` (dev, as Vault's dev mode), `static` (the persistent server's seal stanza). */
+  sealType: string;
 }
 
 /** An error with the HTTP status and the messages Vault would answer with. */
@@ -1154,7 +1156,7 @@ function healthBody(core: ServerCore): Record<string, unknown> {
 
 function sealStatusBody(core: ServerCore): Record<string, unknown> {
   return {
-    type: 'shamir',
+    type: core.sealType,
     initialized: true,
     sealed: false,
     t: 1,

@@ -1,8 +1,10 @@
 // The dev server's public surface. Explicit exports only.
 export { startServer, parseListenAddress, DEMO_ROLE } from './server.ts';
 export type { Logger, RunningServer, ServerOptions } from './server.ts';
-export { loadConfig, parseConfig, ConfigError } from './config.ts';
-export type { ListenerConfig, ServerConfig } from './config.ts';
+export { loadConfig, loadSealKeys, parseConfig, ConfigError } from './config.ts';
+export type { ListenerConfig, SealConfig, SealKeyRef, ServerConfig } from './config.ts';
+export { sealStorageOfConfig } from './seal_migrate.ts';
+export type { SealMigration } from './seal_migrate.ts';
 export { MAX_BODY_BYTES, VAULT_VERSION } from './http.ts';
 export {
   ACL,

@@ -255,6 +255,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       clusterName: init.cluster_name,
       clusterId: init.cluster_id,
       storageType: dev ? 'inmem' : 'sqlite',
+      sealType: dev ? 'shamir' : 'static',
     };
     tokenStore.start();
     rollbackTimer = setInterval(() => void rollback(mountTable, logger), ROLLBACK_INTERVAL_MS);

@@ -545,6 +545,7 @@ describe('transport with a fake engine', () => {
         clusterName: 't',
         clusterId: 'c',
         storageType: 'inmem',
+        sealType: 'shamir',
       }),
     );
     acceptListMethod(http);

@@ -98,7 +98,7 @@ Flags may be written with one dash, as Vault's are (-dev) or two (--dev).
 Examples:
   $ tvm server -dev
   $ tvm server -dev -dev-root-token-id=root -dev-listen-address=127.0.0.1:8200
-  $ tvm server -config vault-config/tvm.hcl`,
+  $ TVM_SEAL_KEY=$(openssl rand -hex 32) tvm server -config vault-config/dev.hcl`,
     )
     .action(async (flags: ServerFlags) => {
       const options = serverOptions(flags, ctx.io.env);
