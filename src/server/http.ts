@@ -1510,17 +1510,20 @@ async function leaseRenew(core: ServerCore, ctx: RequestContext, fromPath: strin
 
 /**
  * Who may renew a lease: the token that obtained it or one of that token's
- * ancestors (whose revocation would end it anyway), or a token with sudo on
- * the renew path (an operator). Vault lets any token with update on
- * sys/leases/renew renew any lease whose id it knows; here the id is treated
- * as the secret it is, not as a credential.
+ * ancestors (whose revocation would end it anyway), a token of the same
+ * identity entity (the same workload after a new login: a restarted broker),
+ * or a token with sudo on the renew path (an operator). Vault lets any token
+ * with update on sys/leases/renew renew any lease whose id it knows; here the
+ * id is treated as the secret it is, not as a credential.
  */
 function mayRenew(core: ServerCore, ctx: RequestContext, lease: LeaseEntry): boolean {
   if (isSudo(ctx, ctx.path, 'update')) return true;
-  const caller = ctx.token!.hash;
+  const caller = ctx.token!;
+  const creator = core.tokens.lookupHash(lease.clientTokenId);
+  if (creator?.entityId && creator.entityId === caller.entityId) return true;
   let hash = lease.clientTokenId;
   for (let depth = 0; depth < MAX_TOKEN_DEPTH && hash !== ''; depth++) {
-    if (hash === caller) return true;
+    if (hash === caller.hash) return true;
     hash = core.tokens.lookupHash(hash)?.parent ?? '';
   }
   return false;

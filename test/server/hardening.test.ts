@@ -84,12 +84,29 @@ describe('1. a lease id is never a credential', () => {
     expect(asRoot.body.errors![0]).toContain('another identity');
   });
 
-  it('a parent token may renew its child token\'s lease; an operator needs sudo on the renew path', async () => {
+  it('a parent token or a new login of the same workload may renew a lease; an operator needs sudo on the renew path', async () => {
     await policy('parent', 'path "tvm/creds/a" { capabilities = ["read"] }\npath "auth/token/create" { capabilities = ["update"] }');
     const parent = await tokenWith('parent');
     const child = (await h.call('POST', 'auth/token/create', { policies: ['parent'] }, parent)).body.auth!.client_token as string;
     const lease = (await h.call('GET', 'tvm/creds/a', undefined, child)).body.lease_id as string;
     expect((await h.call('PUT', 'sys/leases/renew', { lease_id: lease }, parent)).status).toBe(200);
+
+    // The same workload after a new login (one entity, another token) renews and fetches; another workload cannot.
+    await h.call('POST', 'sys/auth/approle', { type: 'approle' });
+    const login = async (role: string): Promise<string> => {
+      await h.call('POST', `auth/approle/role/${role}`, { token_policies: ['only-a'] });
+      const roleId = (await h.call('GET', `auth/approle/role/${role}/role-id`)).body.data!.role_id;
+      const secretId = (await h.call('POST', `auth/approle/role/${role}/secret-id`)).body.data!.secret_id;
+      return (await h.call('POST', 'auth/approle/login', { role_id: roleId, secret_id: secretId }, null)).body.auth!.client_token as string;
+    };
+    const first = await login('svc');
+    const issued = await h.call('GET', 'tvm/creds/a', undefined, first);
+    const again = await login('svc');
+    const stranger = await login('other-svc');
+    expect((await h.call('PUT', 'sys/leases/renew', { lease_id: issued.body.lease_id }, stranger)).status).toBe(403);
+    expect((await h.call('PUT', 'sys/leases/renew', { lease_id: issued.body.lease_id }, again)).status).toBe(200);
+    expect((await h.call('POST', 'tvm/creds/a', { jti: issued.body.data!.jti }, again)).status).toBe(200);
+    expect((await h.call('POST', 'tvm/creds/a', { jti: issued.body.data!.jti }, stranger)).status).toBe(403);
 
     await policy('renewer', 'path "sys/leases/renew" { capabilities = ["update"] }');
     expect((await h.call('PUT', 'sys/leases/renew', { lease_id: lease }, await tokenWith('renewer'))).status).toBe(403);
@@ -128,7 +145,7 @@ describe('2. deny rules see the one canonical form of every name and path', () =
   });
 
   it('AppRole: a denied role is not reachable as ADMIN, Admin or with extra slashes, and its secret ids cannot be minted', async () => {
-    expect((await h.call('POST', 'sys/auth/approle', { type: 'approle' })).status).toBe(204);
+    await h.call('POST', 'sys/auth/approle', { type: 'approle' }); // enabled by an earlier test, or here
     expect((await h.call('POST', 'auth/approle/role/admin', { token_policies: ['admin'] })).status).toBe(204);
     await policy(
       'approle-operator',
