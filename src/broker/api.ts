@@ -5,6 +5,8 @@
 import { chmodSync, existsSync, unlinkSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { describeType, showValue } from '../engine/errors.ts';
+import { parseJsonBounded } from '../engine/json.ts';
 import type { Broker, TokenInput } from './broker.ts';
 import { BrokerError, HTTP_STATUS, badInput, describeError, notFound } from './errors.ts';
 import { parseCloud } from './grants.ts';
@@ -40,7 +42,7 @@ export function parseDurationMs(field: string, v: unknown): number {
       if (n > 0) return Math.round(n);
     }
   }
-  throw badInput(field, `${JSON.stringify(v)} is not a duration such as 10s, 500ms or 30`);
+  throw badInput(field, `${typeof v === 'string' || typeof v === 'number' ? showValue(v) : describeType(v)} is not a duration such as 10s, 500ms or 30`);
 }
 
 function obj(body: unknown): Record<string, unknown> {
@@ -71,7 +73,9 @@ function strList(b: Record<string, unknown>, field: string): string[] | undefine
 }
 
 function allowOnly(b: Record<string, unknown>, fields: string[]): void {
-  for (const k of Object.keys(b)) if (!fields.includes(k)) throw badInput(k, `unknown field; expected one of ${fields.join(', ')}`);
+  for (const k of Object.keys(b)) {
+    if (!fields.includes(k)) throw badInput(k.length > 64 ? `${k.slice(0, 64)}...` : k, `unknown field; expected one of ${fields.join(', ')}`);
+  }
 }
 
 function workloadJson(w: WorkloadRow): Record<string, unknown> {
@@ -101,9 +105,10 @@ async function readBody(req: IncomingMessage): Promise<unknown> {
   const text = Buffer.concat(chunks).toString('utf8');
   if (text.trim() === '') return {};
   try {
-    return JSON.parse(text);
-  } catch {
-    throw badInput('body', 'is not valid JSON');
+    // Nesting is bounded before anything walks the value (and the parser's message quotes nothing).
+    return parseJsonBounded(text);
+  } catch (err) {
+    throw badInput('body', `is not valid JSON: ${(err as Error).message}`);
   }
 }
 
@@ -176,7 +181,7 @@ export function createApi(broker: Broker, metrics: BrokerMetrics, log: Logger): 
       async (_r, _p, url) => {
         const raw = url.searchParams.get('state');
         const states = raw ? (raw.split(',') as LeaseState[]) : (['intent', 'active', 'revoking', 'irrevocable'] as LeaseState[]);
-        for (const s of states) if (!ALL_STATES.includes(s)) throw badInput('state', `${JSON.stringify(s)} is not one of ${ALL_STATES.join(', ')}`);
+        for (const s of states) if (!ALL_STATES.includes(s)) throw badInput('state', `${showValue(s)} is not one of ${ALL_STATES.join(', ')}`);
         const limit = Number(url.searchParams.get('limit') ?? 1000);
         if (!Number.isInteger(limit) || limit < 1 || limit > 100_000) throw badInput('limit', 'must be an integer from 1 to 100000');
         return [200, { leases: await broker.leases(states, limit) }];
@@ -185,7 +190,10 @@ export function createApi(broker: Broker, metrics: BrokerMetrics, log: Logger): 
     ['GET', /^\/v1\/events$/, async (_r, _p, url) => [200, { events: await broker.events(Math.min(1000, Number(url.searchParams.get('limit') ?? 100) || 100)) }]],
   ];
 
-  const send = (res: ServerResponse, status: number, body: unknown) => {
+  const send = async (req: IncomingMessage, res: ServerResponse, status: number, body: unknown) => {
+    // A body nobody read is drained first: closing over unread bytes resets the
+    // connection, and the client would lose the answer.
+    await drain(req);
     const text = JSON.stringify(body);
     res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
     res.end(text);
@@ -193,11 +201,13 @@ export function createApi(broker: Broker, metrics: BrokerMetrics, log: Logger): 
 
   return createServer((req, res) => {
     const started = Date.now();
-    const url = new URL(req.url ?? '/', 'http://broker');
     const method = req.method ?? 'GET';
+    // A request target that is no URL (`http://[`) is the caller's mistake, answered below.
+    let url = new URL('/', 'http://broker');
     void (async () => {
       let status = 500;
       try {
+        url = requestUrl(req.url);
         if (method === 'GET' && url.pathname === '/metrics') {
           const text = await metrics.registry.metrics();
           res.writeHead(200, { 'content-type': metrics.registry.contentType });
@@ -211,34 +221,74 @@ export function createApi(broker: Broker, metrics: BrokerMetrics, log: Logger): 
           if (!match) continue;
           matchedPath = true;
           if (m !== method) continue;
-          const params = match.slice(1).map((p) => decodeURIComponent(p));
+          const params = match.slice(1).map((p) => decodeParam(p));
           const [s, body] = await handler(req, params, url);
           status = s;
-          send(res, s, body);
+          await send(req, res, s, body);
           return;
         }
         if (matchedPath) {
           status = 405;
-          send(res, 405, { errors: [`method ${method} not allowed on ${url.pathname}`], code: 'ERR_METHOD' });
+          await send(req, res, 405, { errors: [`method ${method} not allowed on ${url.pathname.slice(0, 200)}`], code: 'ERR_METHOD' });
           return;
         }
-        throw notFound(`no route ${method} ${url.pathname}`);
+        throw notFound(`no route ${method.slice(0, 16)} ${showValue(url.pathname)}`);
       } catch (err) {
         if (err instanceof BrokerError) {
           status = HTTP_STATUS[err.code];
-          send(res, status, { errors: [err.message], code: err.code, ...(err.field ? { field: err.field } : {}) });
+          await send(req, res, status, { errors: [err.message], code: err.code, ...(err.field ? { field: err.field } : {}) });
         } else {
           status = 500;
           log.error({ method, path: url.pathname, err: describeError(err) }, 'request failed');
-          send(res, 500, { errors: ['internal error'], code: 'ERR_INTERNAL' });
+          await send(req, res, 500, { errors: ['internal error'], code: 'ERR_INTERNAL' });
         }
-        if (status === 413) req.resume();
       } finally {
         // The path holds at most a jti or workload id; never a token.
         log.debug({ method, path: url.pathname, status, ms: Date.now() - started }, 'request');
       }
     })();
   });
+}
+
+/** How much of an unread body drain() reads before it gives up and drops the connection. */
+const MAX_DRAIN_BYTES = 1024 * 1024;
+
+/** Reads and discards what is left of a request's body (bounded). */
+function drain(req: IncomingMessage): Promise<void> {
+  if (req.readableEnded || req.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    let size = 0;
+    const done = (): void => resolve();
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > MAX_DRAIN_BYTES) {
+        req.destroy();
+        done();
+      }
+    });
+    req.once('end', done);
+    req.once('close', done);
+    req.once('error', done);
+    req.resume();
+  });
+}
+
+/** The request's URL; a target no URL parser accepts is a 400. */
+function requestUrl(target: string | undefined): URL {
+  try {
+    return new URL(target ?? '/', 'http://broker');
+  } catch {
+    throw badInput('path', 'is not a valid request target');
+  }
+}
+
+/** A path parameter, percent-decoded; malformed encoding is a 400. */
+function decodeParam(raw: string): string {
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    throw badInput('path', 'holds malformed percent-encoding');
+  }
 }
 
 export async function listen(makeServer: () => Server, settings: ListenSettings): Promise<RunningApi> {

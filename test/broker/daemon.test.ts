@@ -176,7 +176,7 @@ describe('bad input on the local API', () => {
     ['array body', 'POST', '/v1/workloads', [1], 400, /body: must be a JSON object/],
     ['heartbeat unknown', 'POST', '/v1/workloads/nope/heartbeat', {}, 404, /not registered/],
     ['report unknown jti', 'POST', '/v1/reports', { jti: 'nope', reason: 'x' }, 404, /no token with jti nope/],
-    ['no route', 'GET', '/v1/nothing', undefined, 404, /no route GET \/v1\/nothing/],
+    ['no route', 'GET', '/v1/nothing', undefined, 404, /no route GET "\/v1\/nothing"/],
     ['bad state filter', 'GET', '/v1/leases?state=zzz', undefined, 400, /state: "zzz" is not one of/],
   ];
   for (const [name, method, path, body, status, message] of cases) {
@@ -197,7 +197,9 @@ describe('bad input on the local API', () => {
   it('malformed JSON and an oversize body', async () => {
     const bad = await api<{ errors: string[] }>(base, 'POST', '/v1/tokens', undefined, '{"workload": ');
     expect(bad.status).toBe(400);
-    expect(bad.body.errors[0]).toBe('body: is not valid JSON');
+    expect(bad.body.errors[0]).toBe('body: is not valid JSON: unexpected end of JSON input');
+    const deep = await api<{ errors: string[] }>(base, 'POST', '/v1/tokens', undefined, `{"workload": ${'['.repeat(20_000)}${']'.repeat(20_000)}}`);
+    expect(deep).toMatchObject({ status: 400, body: { errors: ['body: is not valid JSON: JSON input exceeds the allowed nesting depth of 300'] } });
     const big = await api<{ errors: string[] }>(base, 'POST', '/v1/workloads', undefined, JSON.stringify({ name: 'x'.repeat(100_000) }));
     expect(big.status).toBe(413);
     expect(big.body.errors[0]).toMatch(/body: larger than 65536 bytes/);
