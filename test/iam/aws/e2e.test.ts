@@ -9,6 +9,7 @@
 // deployment sets the mount's issuer to a public https URL serving the same
 // two documents; the fake accepts http so the rest of the check can run here.
 
+import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { connect, type VaultConnection } from '../../../src/client/index.ts';
 import { CloudError } from '../../../src/iam/errors.ts';
@@ -106,6 +107,16 @@ describe('the tvm token as an AWS web identity', () => {
     expect(f.state.sessions[0]).toMatchObject({ verified: true, alg: 'ES256', issuer, audience: 'sts.amazonaws.com', subject: 'root' });
     expect(f.requests[0].params.WebIdentityToken).toBe(token.token);
     expect(grant.credential.env.AWS_ACCESS_KEY_ID).toBe(f.state.sessions[0].accessKeyId);
+    // The credential handed out is a live one: signed with it, STS knows the assumed role.
+    const env = grant.credential.env;
+    const workload = new STSClient({
+      region: 'us-east-1',
+      endpoint: f.url,
+      maxAttempts: 1,
+      credentials: { accessKeyId: env.AWS_ACCESS_KEY_ID, secretAccessKey: env.AWS_SECRET_ACCESS_KEY, sessionToken: env.AWS_SESSION_TOKEN },
+    });
+    const who = await workload.send(new GetCallerIdentityCommand({}));
+    expect(who.Arn).toBe(`arn:aws:sts::123456789012:assumed-role/log-reader/tvm-e2e00000-0000-4000-8000-000000000001`);
   });
 
   it('an expired token is refused (ExpiredToken)', async () => {

@@ -5,19 +5,28 @@
 //   fake.addRole('arn:aws:iam::123456789012:role/app');
 //   createAwsProvider({ stsEndpoint: fake.url, iamEndpoint: fake.url, credentials: FAKE_BROKER_KEYS, maxAttempts: 1 });
 //
-// Actions: AssumeRoleWithWebIdentity, AssumeRole (STS); PutRolePolicy,
+// Actions: AssumeRoleWithWebIdentity, AssumeRole, GetCallerIdentity (STS); PutRolePolicy,
 // DeleteRolePolicy, GetRolePolicy, ListRolePolicies (IAM).
-//   fake.requests   every call, in order: { service, action, params (the decoded form), accessKeyId (from a
-//                   SigV4 Authorization header, null when unsigned), at }
+//   fake.requests   every call, in order: { service, action, params (the decoded form), accessKeyId (the one a
+//                   SigV4 Authorization header names, verified or not; null when unsigned), at }
 //   fake.state      roles by name ({ arn, roleId, maxSessionDurationS, trustedSubjects, policies: name → JSON })
 //                   and the sessions issued ({ roleArn, sessionName, assumedRoleId, subject, audience, alg, ... })
 //   fake.failNext(action | '*', status, code, message?)   the next matching call answers that AWS error
 //   GET  <url>/_fake/state     roles, sessions and requests as JSON (for a broker in a child process)
 //   POST <url>/_fake/fail      {"action","status","code","message"}: failNext over HTTP
 //
+// Signatures (sigv4.ts): every signed request is verified as AWS verifies Signature Version 4, with the
+// secret of the access key it names: the static keys given (default FAKE_BROKER_KEYS) or a session this fake
+// issued (its X-Amz-Security-Token required, refused once expired by the fake's clock). The credential scope
+// must name the action's service (sts, iam) and a region the endpoint serves: IAM us-east-1 only (its global
+// endpoint); STS any region in AWS_REGIONS (the provider sends every region's STS calls to the one endpoint
+// override), or only `stsRegions` when given. X-Amz-Date must be within 5 minutes of `requestClock` (default the
+// wall clock the SDK signs with, not `now`, which tests freeze). Refusals as AWS words them: 403
+// SignatureDoesNotMatch, 403 InvalidClientTokenId, 400 ExpiredToken, 400 IncompleteSignature.
+//
 // What it checks as AWS does: RoleSessionName (2 to 64 of [\w+=,.@-]), DurationSeconds (900 to the role's
 // MaxSessionDuration), Policy (at most 2,048 characters, JSON), SourceIdentity and session tag characters, a
-// SigV4 Authorization header on everything but AssumeRoleWithWebIdentity, inline role policies (names, JSON,
+// valid signature on everything but AssumeRoleWithWebIdentity, inline role policies (names, JSON,
 // 10,240 non-whitespace characters in all per role: LimitExceeded), NoSuchEntity on unknown roles/policies.
 // With `oidc` configured it verifies the web identity token as AWS does: an OIDC provider registered for the
 // token's `iss`, discovery (`<iss>/.well-known/openid-configuration` → jwks_uri) unless `jwksUrl` is given,
@@ -29,7 +38,8 @@ import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { deflateRawSync } from 'node:zlib';
 import { createRemoteJWKSet, decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTVerifyGetKey } from 'jose';
-import { listenLoopback, readBody } from './loopback.ts';
+import { listenLoopback, readBodyBytes } from './loopback.ts';
+import { claimedAccessKeyId, SigV4Refusal, verifySigV4, type SigV4Key } from './sigv4.ts';
 
 export interface AwsFakeOidcProvider {
   /** The token issuer, exactly as its `iss`. */
@@ -45,10 +55,23 @@ export interface AwsFakeOptions {
   oidc?: AwsFakeOidcProvider | AwsFakeOidcProvider[];
   /** The fake's clock (epoch ms): credential expiry and token time checks. */
   now?: () => number;
+  /** The clock X-Amz-Date must be within 5 minutes of (default Date.now: the SDK signs with the wall clock). */
+  requestClock?: () => number;
+  /** Long-term keys the fake knows (default [FAKE_BROKER_KEYS]). */
+  staticKeys?: AwsFakeStaticKey[];
+  /** Regions whose STS endpoint this fake stands for (default every region in AWS_REGIONS). */
+  stsRegions?: string[];
   /** Aggregate inline policy size per role (non-whitespace characters; AWS: 10,240). */
   inlinePolicyLimit?: number;
   /** PackedPolicySize = 100 × deflated(policy + tags) / this (default 1,400). */
   packedCapacityBytes?: number;
+}
+
+export interface AwsFakeStaticKey {
+  accessKeyId: string;
+  secretAccessKey: string;
+  /** What GetCallerIdentity answers for it (default an IAM user tvm-broker in 123456789012). */
+  arn?: string;
 }
 
 export interface AwsFakeRequest {
@@ -104,10 +127,17 @@ export interface AwsFake {
   close(): Promise<void>;
 }
 
-/** Static keys for the broker's own credentials in tests (the fake does not check signatures). */
+/** Static keys for the broker's own credentials in tests (the fake's default static key). */
 export const FAKE_BROKER_KEYS = { accessKeyId: 'AKIAFAKEBROKER000001', secretAccessKey: 'fake-broker-secret-key-not-a-real-one-00' };
 
-const STS_ACTIONS = new Set(['AssumeRoleWithWebIdentity', 'AssumeRole']);
+/** Commercial AWS regions (the aws partition) whose STS endpoints the fake stands for by default. */
+export const AWS_REGIONS = [
+  'us-east-1', 'us-east-2', 'us-west-1', 'us-west-2', 'af-south-1', 'ap-east-1', 'ap-east-2', 'ap-south-1', 'ap-south-2',
+  'ap-northeast-1', 'ap-northeast-2', 'ap-northeast-3', 'ap-southeast-1', 'ap-southeast-2', 'ap-southeast-3', 'ap-southeast-4',
+  'ap-southeast-5', 'ap-southeast-7', 'ca-central-1', 'ca-west-1', 'eu-central-1', 'eu-central-2', 'eu-west-1', 'eu-west-2',
+  'eu-west-3', 'eu-north-1', 'eu-south-1', 'eu-south-2', 'il-central-1', 'me-south-1', 'me-central-1', 'mx-central-1', 'sa-east-1',
+];
+const STS_ACTIONS = new Set(['AssumeRoleWithWebIdentity', 'AssumeRole', 'GetCallerIdentity']);
 const IAM_ACTIONS = new Set(['PutRolePolicy', 'DeleteRolePolicy', 'GetRolePolicy', 'ListRolePolicies']);
 const STS_NS = 'https://sts.amazonaws.com/doc/2011-06-15/';
 const IAM_NS = 'https://iam.amazonaws.com/doc/2010-05-08/';
@@ -165,6 +195,12 @@ function nonWhitespace(s: string): number {
 
 export async function startAwsFake(options: AwsFakeOptions = {}): Promise<AwsFake> {
   const now = options.now ?? Date.now;
+  const requestClock = options.requestClock ?? Date.now;
+  const staticKeys = new Map<string, AwsFakeStaticKey>((options.staticKeys ?? [FAKE_BROKER_KEYS]).map((k) => [k.accessKeyId, k]));
+  const stsRegions = new Set(options.stsRegions ?? AWS_REGIONS);
+  const iamRegions = new Set(['us-east-1']);
+  /** Temporary credentials issued, by access key id (secrets: never in `state` or a snapshot). */
+  const sessionKeys = new Map<string, SigV4Key & { arn: string; userId: string }>();
   const inlineLimit = options.inlinePolicyLimit ?? 10_240;
   const packedCapacity = options.packedCapacityBytes ?? 1_400;
   const providers = options.oidc === undefined ? [] : Array.isArray(options.oidc) ? options.oidc : [options.oidc];
@@ -267,7 +303,7 @@ export async function startAwsFake(options: AwsFakeOptions = {}): Promise<AwsFak
     return tags;
   }
 
-  async function assume(action: 'AssumeRoleWithWebIdentity' | 'AssumeRole', params: Record<string, string>, signed: boolean): Promise<Xml> {
+  async function assume(action: 'AssumeRoleWithWebIdentity' | 'AssumeRole', params: Record<string, string>, signed: boolean): Promise<{ [key: string]: Xml }> {
     if (action === 'AssumeRole' && !signed) throw new AwsFault(403, 'MissingAuthenticationToken', 'Request is missing Authentication Token');
     const roleArn = required(params, 'RoleArn');
     const sessionName = required(params, 'RoleSessionName');
@@ -309,7 +345,11 @@ export async function startAwsFake(options: AwsFakeOptions = {}): Promise<AwsFak
     const partition = role.arn.split(':')[1];
     const assumedArn = `arn:${partition}:sts::${account}:assumed-role/${role.name}/${sessionName}`;
     const accessKeyId = randomId('ASIA', 16);
-    const expiration = isoSeconds(now() + durationS * 1000);
+    const expiresAtMs = Math.floor(now() / 1000) * 1000 + durationS * 1000;
+    const expiration = isoSeconds(expiresAtMs);
+    const secretAccessKey = randomBytes(30).toString('base64');
+    const sessionToken = `FwoGZXIvYXdzE${randomBytes(48).toString('base64')}`;
+    sessionKeys.set(accessKeyId, { secretAccessKey, sessionToken, expiresAt: expiresAtMs, arn: assumedArn, userId: assumedRoleId });
     state.sessions.push({
       action,
       roleArn,
@@ -330,8 +370,8 @@ export async function startAwsFake(options: AwsFakeOptions = {}): Promise<AwsFak
     const result: { [key: string]: Xml } = {
       Credentials: {
         AccessKeyId: accessKeyId,
-        SecretAccessKey: randomBytes(30).toString('base64'),
-        SessionToken: `FwoGZXIvYXdzE${randomBytes(48).toString('base64')}`,
+        SecretAccessKey: secretAccessKey,
+        SessionToken: sessionToken,
         Expiration: expiration,
       },
       AssumedRoleUser: { AssumedRoleId: assumedRoleId, Arn: assumedArn },
@@ -344,6 +384,15 @@ export async function startAwsFake(options: AwsFakeOptions = {}): Promise<AwsFak
     }
     if (sourceIdentity !== null) result.SourceIdentity = sourceIdentity;
     return result;
+  }
+
+  /** GetCallerIdentity: who the verified signature belongs to. */
+  function callerIdentity(accessKeyId: string | null): Xml {
+    if (accessKeyId === null) throw new AwsFault(403, 'MissingAuthenticationToken', 'Request is missing Authentication Token');
+    const session = sessionKeys.get(accessKeyId);
+    if (session) return { UserId: session.userId, Account: session.arn.split(':')[4], Arn: session.arn };
+    const arn = staticKeys.get(accessKeyId)?.arn ?? 'arn:aws:iam::123456789012:user/tvm-broker';
+    return { UserId: `AIDA${accessKeyId.slice(4)}`, Account: arn.split(':')[4], Arn: arn };
   }
 
   function iamAction(action: string, params: Record<string, string>, signed: boolean): Xml {
@@ -390,8 +439,29 @@ export async function startAwsFake(options: AwsFakeOptions = {}): Promise<AwsFak
     };
   }
 
+  /** The verified access key id of a signed request (null when unsigned); throws AWS's refusal otherwise. */
+  function authenticate(req: IncomingMessage, raw: Buffer, service: 'sts' | 'iam'): string | null {
+    if (req.headers.authorization === undefined) return null;
+    try {
+      return verifySigV4(
+        { method: req.method ?? '', url: req.url ?? '/', rawHeaders: req.rawHeaders, body: raw },
+        {
+          service,
+          regions: service === 'sts' ? stsRegions : iamRegions,
+          key: (id) => staticKeys.get(id) ?? sessionKeys.get(id),
+          requestNow: requestClock(),
+          credentialNow: now(),
+        },
+      );
+    } catch (err) {
+      if (err instanceof SigV4Refusal) throw new AwsFault(err.status, err.code, err.message);
+      throw err;
+    }
+  }
+
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const body = await readBody(req);
+    const raw = await readBodyBytes(req);
+    const body = raw.toString('utf8');
     if (req.url === '/_fake/state') return send(res, 200, JSON.stringify(snapshot()), 'application/json');
     if (req.url === '/_fake/fail') {
       const f = JSON.parse(body) as { action: string; status: number; code: string; message?: string };
@@ -402,9 +472,7 @@ export async function startAwsFake(options: AwsFakeOptions = {}): Promise<AwsFak
     const action = params.Action ?? '';
     const service = STS_ACTIONS.has(action) ? 'sts' : 'iam';
     const ns = service === 'sts' ? STS_NS : IAM_NS;
-    const auth = req.headers.authorization ?? null;
-    const accessKeyId = auth === null ? null : (/Credential=([^/]+)\//.exec(auth)?.[1] ?? null);
-    requests.push({ service, action, params, accessKeyId, at: now() });
+    requests.push({ service, action, params, accessKeyId: claimedAccessKeyId(req.headers.authorization), at: now() });
     const requestId = randomUUID();
     try {
       const injected = failures.findIndex((f) => f.action === action || f.action === '*');
@@ -412,9 +480,11 @@ export async function startAwsFake(options: AwsFakeOptions = {}): Promise<AwsFak
         const [f] = failures.splice(injected, 1);
         throw new AwsFault(f.status, f.code, f.message);
       }
+      const signer = authenticate(req, raw, service);
       let result: Xml;
-      if (STS_ACTIONS.has(action)) result = await assume(action as 'AssumeRole', params, accessKeyId !== null);
-      else if (IAM_ACTIONS.has(action)) result = iamAction(action, params, accessKeyId !== null);
+      if (action === 'GetCallerIdentity') result = callerIdentity(signer);
+      else if (STS_ACTIONS.has(action)) result = await assume(action as 'AssumeRole', params, signer !== null);
+      else if (IAM_ACTIONS.has(action)) result = iamAction(action, params, signer !== null);
       else throw new AwsFault(400, 'InvalidAction', `Could not find operation ${action}`);
       const inner = result === null ? '' : `<${action}Result>${xml(result)}</${action}Result>`;
       send(res, 200, `<${action}Response xmlns="${ns}">${inner}<ResponseMetadata><RequestId>${requestId}</RequestId></ResponseMetadata></${action}Response>`);

@@ -1,13 +1,17 @@
-// The HTTP plumbing every cloud fake shares: read a request body, and listen on
+// The HTTP plumbing every cloud fake shares: read a request body (bytes or text), and listen on
 // a free loopback port with a close() that drops open (keep-alive) connections.
 
 import type { IncomingMessage } from 'node:http';
 import type { AddressInfo, Server, Socket } from 'node:net';
 
-export async function readBody(req: IncomingMessage): Promise<string> {
+export async function readBodyBytes(req: IncomingMessage): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const c of req) chunks.push(c as Buffer);
-  return Buffer.concat(chunks).toString('utf8');
+  return Buffer.concat(chunks);
+}
+
+export async function readBody(req: IncomingMessage): Promise<string> {
+  return (await readBodyBytes(req)).toString('utf8');
 }
 
 export interface Listening {
