@@ -25,7 +25,10 @@
 //
 // As the API server: the bearer must be `brokerToken` (401 otherwise) when set;
 // create answers 201, 409 AlreadyExists when the name is taken, 404 when the
-// namespace is not in `namespaces` (when given), 422 without metadata.name;
+// namespace is not in `namespaces` (when given), and validates the object first
+// (kubernetes-validation.ts: 400 for a field of the wrong JSON type or another
+// namespace in metadata, 422 Invalid with details.causes for names, Role rules,
+// RoleBinding roleRef and subjects; `seed` throws on what create would refuse);
 // get/delete answer 404 NotFound for a missing object. TokenRequest: 404 when the
 // service account is missing; 422 for expirationSeconds under 600 or over 2^32;
 // boundObjectRef kind Secret (apiVersion v1) only, 400 when it cannot be found, 409
@@ -34,6 +37,7 @@
 
 import { randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { validateCreate } from './kubernetes-validation.ts';
 import { listenLoopback } from './loopback.ts';
 
 export type KubernetesFakeResource = 'serviceaccounts' | 'secrets' | 'roles' | 'rolebindings' | 'token';
@@ -234,9 +238,10 @@ export async function startKubernetesFake(options: KubernetesFakeOptions = {}): 
       return tokenRequest(ns, name, (body ?? {}) as Record<string, unknown>);
     }
     if (method === 'POST' && name === undefined) {
-      const b = (body ?? {}) as Record<string, unknown>;
-      const meta = (b.metadata ?? {}) as Record<string, unknown>;
-      if (typeof meta.name !== 'string' || meta.name === '') return [422, statusBody(422, 'metadata.name: Required value: name or generateName is required')];
+      const refused = validateCreate(resource, ns, body ?? {});
+      if (refused) return [refused.code, refused.body];
+      const b = body as Record<string, unknown>;
+      const meta = b.metadata as { name: string };
       if (objects.has(key(resource, ns, meta.name))) {
         return [409, statusBody(409, `${resource} "${meta.name}" already exists`)];
       }
@@ -304,6 +309,8 @@ export async function startKubernetesFake(options: KubernetesFakeOptions = {}): 
     state: { objects, tokens },
     isTokenValid,
     seed(resource, namespace, object) {
+      const refused = validateCreate(resource, namespace, object);
+      if (refused) throw new Error(`seed ${resource}/${namespace}: the API server would refuse it: ${String(refused.body.message)}`);
       return store(resource, namespace, object as Record<string, unknown>);
     },
     get(resource, namespace, name) {
