@@ -19,11 +19,24 @@ export const DEFAULT_API_ADDR = 'http://127.0.0.1:8200';
  * The address the engine names its issuer after (`<apiAddr>/v1/<mount>`).
  * Vault does not pass its api_addr to plugins and pb.SystemView has no call for
  * it, so it comes from the plugin's environment: set it at registration with
- * `vault plugin register -env=VAULT_API_ADDR=https://vault.example.com:8200 ...`.
+ * `vault plugin register -env=VAULT_API_ADDR=https://vault.example.com:8200 ...`,
+ * or (Vault and OpenBao alike) `-args=--api-addr=https://vault.example.com:8200`.
  */
 export function resolveApiAddr(env: Record<string, string | undefined>): string {
   const addr = env.VAULT_API_ADDR?.trim();
   return addr ? addr.replace(/\/+$/, '') : DEFAULT_API_ADDR;
+}
+
+/** The environment, with what the plugin's registered arguments set (`--api-addr=<url>`) on top. */
+export function withArguments(env: Record<string, string | undefined>, args: readonly string[]): Record<string, string | undefined> {
+  const out: Record<string, string | undefined> = { ...env };
+  for (let i = 0; i < args.length; i++) {
+    const m = /^--api-addr(?:=(.*))?$/.exec(args[i]);
+    if (!m) continue;
+    const value = m[1] ?? args[++i];
+    if (value) out.VAULT_API_ADDR = value;
+  }
+  return out;
 }
 
 export interface BackendServiceOptions {

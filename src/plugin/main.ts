@@ -5,12 +5,15 @@
 //   VAULT_BACKEND_PLUGIN, PLUGIN_PROTOCOL_VERSIONS, PLUGIN_CLIENT_CERT,
 //   PLUGIN_UNIX_SOCKET_DIR  set by Vault (go-plugin)
 //   VAULT_API_ADDR          the issuer's base address (default http://127.0.0.1:8200);
-//                           pass it with `vault plugin register -env=VAULT_API_ADDR=...`
+//                           pass it with `vault plugin register -env=VAULT_API_ADDR=...`,
+//                           or as the argument --api-addr=<url> (`-args=--api-addr=<url>`:
+//                           OpenBao's plugin register has -args but no -env); the argument wins
 //   TVM_LOG_LEVEL           trace|debug|info|warn|error (default info)
 
 import * as grpc from '@grpc/grpc-js';
 import { HandshakeError } from './handshake.ts';
 import { createLogger, parseLevel } from './logger.ts';
+import { withArguments } from './backend_service.ts';
 import { startPlugin } from './server.ts';
 
 export async function main(): Promise<void> {
@@ -26,7 +29,7 @@ export async function main(): Promise<void> {
   let plugin;
   try {
     plugin = await startPlugin({
-      env: process.env,
+      env: withArguments(process.env, process.argv.slice(2)),
       stdout: (text) => void process.stdout.write(text),
       stderr: (text) => void process.stderr.write(text),
     });
