@@ -12,6 +12,9 @@ import { KEYS_KEY } from './keys.ts';
 import { LEASE_PREFIX } from './leases.ts';
 import type { Backend, Clock } from './types.ts';
 
+/** The engine's version (the package's), as its OpenAPI document shows it. */
+export const ENGINE_VERSION = '0.1.0';
+
 export interface TvmBackendOptions {
   /** The externally reachable API address, used for the default issuer. */
   apiAddr: string;
@@ -27,6 +30,8 @@ with jwks (or .well-known/jwks.json) and revocations, or online at introspect.`;
 export function createTvmBackend(options: TvmBackendOptions): Backend {
   const ctx = createContext({ clock: options.clock ?? Date.now, apiAddr: options.apiAddr });
   return new FrameworkBackend({
+    name: 'tvm',
+    version: ENGINE_VERSION,
     help: HELP.trim(),
     routes: [
       ...configRoutes(ctx),

@@ -6,6 +6,7 @@
 import { parseDurationMs } from './duration.ts';
 import { describeType, EngineError, invalidField, showValue } from './errors.ts';
 import { parseJsonBounded } from './json.ts';
+import { openApiDocument } from './openapi.ts';
 import type {
   Backend,
   ExistenceResult,
@@ -86,6 +87,10 @@ export interface SecretType {
 }
 
 export interface FrameworkOptions {
+  /** The backend's type (`tvm`): names its OpenAPI operations. */
+  name?: string;
+  /** The backend's version, shown in its OpenAPI document. */
+  version?: string;
   help: string;
   routes: Route[];
   secrets: SecretType[];
@@ -146,8 +151,24 @@ export class FrameworkBackend implements Backend {
       case 'rollback':
         await this.options.periodic?.(req.storage);
         return null;
-      case 'help':
-        return { data: { help: this.helpText(req.path) } };
+      case 'help': {
+        // As Vault's framework: the text, and the OpenAPI document of the named path (all of them at the root).
+        const match = req.path === '' ? null : this.match(req.path);
+        const routes = match ? [match.route] : req.path === '' ? this.options.routes : [];
+        const openapi = openApiDocument({
+          routes,
+          mountType: this.options.name ?? 'backend',
+          title: this.options.name ?? 'backend',
+          version: this.options.version ?? '',
+          unauthenticated: this.options.specialPaths.unauthenticated,
+        });
+        return { data: { help: this.helpText(req.path), openapi } };
+      }
+      case 'resolve-path': {
+        // The engine's paths are canonical as they match (names are exact, case-sensitive,
+        // with no optional slashes), so a routed path is its own canonical form.
+        return this.match(req.path) ? { data: { path: req.path } } : null;
+      }
       default:
         break;
     }

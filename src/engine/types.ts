@@ -13,7 +13,9 @@ export type Operation =
   | 'renew'
   | 'revoke'
   | 'rollback'
-  | 'help';
+  | 'help'
+  /** OpenBao 2.7+: asks the backend for the canonical form of a request path, which the ACL is then checked on. */
+  | 'resolve-path';
 
 export const OPERATIONS: readonly Operation[] = [
   'read',
@@ -25,6 +27,7 @@ export const OPERATIONS: readonly Operation[] = [
   'revoke',
   'rollback',
   'help',
+  'resolve-path',
 ];
 
 /** One entry of Vault's logical storage: a key and opaque bytes. */

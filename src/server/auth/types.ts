@@ -18,7 +18,7 @@ export interface AuthMountContext {
 }
 
 export interface AuthRequest {
-  operation: Exclude<Operation, 'renew' | 'revoke' | 'rollback'>;
+  operation: Exclude<Operation, 'renew' | 'revoke' | 'rollback' | 'resolve-path'>;
   /** Relative to the mount, no leading slash: `role/orders`, `login`. */
   path: string;
   data: Record<string, unknown>;
