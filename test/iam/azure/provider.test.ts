@@ -2,9 +2,9 @@
 // against the loopback HTTPS fake, and a local RS256 issuer the fake verifies
 // client assertions against (discovery + JWKS, as Entra does).
 import { createServer, type Server } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { AccessToken, GetTokenOptions, TokenCredential } from '@azure/core-auth';
-import { UserDelegationKeyCredential } from '@azure/storage-common';
 import {
   BlobSASPermissions,
   ContainerSASPermissions,
@@ -17,8 +17,9 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { CloudError, IamFieldError } from '../../../src/iam/errors.ts';
 import { azureModule, type AzureTarget } from '../../../src/iam/azure/module.ts';
 import { createAzureProvider, REVOKE_API_VERSION, START_SKEW_MS, type AzureProviderOptions, type AzurePlan, type AzureSas } from '../../../src/iam/azure/provider.ts';
-import { SAS_VERSION, sasTime, userDelegationStringToSign } from '../../../src/iam/azure/sas.ts';
+import { SAS_VERSION, sasTime } from '../../../src/iam/azure/sas.ts';
 import type { CloudGrant, CloudProvider, GrantRequest } from '../../../src/iam/types.ts';
+import { documentedSignature, documentedStringToSign } from '../fakes/azure-sas.ts';
 import { startAzureFake, type AzureFake, type AzureFakeKey } from '../fakes/azure.ts';
 
 const TENANT = '72f988bf-86f1-41af-91ab-2d7cd011db47';
@@ -43,6 +44,8 @@ let rsaKey: JoseKey;
 let ecKey: JoseKey;
 let fake: AzureFake;
 let provider: CloudProvider<AzureTarget>;
+/** Moves the fake's clock (SAS and key times) away from the wall clock. */
+let fakeClockOffsetMs = 0;
 const armScopes: string[][] = [];
 const managementCredential: TokenCredential = {
   async getToken(scopes: string | string[], _options?: GetTokenOptions): Promise<AccessToken> {
@@ -80,7 +83,7 @@ beforeAll(async () => {
   });
   await new Promise<void>((r) => issuerServer.listen(0, '127.0.0.1', r));
   issuer = `http://127.0.0.1:${(issuerServer.address() as AddressInfo).port}/v1/tvm`;
-  fake = await startAzureFake({ managementTokens: [ARM_TOKEN] });
+  fake = await startAzureFake({ managementTokens: [ARM_TOKEN], clock: () => Date.now() + fakeClockOffsetMs });
   provider = providerWith();
 });
 
@@ -90,6 +93,7 @@ afterAll(async () => {
 });
 
 beforeEach(() => {
+  fakeClockOffsetMs = 0;
   fake.reset();
   fake.addApp({ tenantId: TENANT, clientId: CLIENT, objectId: OID, federated: [{ issuer, subject: SUBJECT, audiences: [AUD] }] });
   fake.addAccount({ name: ACCOUNT, subscriptionId: SUB, resourceGroup: RG });
@@ -155,17 +159,18 @@ function sdkKey(k: AzureFakeKey): UserDelegationKey {
 }
 
 /**
- * Verifies a SAS offline against the key the fake issued: for containers and
- * blobs the SDK signs the same inputs again; for every SAS the documented
- * string-to-sign is HMAC'd by the SDK's own UserDelegationKeyCredential.
+ * Verifies a SAS offline against the key the fake issued, without tvm's signing
+ * code: the string-to-sign Microsoft documents (test/iam/fakes/azure-sas.ts) over
+ * the resource the SAS names, HMAC'd with the key; sdd is the directory's depth.
+ * For containers and blobs the SDK signs the same inputs again and must agree.
  */
 function verifySas(s: AzureSas, k: AzureFakeKey): void {
   const q = params(s.token);
-  const key = sdkKey(k);
-  const scope = { resource: q.sr as 'c' | 'b' | 'd', container: s.container, path: s.path, depth: q.sdd ? Number(q.sdd) : undefined, permissions: q.sp };
-  const input = { account: ACCOUNT, scope, startsOn: new Date(q.st), expiresOn: new Date(q.se), key };
-  expect(new UserDelegationKeyCredential(ACCOUNT, key).computeHMACSHA256(userDelegationStringToSign(input))).toBe(q.sig);
-  if (q.sr !== 'd') {
+  const resource = `/blob/${ACCOUNT}/${s.container}${q.sr === 'c' ? '' : `/${s.path}`}`;
+  expect(documentedSignature(k.value, documentedStringToSign(q, resource)) === q.sig, `the ${q.sr} SAS for ${resource} verifies`).toBe(true);
+  if (q.sr === 'd') expect(Number(q.sdd)).toBe((s.path as string).split('/').length);
+  else {
+    const key = sdkKey(k);
     const again = generateBlobSASQueryParameters(
       {
         containerName: s.container,
@@ -179,7 +184,7 @@ function verifySas(s: AzureSas, k: AzureFakeKey): void {
       key,
       ACCOUNT,
     );
-    expect(again.signature).toBe(q.sig);
+    expect(again.signature === q.sig, 'the SDK signs the same SAS').toBe(true);
   }
 }
 
@@ -279,12 +284,15 @@ describe('issue', () => {
   });
 
   it('a tampered SAS does not verify (the check has teeth)', async () => {
-    const req = await request(BASE_TARGET, { scopes: { read: ['azblob://tvmlogs01/logs/**'], write: [] } });
+    const req = await request(BASE_TARGET, { scopes: { read: ['azblob://tvmlogs01/logs/**', 'azblob://tvmlogs01/lake/raw/2026/**'], write: [] } });
     const grant = await provider.issue(req, provider.plan(req));
-    const s = sasOf(grant)[0];
-    const widened = { ...s, token: s.token.replace('sp=rl', 'sp=rwl') };
-    expect(() => verifySas(widened, fake.state.keys[0])).toThrow();
-    verifySas(s, fake.state.keys[0]);
+    const [c, d] = sasOf(grant);
+    expect(() => verifySas({ ...c, token: c.token.replace('sp=rl', 'sp=rwl') }, fake.state.keys[0])).toThrow();
+    expect(() => verifySas({ ...d, token: d.token.replace('sdd=2', 'sdd=1') }, fake.state.keys[0])).toThrow();
+    expect(() => verifySas({ ...d, path: 'raw' }, fake.state.keys[0])).toThrow();
+    expect(() => verifySas({ ...d, token: d.token.replace('sp=rl', 'sp=rcl') }, fake.state.keys[0])).toThrow();
+    verifySas(c, fake.state.keys[0]);
+    verifySas(d, fake.state.keys[0]);
   });
 
   it('one SAS: AZURE_STORAGE_SAS_TOKEN as well (what az storage reads with AZURE_STORAGE_ACCOUNT)', async () => {
@@ -520,5 +528,132 @@ describe('Azure refusing or failing -> CloudError, never a secret in the message
     const grant = await retrying.issue(req, retrying.plan(req));
     expect(fake.requests.filter((r) => r.endpoint === 'userDelegationKey').map((r) => r.status)).toEqual([500, 200]);
     verifySas(sasOf(grant)[0], fake.state.keys[0]);
+  });
+});
+
+/** One request to the fake's blob data plane: status, error code, body. */
+function blobCall(url: string, method = 'GET', body?: string): Promise<{ status: number; code: string | undefined; body: string }> {
+  return new Promise((resolve, reject) => {
+    const headers: Record<string, string> = { 'x-ms-version': SAS_VERSION };
+    if (method === 'PUT') Object.assign(headers, { 'x-ms-blob-type': 'BlockBlob', 'content-length': String(Buffer.byteLength(body ?? '')) });
+    const req = httpsRequest(url, { method, agent: fake.agent, headers }, (res) => {
+      let text = '';
+      res.on('data', (c: Buffer) => (text += c.toString('utf8')));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, code: res.headers['x-ms-error-code'] as string | undefined, body: text }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+describe('the SAS handed out, used on the data plane (the fake checks it as Blob Storage does)', () => {
+  /** The grant's SAS by resource type, and URLs to a blob under each. */
+  async function issued(target: Record<string, unknown> = BASE_TARGET) {
+    const req = await request(target);
+    const grant = await provider.issue(req, provider.plan(req));
+    const [container, directory, blob] = sasOf(grant);
+    const base = `${fake.urls.blob}/${ACCOUNT}`;
+    return { grant, container, directory, blob, base, at: (path: string, token: string) => `${base}/${path}?${token}` };
+  }
+  const edit = (token: string, field: string, value: string) => {
+    const q = new URLSearchParams(token);
+    q.set(field, value);
+    return q.toString();
+  };
+
+  it('each SAS does what its permissions say on its own resource', async () => {
+    const { container, directory, blob, at } = await issued();
+    fake.putBlob(ACCOUNT, 'lake', 'raw/2026/03/a.json', '{"a":1}');
+    fake.putBlob(ACCOUNT, 'logs', 'app/1.log', 'line');
+    expect(await blobCall(at('lake/raw/2026/03/a.json', directory.token))).toMatchObject({ status: 200, body: '{"a":1}' });
+    expect(await blobCall(at('logs/app/1.log', container.token))).toMatchObject({ status: 200, body: 'line' });
+    const listed = await blobCall(at('logs', `restype=container&comp=list&${container.token}`));
+    expect(listed.status).toBe(200);
+    expect(listed.body).toContain('<Name>app/1.log</Name>');
+    expect((await blobCall(at('outbox/batch-7.json', blob.token), 'PUT', 'x')).status).toBe(201);
+    expect((await blobCall(at('outbox/batch-7.json', blob.token), 'PUT', 'y')).status).toBe(201);
+    expect(fake.state.blobs.get(`${ACCOUNT}/outbox/batch-7.json`)?.toString()).toBe('y');
+    expect((await blobCall(at('outbox/batch-7.json', blob.token), 'DELETE')).status).toBe(202);
+  });
+
+  it('a permission the SAS lacks: 403 AuthorizationPermissionMismatch', async () => {
+    const { directory, blob, at } = await issued();
+    fake.putBlob(ACCOUNT, 'outbox', 'batch-7.json', 'x');
+    // The directory SAS reads and lists (rl): no write, no delete.
+    expect(await blobCall(at('lake/raw/2026/03/b.json', directory.token), 'PUT', 'x')).toMatchObject({ status: 403, code: 'AuthorizationPermissionMismatch' });
+    expect(await blobCall(at('lake/raw/2026/03/b.json', directory.token), 'DELETE')).toMatchObject({ status: 403, code: 'AuthorizationPermissionMismatch' });
+    // The blob SAS writes (acwd): no read.
+    expect(await blobCall(at('outbox/batch-7.json', blob.token))).toMatchObject({ status: 403, code: 'AuthorizationPermissionMismatch' });
+    expect(fake.state.blobs.has(`${ACCOUNT}/lake/raw/2026/03/b.json`)).toBe(false);
+  });
+
+  it('a directory SAS with a wrong sdd, or on a blob outside its directory: 403 AuthenticationFailed', async () => {
+    const { directory, at } = await issued();
+    expect(new URLSearchParams(directory.token).get('sdd')).toBe('2');
+    fake.putBlob(ACCOUNT, 'lake', 'raw/2026/03/a.json', 'in');
+    fake.putBlob(ACCOUNT, 'lake', 'raw/2025/a.json', 'out');
+    for (const sdd of ['1', '3', '0', 'x']) {
+      const r = await blobCall(at('lake/raw/2026/03/a.json', edit(directory.token, 'sdd', sdd)));
+      expect([sdd, r.status, r.code]).toEqual([sdd, 403, 'AuthenticationFailed']);
+    }
+    const r = await blobCall(at('lake/raw/2026/03/a.json', new URLSearchParams([...new URLSearchParams(directory.token)].filter(([k]) => k !== 'sdd')).toString()));
+    expect([r.status, r.code]).toEqual([403, 'AuthenticationFailed']);
+    expect(await blobCall(at('lake/raw/2025/a.json', directory.token))).toMatchObject({ status: 403, code: 'AuthenticationFailed' });
+    // A sibling whose name merely starts like the directory's.
+    expect(await blobCall(at('lake/raw/20261/a.json', directory.token))).toMatchObject({ status: 403, code: 'AuthenticationFailed' });
+    expect(await blobCall(at('other/raw/2026/03/a.json', directory.token))).toMatchObject({ status: 403, code: 'AuthenticationFailed' });
+  });
+
+  it('a blob SAS on another blob, a container SAS on another container: 403 AuthenticationFailed', async () => {
+    const { container, blob, at } = await issued();
+    expect(await blobCall(at('outbox/batch-8.json', blob.token), 'PUT', 'x')).toMatchObject({ status: 403, code: 'AuthenticationFailed' });
+    expect(await blobCall(at('lake/app/1.log', container.token))).toMatchObject({ status: 403, code: 'AuthenticationFailed' });
+    expect(fake.state.blobs.size).toBe(0);
+  });
+
+  it('any signed field changed (permissions, times, key fields, protocol, resource type): 403 AuthenticationFailed', async () => {
+    const { directory, at } = await issued();
+    fake.putBlob(ACCOUNT, 'lake', 'raw/2026/03/a.json', 'in');
+    const q = Object.fromEntries(new URLSearchParams(directory.token));
+    const later = new Date(Date.parse(q.se) + 3_600_000).toISOString().replace(/\.\d{3}Z$/, 'Z');
+    for (const [field, value] of [
+      ['sp', 'rwl'],
+      ['sp', 'r'],
+      ['se', later],
+      ['st', q.skt.replace(/:\d\dZ$/, ':59Z')],
+      ['skoid', '00000000-0000-4000-8000-000000000000'],
+      ['ske', later],
+      ['spr', 'https,http'],
+      ['sr', 'c'],
+      ['sig', Buffer.alloc(32, 1).toString('base64')],
+    ]) {
+      const r = await blobCall(at('lake/raw/2026/03/a.json', edit(directory.token, field, value)));
+      expect([field, r.status, r.code]).toEqual([field, 403, 'AuthenticationFailed']);
+    }
+    const mismatch = await blobCall(at('lake/raw/2026/03/a.json', edit(directory.token, 'sp', 'rwl')));
+    expect(mismatch.body).toContain('<AuthenticationErrorDetail>Signature did not match.');
+    expect(mismatch.body).not.toContain(fake.state.keys[0].value);
+    expect((await blobCall(at('lake/raw/2026/03/a.json', directory.token))).status).toBe(200);
+  });
+
+  it('an expired SAS, a SAS not yet valid, a revoked key: 403 AuthenticationFailed', async () => {
+    const { directory, at, grant } = await issued(REVOKING_TARGET);
+    fake.putBlob(ACCOUNT, 'lake', 'raw/2026/03/a.json', 'in');
+    const url = at('lake/raw/2026/03/a.json', directory.token);
+    fakeClockOffsetMs = grant.expiresAt - Date.now() + 1000;
+    expect(await blobCall(url)).toMatchObject({ status: 403, code: 'AuthenticationFailed' });
+    fakeClockOffsetMs = -START_SKEW_MS - 60_000;
+    expect(await blobCall(url)).toMatchObject({ status: 403, code: 'AuthenticationFailed' });
+    fakeClockOffsetMs = 0;
+    expect((await blobCall(url)).status).toBe(200);
+    await provider.teardown(provider.plan(await request(REVOKING_TARGET)), grant, 'revoke', Date.now());
+    const revoked = await blobCall(url);
+    expect(revoked).toMatchObject({ status: 403, code: 'AuthenticationFailed' });
+    expect(revoked.body).toContain('The user delegation key was revoked.');
+  });
+
+  it('without a SAS: 401 NoAuthenticationInformation', async () => {
+    fake.putBlob(ACCOUNT, 'logs', 'app/1.log', 'line');
+    expect(await blobCall(`${fake.urls.blob}/${ACCOUNT}/logs/app/1.log`)).toMatchObject({ status: 401, code: 'NoAuthenticationInformation' });
   });
 });

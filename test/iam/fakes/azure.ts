@@ -6,6 +6,8 @@
 //               POST /<tenant>/oauth2/v2.0/token                           client credentials with a
 //                                                                          federated client assertion
 //   blob        POST /<account>?restype=service&comp=userdelegationkey     Get User Delegation Key (XML)
+//               GET|HEAD|PUT|DELETE /<account>/<container>/<blob>?<SAS>    the data plane, authorized by a
+//               GET /<account>/<container>?restype=container&comp=list&<SAS>  user delegation SAS (azure-sas.ts)
 //   management  POST /subscriptions/<sub>/resourceGroups/<rg>/providers/Microsoft.Storage/
 //                    storageAccounts/<account>/revokeUserDelegationKeys?api-version=...   (ARM)
 //
@@ -29,7 +31,8 @@
 //   fake.state.tokens      access tokens issued (resource, app, the assertion's iss/sub/alg)
 //   fake.state.keys        user delegation keys issued (account, start, expiry, value, revokedAt)
 //   fake.state.revocations revokeUserDelegationKeys calls that succeeded
-//   fake.failNext('token' | 'userDelegationKey' | 'revoke', status | 'drop', body?, times?)
+//   fake.state.blobs       blob contents by `<account>/<container>/<path>`; fake.putBlob(...) seeds one
+//   fake.failNext('token' | 'userDelegationKey' | 'revoke' | 'blobData', status | 'drop', body?, times?)
 //   fake.close()
 //
 // As Entra does for a federated identity credential, the token endpoint checks
@@ -49,6 +52,14 @@
 // (else 400 InvalidXmlNodeValue). The key is 32 random bytes; SignedOid is
 // the app's object id, SignedTid its tenant, SignedVersion the request's x-ms-version.
 //
+// The data plane takes a user delegation SAS only, and checks it as Blob Storage does (azure-sas.ts, written
+// from Microsoft's documentation, independent of tvm's signing code): the signature over the documented
+// string-to-sign with the resource the request names (sdd picks the signed directory), a key this fake issued
+// and did not revoke, st/se/ske against the fake's clock, https allowed, and the permission the operation needs
+// (read r; Put Blob c or w, w over an existing blob; delete d; list l). Refusals: 403 AuthenticationFailed
+// (with AuthenticationErrorDetail), AuthorizationPermissionMismatch, AuthorizationResourceTypeMismatch;
+// 401 NoAuthenticationInformation without a SAS.
+//
 // revokeUserDelegationKeys: a bearer token among `managementTokens` (else 401
 // InvalidAuthenticationToken), an api-version ARM knows for Microsoft.Storage,
 // a registered account in that subscription and resource group (else 404);
@@ -60,6 +71,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { checkServerIdentity } from 'node:tls';
 import { createRemoteJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify, type JWTPayload } from 'jose';
 import { generateCertificate } from '../../../src/plugin/tls.ts';
+import { authorizeSas, SasRefusal, type SasOperation } from './azure-sas.ts';
 import { listenLoopback, readBody, type Listening } from './loopback.ts';
 
 export const JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
@@ -70,7 +82,7 @@ export const ENTRA_ASSERTION_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', '
 export const STORAGE_API_VERSIONS = ['2019-04-01', '2021-09-01', '2022-09-01', '2023-01-01', '2023-05-01', '2024-01-01', '2025-01-01'];
 const MAX_KEY_MS = 7 * 24 * 3600_000;
 
-export type AzureFakeEndpoint = 'openidConfiguration' | 'token' | 'userDelegationKey' | 'revoke';
+export type AzureFakeEndpoint = 'openidConfiguration' | 'token' | 'userDelegationKey' | 'revoke' | 'blobData';
 
 export interface AzureFakeRequest {
   service: 'login' | 'blob' | 'management';
@@ -162,12 +174,21 @@ export interface AzureFake {
   /** The fake's certificate (PEM). */
   ca: string;
   requests: AzureFakeRequest[];
-  state: { tokens: AzureFakeToken[]; keys: AzureFakeKey[]; revocations: AzureFakeRevocation[]; apps: AzureFakeApp[]; accounts: AzureFakeAccount[] };
+  state: {
+    tokens: AzureFakeToken[];
+    keys: AzureFakeKey[];
+    revocations: AzureFakeRevocation[];
+    apps: AzureFakeApp[];
+    accounts: AzureFakeAccount[];
+    blobs: Map<string, Buffer>;
+  };
+  /** Puts a blob into the data plane (no SAS needed: the test's own setup). */
+  putBlob(account: string, container: string, path: string, content: string | Buffer): void;
   addApp(app: AzureFakeApp): void;
   addAccount(account: AzureFakeAccount): void;
   /** The next `times` calls to `endpoint` answer `status` (with `body`, else the service's usual error), or drop the connection. */
   failNext(endpoint: AzureFakeEndpoint, status: number | 'drop', body?: string, times?: number): void;
-  /** Forgets requests, tokens, keys, revocations and pending failures (apps and accounts stay). */
+  /** Forgets requests, tokens, keys, revocations, blobs and pending failures (apps and accounts stay). */
   reset(): void;
   close(): Promise<void>;
 }
@@ -196,8 +217,13 @@ function entraError(status: number, error: string, code: number, description: st
   return new Refusal(status, JSON.stringify(body), 'application/json; charset=utf-8');
 }
 
-function storageError(status: number, code: string, message: string): Refusal {
-  const body = `<?xml version="1.0" encoding="utf-8"?><Error><Code>${code}</Code><Message>${message}\nRequestId:${randomUUID()}\nTime:${new Date().toISOString()}</Message></Error>`;
+function xmlEscape(s: string): string {
+  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+}
+
+function storageError(status: number, code: string, message: string, detail?: string): Refusal {
+  const extra = detail === undefined ? '' : `<AuthenticationErrorDetail>${xmlEscape(detail)}</AuthenticationErrorDetail>`;
+  const body = `<?xml version="1.0" encoding="utf-8"?><Error><Code>${code}</Code><Message>${message}\nRequestId:${randomUUID()}\nTime:${new Date().toISOString()}</Message>${extra}</Error>`;
   return new Refusal(status, body, 'application/xml', { 'x-ms-error-code': code });
 }
 
@@ -224,11 +250,13 @@ export async function startAzureFake(options: AzureFakeOptions = {}): Promise<Az
   const revocations: AzureFakeRevocation[] = [];
   const apps: AzureFakeApp[] = [];
   const accounts: AzureFakeAccount[] = [];
+  const blobs = new Map<string, Buffer>();
   const failures: Record<AzureFakeEndpoint, Array<{ status: number | 'drop'; body?: string; remaining: number }>> = {
     openidConfiguration: [],
     token: [],
     userDelegationKey: [],
     revoke: [],
+    blobData: [],
   };
   const urls = { login: '', blob: '', management: '' };
   let counter = 0;
@@ -388,8 +416,70 @@ export async function startAzureFake(options: AzureFakeOptions = {}): Promise<Az
     );
   };
 
+  const SAS_MESSAGES: Record<string, string> = {
+    AuthenticationFailed: 'Server failed to authenticate the request. Make sure the value of Authorization header is formed correctly including the signature.',
+    AuthorizationPermissionMismatch: 'This request is not authorized to perform this operation using this permission.',
+    AuthorizationResourceTypeMismatch: 'This request is not authorized to perform this operation using this resource type.',
+    AuthorizationProtocolMismatch: 'This request is not authorized to perform this operation using this protocol.',
+  };
+
+  /** The data plane: one blob operation authorized by the SAS in the query. */
+  const blobData = (rec: AzureFakeRequest, req: IncomingMessage, res: ServerResponse): void => {
+    const m = BLOB_DATA.exec(rec.path) as RegExpExecArray;
+    const [account, container] = [m[1], m[2]];
+    const blobPath = m[3] === undefined ? null : decodeURIComponent(m[3]);
+    const method = rec.method;
+    let operation: SasOperation;
+    if (blobPath === null) {
+      if (method !== 'GET' || rec.query.restype !== 'container' || rec.query.comp !== 'list') throw storageError(400, 'UnsupportedHttpVerb', "The resource doesn't support specified Http Verb.");
+      operation = 'list';
+    } else if (method === 'GET' || method === 'HEAD') operation = 'read';
+    else if (method === 'PUT') operation = 'create';
+    else if (method === 'DELETE') operation = 'delete';
+    else throw storageError(405, 'UnsupportedHttpVerb', "The resource doesn't support specified Http Verb.");
+    if (rec.query.sig === undefined) {
+      throw storageError(401, 'NoAuthenticationInformation', 'Server failed to authenticate the request. Please refer to the information in the www-authenticate header.');
+    }
+    const id = `${account}/${container}/${blobPath ?? ''}`;
+    try {
+      authorizeSas({ account, container, blobPath, operation, blobExists: blobs.has(id), query: rec.query }, keys, clock());
+    } catch (err) {
+      if (!(err instanceof SasRefusal)) throw err;
+      throw storageError(err.status, err.code, SAS_MESSAGES[err.code] ?? err.code, err.code === 'AuthenticationFailed' ? err.detail : undefined);
+    }
+    const reply = (status: number, body: string | Buffer, headers: Record<string, string> = {}) => {
+      rec.status = status;
+      res.writeHead(status, { 'x-ms-request-id': randomUUID(), 'x-ms-version': String(req.headers['x-ms-version'] ?? ''), ...headers });
+      res.end(method === 'HEAD' ? undefined : body);
+    };
+    if (operation === 'list') {
+      const prefix = `${account}/${container}/${rec.query.prefix ?? ''}`;
+      const names = [...blobs.keys()].filter((k) => k.startsWith(prefix)).map((k) => k.slice(`${account}/${container}/`.length)).sort();
+      const items = names
+        .map((n) => `<Blob><Name>${xmlEscape(n)}</Name><Properties><Content-Length>${(blobs.get(`${account}/${container}/${n}`) as Buffer).length}</Content-Length><BlobType>BlockBlob</BlobType></Properties></Blob>`)
+        .join('');
+      reply(200, `<?xml version="1.0" encoding="utf-8"?><EnumerationResults ServiceEndpoint="${urls.blob}/${account}" ContainerName="${container}"><Blobs>${items}</Blobs><NextMarker /></EnumerationResults>`, { 'content-type': 'application/xml' });
+      return;
+    }
+    const existing = blobs.get(id);
+    if (operation === 'create') {
+      if (req.headers['x-ms-blob-type'] !== 'BlockBlob') throw storageError(400, 'MissingRequiredHeader', 'An HTTP header that\'s mandatory for this request is not specified.');
+      blobs.set(id, Buffer.from(rec.body, 'utf8'));
+      reply(201, '', { etag: `"0x${randomBytes(8).toString('hex').toUpperCase()}"`, 'last-modified': new Date(clock()).toUTCString() });
+      return;
+    }
+    if (existing === undefined) throw storageError(404, 'BlobNotFound', 'The specified blob does not exist.');
+    if (operation === 'delete') {
+      blobs.delete(id);
+      reply(202, '');
+      return;
+    }
+    reply(200, existing, { 'content-type': 'application/octet-stream', 'content-length': String(existing.length), 'x-ms-blob-type': 'BlockBlob', 'last-modified': new Date(clock()).toUTCString() });
+  };
+
   // ---- management (ARM) ----
 
+  const BLOB_DATA = /^\/([a-z0-9]{3,24})\/([a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62})(?:\/(.+))?$/;
   const REVOKE = /^\/subscriptions\/([^/]+)\/resourceGroups\/([^/]+)\/providers\/Microsoft\.Storage\/storageAccounts\/([^/]+)\/revokeUserDelegationKeys$/i;
 
   const revoke = (rec: AzureFakeRequest, req: IncomingMessage): void => {
@@ -431,6 +521,7 @@ export async function startAzureFake(options: AzureFakeOptions = {}): Promise<Az
     } else if (service === 'blob') {
       const m = /^\/([a-z0-9]{3,24})\/?$/.exec(path);
       if (m && method === 'POST' && query.restype === 'service' && query.comp === 'userdelegationkey') return { endpoint: 'userDelegationKey', arg: m[1] };
+      if (BLOB_DATA.test(path)) return { endpoint: 'blobData', arg: '' };
     } else if (REVOKE.test(path) && method === 'POST') {
       return { endpoint: 'revoke', arg: '' };
     }
@@ -438,7 +529,7 @@ export async function startAzureFake(options: AzureFakeOptions = {}): Promise<Az
   };
 
   const defaultFailure = (endpoint: AzureFakeEndpoint, status: number): Refusal => {
-    if (endpoint === 'userDelegationKey') return storageError(status, status >= 500 ? 'ServerBusy' : 'AuthorizationFailure', 'fake failure');
+    if (endpoint === 'userDelegationKey' || endpoint === 'blobData') return storageError(status, status >= 500 ? 'ServerBusy' : 'AuthorizationFailure', 'fake failure');
     if (endpoint === 'revoke') return armError(status, status >= 500 ? 'InternalServerError' : 'AuthorizationFailed', 'fake failure');
     return entraError(status, status >= 500 ? 'temporarily_unavailable' : 'invalid_request', status >= 500 ? 90033 : 90014, 'fake failure');
   };
@@ -486,6 +577,9 @@ export async function startAzureFake(options: AzureFakeOptions = {}): Promise<Az
           revoke(rec, req);
           send(200, '', 'application/json');
           return;
+        case 'blobData':
+          blobData(rec, req, res);
+          return;
       }
     } catch (err) {
       if (err instanceof Refusal) send(err.status, err.body, err.contentType, err.headers);
@@ -516,7 +610,10 @@ export async function startAzureFake(options: AzureFakeOptions = {}): Promise<Az
     agent,
     ca: certPem,
     requests,
-    state: { tokens, keys, revocations, apps, accounts },
+    state: { tokens, keys, revocations, apps, accounts, blobs },
+    putBlob(account, container, path, content) {
+      blobs.set(`${account}/${container}/${path}`, Buffer.isBuffer(content) ? content : Buffer.from(content, 'utf8'));
+    },
     addApp(app) {
       const i = apps.findIndex((a) => a.tenantId === app.tenantId && a.clientId === app.clientId);
       if (i >= 0) apps.splice(i, 1);
@@ -535,6 +632,7 @@ export async function startAzureFake(options: AzureFakeOptions = {}): Promise<Az
       tokens.length = 0;
       keys.length = 0;
       revocations.length = 0;
+      blobs.clear();
       for (const f of Object.values(failures)) f.length = 0;
     },
     close: async () => {
