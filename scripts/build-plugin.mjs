@@ -8,10 +8,17 @@
 // The .proto files are inlined, so the sha256 Vault checks covers all the code
 // and definitions the plugin runs. Prints the path and its sha256.
 //
-//   npm run build:plugin [-- --outfile path]
+// --sea also builds a single executable (Node's single executable application:
+// this node binary with the bundle and its code cache injected), for servers
+// whose images carry no Node.js (Vault's and OpenBao's): <outfile>-sea.
+//
+//   npm run build:plugin [-- --outfile path] [--sea]
 
 import { createHash } from 'node:crypto';
-import { chmodSync, mkdirSync, readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
@@ -64,5 +71,28 @@ await build({
   logLevel: 'warning',
 });
 chmodSync(outfile, 0o755);
-const sha256 = createHash('sha256').update(readFileSync(outfile)).digest('hex');
-console.log(`${outfile}\nsha256 ${sha256}`);
+const sha256Of = (file) => createHash('sha256').update(readFileSync(file)).digest('hex');
+console.log(`${outfile}\nsha256 ${sha256Of(outfile)}`);
+
+if (args.includes('--sea')) {
+  // The SEA's main script is the same bundle without its shebang line.
+  const work = mkdtempSync(join(tmpdir(), 'tvm-sea-'));
+  try {
+    const main = join(work, 'main.js');
+    writeFileSync(main, readFileSync(outfile, 'utf8').replace(/^#![^\n]*\n/, ''));
+    const blob = join(work, 'sea-prep.blob');
+    writeFileSync(
+      join(work, 'sea-config.json'),
+      JSON.stringify({ main, output: blob, disableExperimentalSEAWarning: true, useCodeCache: true }),
+    );
+    execFileSync(process.execPath, ['--experimental-sea-config', join(work, 'sea-config.json')], { stdio: ['ignore', 'ignore', 'inherit'] });
+    const sea = `${outfile}-sea`;
+    copyFileSync(process.execPath, sea);
+    chmodSync(sea, 0o755);
+    const { inject } = createRequire(import.meta.url)('postject');
+    await inject(sea, 'NODE_SEA_BLOB', readFileSync(blob), { sentinelFuse: 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2' });
+    console.log(`${sea}\nsha256 ${sha256Of(sea)}`);
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { buildPlugin } from '../plugin/support.ts';
-import { realPart } from './parts.ts';
+import { REPO, realPart } from './parts.ts';
 
 const run = promisify(execFile);
 
@@ -143,8 +143,8 @@ function handle(address: string, rootToken: string, pluginDir: string, logPath: 
   return bao;
 }
 
-function spawnBao(args: string[], logPath: string): ChildProcess {
-  const child = spawn(baoBinary(), args, { env: baseEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+function spawnBao(args: string[], logPath: string, env: Record<string, string> = {}): ChildProcess {
+  const child = spawn(baoBinary(), args, { env: { ...baseEnv(), ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   const append = (c: Buffer) => writeFileSync(logPath, c, { flag: 'a' });
   child.stdout!.on('data', append);
   child.stderr!.on('data', append);
@@ -152,7 +152,7 @@ function spawnBao(args: string[], logPath: string): ChildProcess {
 }
 
 /** `bao server -dev` on a free port, with a plugin directory (empty: the test registers what it needs). */
-export async function startBaoDev(options: { rootToken?: string } = {}): Promise<Bao> {
+export async function startBaoDev(options: { rootToken?: string; env?: Record<string, string> } = {}): Promise<Bao> {
   const dir = mkdtempSync(join(tmpdir(), 'tvm-bao-dev-'));
   const pluginDir = join(dir, 'plugins');
   mkdirSync(pluginDir);
@@ -161,7 +161,7 @@ export async function startBaoDev(options: { rootToken?: string } = {}): Promise
   const rootToken = options.rootToken ?? `root-${randomBytes(6).toString('hex')}`;
   const logPath = join(dir, 'bao.log');
   const args = ['server', '-dev', `-dev-root-token-id=${rootToken}`, `-dev-listen-address=127.0.0.1:${port}`, `-dev-plugin-dir=${pluginDir}`];
-  const bao = handle(address, rootToken, pluginDir, logPath, () => spawnBao(args, logPath));
+  const bao = handle(address, rootToken, pluginDir, logPath, () => spawnBao(args, logPath, options.env));
   await waitReady(address, bao.child, logPath, [200]);
   return bao;
 }
@@ -243,11 +243,22 @@ export async function initBao(bao: Bao): Promise<string> {
 }
 
 let pluginBuild: Promise<string> | undefined;
+let seaBuild: Promise<string> | undefined;
 
 /** The bundled JS plugin (built once per test process). */
 export function jsPlugin(): Promise<string> {
   pluginBuild ??= buildPlugin();
   return pluginBuild;
+}
+
+/** The plugin as a single executable (Node's SEA: no Node.js needed on the server), built once per test process. */
+export function seaPlugin(): Promise<string> {
+  seaBuild ??= (async () => {
+    const out = join(mkdtempSync(join(tmpdir(), 'tvm-sea-build-')), 'tvm-plugin');
+    await run(process.execPath, [join(REPO, 'scripts/build-plugin.mjs'), '--outfile', out, '--sea'], { cwd: REPO, maxBuffer: 16 << 20 });
+    return `${out}-sea`;
+  })();
+  return seaBuild;
 }
 
 export function sha256File(path: string): string {
@@ -262,10 +273,12 @@ export function sha256File(path: string): string {
  */
 export async function registerPlugin(
   bao: Bao,
-  options: { file?: string; mount?: string; apiAddr?: string; enable?: boolean; version?: string } = {},
+  options: { file?: string; mount?: string; apiAddr?: string; enable?: boolean; version?: string; name?: string; command?: string } = {},
 ): Promise<string> {
   const file = options.file ?? (await jsPlugin());
-  const target = join(bao.pluginDir, PLUGIN_FILE);
+  const name = options.name ?? PLUGIN_NAME;
+  const command = options.command ?? PLUGIN_FILE;
+  const target = join(bao.pluginDir, command);
   copyFileSync(file, target);
   chmodSync(target, 0o755);
   const sha256 = sha256File(target);
@@ -273,15 +286,15 @@ export async function registerPlugin(
     'plugin',
     'register',
     `-sha256=${sha256}`,
-    `-command=${PLUGIN_FILE}`,
+    `-command=${command}`,
     `-args=--api-addr=${options.apiAddr ?? bao.address}`,
     ...(options.version ? [`-version=${options.version}`] : []),
     'secret',
-    PLUGIN_NAME,
+    name,
   ]);
   if (register.code !== 0) throw new Error(`bao plugin register failed: ${register.stderr}`);
   if (options.enable !== false) {
-    const enable = await bao.cli(['secrets', 'enable', `-path=${options.mount ?? 'tvm'}`, PLUGIN_NAME]);
+    const enable = await bao.cli(['secrets', 'enable', `-path=${options.mount ?? 'tvm'}`, name]);
     if (enable.code !== 0) throw new Error(`bao secrets enable failed: ${enable.stderr}`);
   }
   return sha256;

@@ -7,7 +7,7 @@
 // plugin SIGKILLed mid-traffic, the server restarted on persistent storage,
 // the plugin binary upgraded under live leases.
 import { execFile, spawnSync } from 'node:child_process';
-import { appendFileSync, copyFileSync, mkdtempSync } from 'node:fs';
+import { appendFileSync, copyFileSync, existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -15,7 +15,7 @@ import { createRemoteJWKSet, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect, issueCreds, renewLease, revokeLease, verifyToken } from '../../src/client/index.ts';
 import { run as tvm } from '../cli/helpers.ts';
-import { initBao, jsPlugin, openbaoUnavailable, registerPlugin, sha256File, startBaoConfig, startBaoDev, type Bao } from './openbao.ts';
+import { initBao, jsPlugin, openbaoUnavailable, registerPlugin, seaPlugin, sha256File, startBaoConfig, startBaoDev, type Bao } from './openbao.ts';
 
 const unavailable = openbaoUnavailable();
 if (unavailable) console.warn(`skipping the plugin inside OpenBao: ${unavailable}`);
@@ -239,6 +239,21 @@ print(json.dumps({"renewed": renewed["lease_duration"], "same_jti": fetched["dat
     console.log(`plugin SIGKILL: ${served} creds served, ${failed} refused while the server restarted the plugin`);
     await bao.cli(['lease', 'revoke', '-sync', '-prefix', 'tvm/creds/orders']);
   }, 60_000);
+
+  it('runs as a single executable on a server with no Node.js on its PATH: issues and verifies', async () => {
+    const sea = await seaPlugin();
+    // A server whose PATH holds no node: the JS plugin (#!/usr/bin/env node) could not start there.
+    const bare = await startBaoDev({ env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin'.split(':').filter((d) => !existsSync(join(d, 'node'))).join(':') } });
+    servers.push(bare);
+    await registerPlugin(bare, { file: sea });
+    expect((await bare.api('POST', 'tvm/roles/orders', ROLE)).status).toBe(204);
+    const creds = await bare.api('GET', 'tvm/creds/orders');
+    expect(creds.status).toBe(200);
+    const seaIssuer = `${bare.address}/v1/tvm`;
+    const verified = await jwtVerify(creds.body.data!.token as string, createRemoteJWKSet(new URL(`${seaIssuer}/.well-known/jwks.json`)), { issuer: seaIssuer, audience: 'orders-api' });
+    expect(verified.payload.client_id).toBe('orders');
+    expect((await bare.api('PUT', 'sys/leases/revoke', { lease_id: creds.body.lease_id })).status).toBe(204);
+  }, 120_000);
 
   it('upgrades the plugin binary under live leases (new sha256, plugin reload): they still renew and revoke', async () => {
     const live = await bao.api('GET', 'tvm/creds/orders');
