@@ -2,11 +2,12 @@
 // host once per test file, and drive the host's serve mode (JSON lines).
 
 import { execFile, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { existsSync, mkdtempSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
+import { realPart, type RealPart } from '../real/parts.ts';
 
 const run = promisify(execFile);
 
@@ -20,33 +21,33 @@ export async function buildPlugin(): Promise<string> {
   return out;
 }
 
-async function has(cmd: string): Promise<boolean> {
-  try {
-    await run('sh', ['-c', `command -v ${cmd}`]);
-    return true;
-  } catch {
-    return false;
-  }
+let goHostBuild: Promise<RealPart> | undefined;
+
+/**
+ * Builds the Go conformance host once per test process with
+ * `scripts/real-parts go-host` (the machine's Go, go-plugin and Vault's sdk
+ * from the Go module proxy, into .cache/real/bin; nothing is rebuilt while the
+ * host's sources are unchanged) and reads its status line.
+ */
+function goHostPart(): Promise<RealPart> {
+  goHostBuild ??= run(join(REPO, 'scripts/real-parts'), ['go-host'], { cwd: REPO, timeout: 25 * 60_000, maxBuffer: 16 << 20 }).then(
+    () => realPart('go-host'),
+    () => realPart('go-host'),
+  );
+  return goHostBuild;
 }
 
 /** Why the Go host cannot be built here, or null when it can. */
 export async function goHostUnavailable(): Promise<string | null> {
-  const missing: string[] = [];
-  if (!(await has('go'))) missing.push('golang-go');
-  if (!(await has('protoc'))) missing.push('protobuf-compiler');
-  if (!(await has('protoc-gen-go'))) missing.push('golang-goprotobuf-dev');
-  if (!existsSync('/usr/share/gocode/src/github.com/hashicorp/go-plugin')) missing.push('golang-github-hashicorp-go-plugin-dev');
-  if (!existsSync('/usr/share/gocode/src/google.golang.org/grpc')) missing.push('golang-google-grpc-dev');
-  if (missing.length === 0) return null;
-  return `the Go conformance host needs the Debian packages ${missing.join(', ')} (see test/plugin/README.md)`;
+  const part = await goHostPart();
+  return part.ok ? null : `the Go conformance host could not be built (scripts/real-parts go-host): ${part.reason}`;
 }
 
-/** Builds the Go host into a fresh temporary directory; returns the binary's path. */
+/** The Go host's binary (built by scripts/real-parts go-host); throws with the reason when it could not be built. */
 export async function buildGoHost(): Promise<string> {
-  const out = mkdtempSync(join(tmpdir(), 'tvm-host-build-'));
-  const env = { ...process.env, GOCACHE: process.env.GOCACHE ?? join(REPO, 'dist/gocache') };
-  const { stdout } = await run(join(REPO, 'test/plugin/host/build.sh'), [out], { cwd: REPO, env, maxBuffer: 16 << 20 });
-  return stdout.trim().split('\n').pop()!;
+  const part = await goHostPart();
+  if (!part.ok) throw new Error(part.reason);
+  return part.path!;
 }
 
 /** Runs the host in one of its one-shot modes; resolves with its output and exit code. */

@@ -13,12 +13,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/golang/protobuf/ptypes"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	multiplexing "tvmhost/multiplexing"
-	"tvmhost/pb"
+	"github.com/hashicorp/vault/sdk/helper/pluginutil"
+	"github.com/hashicorp/vault/sdk/plugin/pb"
 )
 
 type checker struct {
@@ -96,10 +95,7 @@ func checkSecret(reply *pb.HandleRequestReply, wantTTL, wantMax time.Duration, w
 	if lo.IssueTime == nil {
 		return fmt.Errorf("issue_time is not set")
 	}
-	issued, err := ptypes.Timestamp(lo.IssueTime)
-	if err != nil {
-		return err
-	}
+	issued := lo.IssueTime.AsTime()
 	if wantIssue != nil {
 		if d := issued.Sub(*wantIssue); d > time.Millisecond || d < -time.Millisecond {
 			return fmt.Errorf("issue_time %s, want the lease's %s", issued, *wantIssue)
@@ -158,7 +154,7 @@ func runConformance(pluginPath string, verbose bool) int {
 		return nil
 	}())
 	c.check("multiplexing answered as not supported", func() error {
-		r, err := multiplexing.NewPluginMultiplexingClient(s.remote.conn).MultiplexingSupport(ctx, &multiplexing.MultiplexingSupportRequest{})
+		r, err := pluginutil.NewPluginMultiplexingClient(s.remote.conn).MultiplexingSupport(ctx, &pluginutil.MultiplexingSupportRequest{})
 		if err != nil {
 			return err
 		}
@@ -426,7 +422,7 @@ func runConformance(pluginPath string, verbose bool) int {
 		}
 		done := make(chan result, 1)
 		go func() {
-			r, err := s.remote.backend.Setup(ctx, &pb.SetupArgs{BrokerId: id})
+			r, err := s.remote.backend.Setup(ctx, &pb.SetupArgs{BrokerID: id})
 			done <- result{r, err}
 		}()
 		time.Sleep(300 * time.Millisecond)
@@ -494,6 +490,7 @@ func runConformance(pluginPath string, verbose bool) int {
 		}
 		return nil
 	}())
+	runVaultSDK(c, pluginPath, verbose)
 	fmt.Printf("%d passed, %d failed\n", c.passed, c.failed)
 	if c.failed > 0 {
 		return 1
@@ -550,7 +547,7 @@ func runWrongBrokerCA(pluginPath string, verbose bool) int {
 	if !c.check("broker served with a CA that does not know the plugin", err) {
 		return 1
 	}
-	reply, err := s.remote.backend.Setup(ctx, &pb.SetupArgs{BrokerId: id})
+	reply, err := s.remote.backend.Setup(ctx, &pb.SetupArgs{BrokerID: id})
 	c.check("Setup fails with a clear error instead of hanging or crashing", func() error {
 		if err != nil {
 			return fmt.Errorf("transport error %v, want a SetupReply with err", err)

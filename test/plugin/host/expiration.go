@@ -15,10 +15,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/golang/protobuf/proto"
-	"github.com/golang/protobuf/ptypes"
-
-	"tvmhost/pb"
+	"github.com/hashicorp/vault/sdk/plugin/pb"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 const mountPoint = "tvm/"
@@ -47,7 +46,7 @@ func randomID() string {
 
 func newRequest(operation, path, data string) *pb.Request {
 	return &pb.Request{
-		Id:                  randomID(),
+		ID:                  randomID(),
 		Operation:           operation,
 		Path:                path,
 		Data:                data,
@@ -57,7 +56,7 @@ func newRequest(operation, path, data string) *pb.Request {
 		MountPoint:          mountPoint,
 		MountType:           "tvm",
 		MountAccessor:       "tvm_0123abcd",
-		EntityId:            "entity-host-1",
+		EntityID:            "entity-host-1",
 		Connection:          &pb.Connection{RemoteAddr: "127.0.0.1", RemotePort: 40000},
 	}
 }
@@ -88,7 +87,7 @@ func (s *session) requestRaw(ctx context.Context, operation, path, raw string) (
 func (s *session) send(ctx context.Context, operation, path, raw, entity string) (*pb.HandleRequestReply, string, error) {
 	req := newRequest(operation, path, raw)
 	if entity != "" {
-		req.EntityId = entity
+		req.EntityID = entity
 	}
 	reply, err := s.remote.backend.HandleRequest(ctx, &pb.HandleRequestArgs{Request: req})
 	if err != nil {
@@ -119,13 +118,9 @@ func (s *session) secretFor(le *leaseEntry, increment time.Duration) (*pb.Secret
 	if secret.LeaseOptions == nil {
 		secret.LeaseOptions = &pb.LeaseOptions{}
 	}
-	ts, err := ptypes.TimestampProto(le.issueTime)
-	if err != nil {
-		return nil, err
-	}
-	secret.LeaseOptions.IssueTime = ts
+	secret.LeaseOptions.IssueTime = timestamppb.New(le.issueTime)
 	secret.LeaseOptions.Increment = int64(increment)
-	secret.LeaseId = ""
+	secret.LeaseID = ""
 	return secret, nil
 }
 
@@ -193,9 +188,7 @@ func replyJSON(reply *pb.HandleRequestReply, leaseID string) map[string]interfac
 				secret["increment_ns"] = formatInt(lo.Increment)
 				secret["renewable"] = lo.Renewable
 				if lo.IssueTime != nil {
-					if t, err := ptypes.Timestamp(lo.IssueTime); err == nil {
-						secret["issue_time"] = t.UTC().Format(time.RFC3339Nano)
-					}
+					secret["issue_time"] = lo.IssueTime.AsTime().UTC().Format(time.RFC3339Nano)
 				}
 			}
 			resp["secret"] = secret

@@ -1,5 +1,5 @@
 // Command tvm-host is a conformance host for the tvm Vault plugin. It plays
-// Vault's part with HashiCorp's go-plugin client library (Debian's release):
+// Vault's part with HashiCorp's go-plugin client library:
 // it launches the plugin file as Vault does (magic cookie, protocol versions,
 // AutoMTLS), serves an in-memory Storage and a SystemView over the broker with
 // TLS that requires and verifies the plugin's client certificate, and drives
@@ -22,7 +22,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io/ioutil"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -36,7 +36,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/peer"
 
-	"tvmhost/pb"
+	"github.com/hashicorp/vault/sdk/plugin/pb"
 )
 
 var handshake = plugin.HandshakeConfig{
@@ -112,7 +112,7 @@ func (s *syncBuffer) Write(p []byte) (int, error) {
 
 // launch starts the plugin exactly as Vault does and dispenses the backend.
 func launch(pluginPath string, versions []int, extraEnv []string, verbose bool) (*session, error) {
-	socketDir, err := ioutil.TempDir("", "tvm-host-")
+	socketDir, err := os.MkdirTemp("", "tvm-host-")
 	if err != nil {
 		return nil, err
 	}
@@ -124,7 +124,7 @@ func launch(pluginPath string, versions []int, extraEnv []string, verbose bool) 
 	cmd.Env = append(cmd.Env, "PLUGIN_UNIX_SOCKET_DIR="+socketDir)
 	cmd.Env = append(cmd.Env, extraEnv...)
 	logs := &bytes.Buffer{}
-	var out = ioutil.Discard
+	var out = io.Discard
 	if verbose {
 		out = os.Stderr
 	}
@@ -172,7 +172,8 @@ func launch(pluginPath string, versions []int, extraEnv []string, verbose bool) 
 
 // hardenedTLS is the broker server's TLS: the host's AutoMTLS certificate,
 // requiring a client certificate that chains to the plugin's handshake
-// certificate (what current go-plugin releases do; Debian's 1.0.1 does not).
+// certificate, as go-plugin's own broker does; served here so that the
+// checklist can see the certificate the plugin presents.
 func (s *session) hardenedTLS(clientCAs *x509.CertPool) *tls.Config {
 	cfg := s.config.TLSConfig.Clone()
 	cfg.ClientAuth = tls.RequireAndVerifyClientCert
@@ -210,7 +211,7 @@ func (s *session) setup(ctx context.Context) (*pb.SetupReply, error) {
 	if err != nil {
 		return nil, err
 	}
-	return s.remote.backend.Setup(ctx, &pb.SetupArgs{BrokerId: id, Config: map[string]string{"plugin_name": "tvm"}, BackendUUID: "00000000-0000-4000-8000-000000000001"})
+	return s.remote.backend.Setup(ctx, &pb.SetupArgs{BrokerID: id, Config: map[string]string{"plugin_name": "tvm"}, BackendUUID: "00000000-0000-4000-8000-000000000001"})
 }
 
 // serverCert returns the certificate the plugin's server presents.

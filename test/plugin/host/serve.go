@@ -22,20 +22,20 @@ import (
 	"strconv"
 	"time"
 
-	"tvmhost/pb"
+	"github.com/hashicorp/vault/sdk/plugin/pb"
 )
 
 type command struct {
-	ID          int                    `json:"id"`
-	Cmd         string                 `json:"cmd"`
-	Operation   string                 `json:"operation"`
-	Path        string                 `json:"path"`
-	Data        map[string]interface{} `json:"data"`
-	DataText    string                 `json:"data_text"`
-	LeaseID     string                 `json:"lease_id"`
-	IncrementS  int64                  `json:"increment_s"`
-	EntityID    string                 `json:"entity_id"`
-	N           int                    `json:"n"`
+	ID         int                    `json:"id"`
+	Cmd        string                 `json:"cmd"`
+	Operation  string                 `json:"operation"`
+	Path       string                 `json:"path"`
+	Data       map[string]interface{} `json:"data"`
+	DataText   string                 `json:"data_text"`
+	LeaseID    string                 `json:"lease_id"`
+	IncrementS int64                  `json:"increment_s"`
+	EntityID   string                 `json:"entity_id"`
+	N          int                    `json:"n"`
 }
 
 func formatInt(v int64) string { return strconv.FormatInt(v, 10) }
@@ -60,11 +60,11 @@ func runServe(pluginPath string, verbose bool) int {
 	}
 	out := json.NewEncoder(os.Stdout)
 	out.Encode(map[string]interface{}{
-		"ready":            true,
-		"startup_ns":       formatInt(int64(s.startup)),
-		"setup_ns":         formatInt(int64(time.Since(started))),
-		"negotiated":       s.client.NegotiatedVersion(),
-		"socket":           s.socketPath(),
+		"ready":      true,
+		"startup_ns": formatInt(int64(s.startup)),
+		"setup_ns":   formatInt(int64(time.Since(started))),
+		"negotiated": s.client.NegotiatedVersion(),
+		"socket":     s.socketPath(),
 	})
 	in := bufio.NewScanner(os.Stdin)
 	in.Buffer(make([]byte, 1<<20), 16<<20)

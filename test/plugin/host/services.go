@@ -10,8 +10,8 @@ import (
 	"sync"
 	"time"
 
-	"tvmhost/logical"
-	"tvmhost/pb"
+	"github.com/hashicorp/vault/sdk/logical"
+	"github.com/hashicorp/vault/sdk/plugin/pb"
 )
 
 type memStorage struct {
