@@ -5,7 +5,7 @@
 #   vault server -config=vault-config/plugin.hcl
 #   vault operator init && vault operator unseal ...      (once)
 #   tvm plugin register --api-addr https://vault.example.com:8200    (prints the two lines)
-#   vault plugin register -sha256=<sha256> -command=tvm-plugin -env=VAULT_API_ADDR=https://vault.example.com:8200 secret tvm
+#   vault plugin register -sha256=<sha256> -command=tvm-plugin -args=--api-addr=https://vault.example.com:8200 secret tvm
 #   vault secrets enable -path=tvm tvm
 #
 # The plugin is a Node.js script (#!/usr/bin/env node): Node 20.16 or later
@@ -14,7 +14,7 @@
 # Where Vault looks for plugin executables; registered commands are relative to it.
 plugin_directory = "/etc/vault/plugins"
 
-# The address clients use; give the same to the plugin as VAULT_API_ADDR
+# The address clients use; give the same to the plugin as its --api-addr argument
 # (`tvm plugin register --api-addr ...`): it names the tokens' issuer,
 # <api_addr>/v1/<mount>. Vault does not pass api_addr to plugins itself.
 api_addr     = "https://vault.example.com:8200"

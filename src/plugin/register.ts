@@ -18,7 +18,7 @@ export interface RegistrationOptions {
   pluginPath?: string;
   /** Mount path; default `tvm`. */
   mount?: string;
-  /** Passed to the plugin as VAULT_API_ADDR (the issuer's base); omitted when not given. */
+  /** Passed to the plugin as its argument --api-addr (the issuer's base); omitted when not given. */
   apiAddr?: string;
   /** Reads the file; injectable for tests. */
   readFile?: (path: string) => Buffer;
@@ -30,7 +30,8 @@ export interface RegistrationPlan {
   sha256: string;
   /** The file name, as Vault wants it: relative to plugin_directory. */
   command: string;
-  env: string[];
+  /** The plugin's arguments (`--api-addr=<url>`): Vault and OpenBao both take -args; OpenBao has no -env. */
+  args: string[];
   /** The two vault CLI lines. */
   lines: [string, string];
 }
@@ -59,16 +60,17 @@ export function planRegistration(options: RegistrationOptions = {}): Registratio
   }
   const sha256 = createHash('sha256').update(bytes).digest('hex');
   const command = basename(pluginPath);
-  const env = options.apiAddr ? [`VAULT_API_ADDR=${options.apiAddr.replace(/\/+$/, '')}`] : [];
-  const envFlags = env.map((e) => ` -env=${shellQuote(e)}`).join('');
+  const args = options.apiAddr ? [`--api-addr=${options.apiAddr.replace(/\/+$/, '')}`] : [];
+  // -args is one comma-separated value (a URL has no commas).
+  const argsFlag = args.length > 0 ? ` -args=${shellQuote(args.join(','))}` : '';
   return {
     name: PLUGIN_NAME,
     mount,
     sha256,
     command,
-    env,
+    args,
     lines: [
-      `vault plugin register -sha256=${sha256} -command=${shellQuote(command)}${envFlags} secret ${PLUGIN_NAME}`,
+      `vault plugin register -sha256=${sha256} -command=${shellQuote(command)}${argsFlag} secret ${PLUGIN_NAME}`,
       `vault secrets enable -path=${shellQuote(mount)} ${PLUGIN_NAME}`,
     ],
   };
@@ -90,7 +92,7 @@ export async function applyRegistration(vault: VaultWriter, plan: RegistrationPl
   await vault.write(`sys/plugins/catalog/secret/${plan.name}`, {
     sha256: plan.sha256,
     command: plan.command,
-    ...(plan.env.length ? { env: plan.env } : {}),
+    ...(plan.args.length ? { args: plan.args } : {}),
   });
   const mounts = await vault.read('sys/mounts');
   const table = (mounts?.data ?? mounts ?? {}) as Record<string, unknown>;

@@ -45,11 +45,11 @@ describe('planRegistration', () => {
     expect(plan.lines).toEqual([`vault plugin register -sha256=${sha} -command=tvm-plugin secret tvm`, 'vault secrets enable -path=tvm tvm']);
   });
 
-  it('adds VAULT_API_ADDR as -env and honours another mount path', () => {
+  it('passes the api address as the plugin\'s --api-addr argument (-args: Vault and OpenBao alike) and honours another mount path', () => {
     const { path, sha } = pluginFile();
     const plan = planRegistration({ pluginPath: path, mount: 'tokens/', apiAddr: 'https://vault.example.com:8200/' });
     expect(plan.lines).toEqual([
-      `vault plugin register -sha256=${sha} -command=tvm-plugin -env=VAULT_API_ADDR=https://vault.example.com:8200 secret tvm`,
+      `vault plugin register -sha256=${sha} -command=tvm-plugin -args=--api-addr=https://vault.example.com:8200 secret tvm`,
       'vault secrets enable -path=tokens tvm',
     ]);
   });
@@ -249,11 +249,11 @@ describe.each(VAULTS)('tvm plugin register --apply against %s', (_name, start) =
     const { path, sha } = pluginFile();
     const { stdout } = await runCli(['plugin', 'register', '--plugin', path, '--apply', '--api-addr', 'https://v.example:8200'], vault.env);
     expect(stdout).toContain('enabled tvm at tvm/');
-    expect(await catalogEntry()).toMatchObject({ sha256: sha, command: 'tvm-plugin', args: [], env: ['VAULT_API_ADDR=https://v.example:8200'] });
+    expect(await catalogEntry()).toMatchObject({ sha256: sha, command: 'tvm-plugin', args: ['--api-addr=https://v.example:8200'], env: [] });
     expect(await mountType('tvm')).toBe('tvm');
     if (vault.calls) {
       expect(vault.calls).toEqual([
-        { method: 'POST', path: 'sys/plugins/catalog/secret/tvm', body: { sha256: sha, command: 'tvm-plugin', env: ['VAULT_API_ADDR=https://v.example:8200'] }, token: 'root-token' },
+        { method: 'POST', path: 'sys/plugins/catalog/secret/tvm', body: { sha256: sha, command: 'tvm-plugin', args: ['--api-addr=https://v.example:8200'] }, token: 'root-token' },
         { method: 'GET', path: 'sys/mounts', body: undefined, token: 'root-token' },
         { method: 'POST', path: 'sys/mounts/tvm', body: { type: 'tvm' }, token: 'root-token' },
         { method: 'GET', path: 'sys/plugins/catalog/secret/tvm', body: undefined, token: 'root-token' },

@@ -21,7 +21,7 @@ export function registerPluginCommands(program: Command, ctx: CommandContext): v
     .command('register')
     .description('print the vault commands that register and mount the bundled plugin, or run them with --apply')
     .option('--plugin <file>', 'the bundled plugin (default: dist/plugin/tvm-plugin from `npm run build:plugin`)')
-    .option('--api-addr <url>', "Vault's external address, passed to the plugin as VAULT_API_ADDR for the token issuer")
+    .option('--api-addr <url>', "Vault's external address, passed to the plugin as its --api-addr argument for the token issuer")
     .option('--apply', 'register and mount through the Vault API (VAULT_ADDR, VAULT_TOKEN) instead of printing')
     .addOption(mountOption())
     .addHelpText(
@@ -32,7 +32,7 @@ Copy the plugin file into Vault's plugin_directory first (see vault-config/plugi
 Examples:
   $ npm run build:plugin && cp dist/plugin/tvm-plugin /etc/vault/plugins/
   $ tvm plugin register
-  vault plugin register -sha256=<sha256 of the file> -command=tvm-plugin secret tvm
+  vault plugin register -sha256=<sha256 of the file> -command=tvm-plugin secret tvm   (works with bao as well)
   vault secrets enable -path=tvm tvm
   $ tvm plugin register --apply --api-addr https://vault.example.com:8200`,
     )
