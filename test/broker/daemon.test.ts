@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBroker, type RunningBroker } from '../../src/broker/index.ts';
 import { listLeases } from '../../src/client/index.ts';
 import { createCloudDouble } from './fixtures/cloud-double.ts';
-import { api, captureLog, leaseAlive, sleep, startDevVault, tempDir, testConfig, waitFor, writeCloudRoles, type DevVault } from './helpers.ts';
+import { api, captureLog, leaseAlive, loopLag, sleep, startDevVault, tempDir, testConfig, waitFor, writeCloudRoles, type DevVault } from './helpers.ts';
 
 let vault: DevVault;
 let broker: RunningBroker;
@@ -62,7 +62,8 @@ describe('tokens', () => {
     const w = await register();
     const first = await token(w, 'short');
     const jti = first.body.jti as string;
-    await sleep(4_000); // the role's ttl is 3s
+    // Past the expiry the first token's lease had (the role's ttl is 3s), measured from the answer.
+    await sleep(Date.parse(first.body.expires_at as string) - Date.now() + 1_000);
     expect(await leaseAlive(vault.conn, first.body.lease_id as string)).toBe(true);
     const now = await api<Record<string, string>>(base, 'GET', `/v1/tokens/${jti}`);
     expect(now.status).toBe(200);
@@ -97,41 +98,60 @@ describe('tokens', () => {
     const b = await token(w, 'short');
     const del = await api(base, 'DELETE', `/v1/tokens/${a.body.jti}`);
     expect(del.status).toBe(200);
-    await waitFor(async () => !(await leaseAlive(vault.conn, a.body.lease_id as string)), 2_000, 'token revoked');
+    await waitFor(async () => !(await leaseAlive(vault.conn, a.body.lease_id as string)), 10_000, 'token revoked');
     expect((await api(base, 'GET', `/v1/tokens/${a.body.jti}`)).status).toBe(410);
     const end = await api(base, 'DELETE', `/v1/workloads/${w}`);
     expect(end.body.revoking).toBe(1);
-    await waitFor(async () => !(await leaseAlive(vault.conn, b.body.lease_id as string)), 2_000, 'workload leases revoked');
+    await waitFor(async () => !(await leaseAlive(vault.conn, b.body.lease_id as string)), 10_000, 'workload leases revoked');
     const after = await token(w, 'short');
     expect(after.status).toBe(409);
   });
 });
 
+/** The workload's registry row once the broker ended it. */
+const endedWorkload = (id: string) =>
+  waitFor(async () => {
+    const r = await broker.store.getWorkload(id);
+    return r?.state === 'ended' ? r : null;
+  }, 10_000, 'the workload ended').then((r) => r!);
+
 describe('liveness', () => {
   it('revokes a workload that stops heartbeating within one interval', async () => {
-    const w = await register({ name: 'beats', heartbeat_interval: '600ms' });
+    const interval = 1_000;
+    const lag = loopLag();
+    const w = await register({ name: 'beats', heartbeat_interval: `${interval}ms` });
     const t = await token(w, 'long');
+    // Heartbeats a quarter of an interval apart: only a stall of over a second would miss one.
     for (let i = 0; i < 4; i++) {
-      await sleep(300);
+      await sleep(interval / 4);
       expect((await api(base, 'POST', `/v1/workloads/${w}/heartbeat`)).status).toBe(200);
     }
     expect(await leaseAlive(vault.conn, t.body.lease_id as string)).toBe(true);
-    const stopped = Date.now();
-    await waitFor(async () => !(await leaseAlive(vault.conn, t.body.lease_id as string)), 3_000, 'lease revoked');
-    // Dead after interval × 1.5 without a heartbeat; revoked within one more interval.
-    expect(Date.now() - stopped).toBeLessThan(600 * 1.5 + 600);
-    const wl = await api(base, 'GET', `/v1/workloads/${w}`);
-    expect(wl.body.reason).toBe('heartbeat_missed');
+    const lastBeat = (await broker.store.getWorkload(w))!.lastHeartbeatAt;
+    const ended = await endedWorkload(w);
+    lag.stop();
+    expect(ended.reason).toBe('heartbeat_missed');
+    // Dead after interval × 1.5 without a heartbeat, not before; ended within a trigger interval (100ms), a tick
+    // and how late this process ran (the registry's times, not the test's polling); then its lease is revoked.
+    expect(ended.endedAt! - lastBeat).toBeGreaterThanOrEqual(interval * 1.5);
+    expect(ended.endedAt! - lastBeat).toBeLessThan(interval * 1.5 + 100 + 50 + 250 + 2 * lag.maxMs());
+    await waitFor(async () => !(await leaseAlive(vault.conn, t.body.lease_id as string)), 10_000, 'lease revoked');
+    expect((await api(base, 'GET', `/v1/workloads/${w}`)).body.reason).toBe('heartbeat_missed');
   });
 
   it('revokes a workload whose process exits within one interval', async () => {
+    const lag = loopLag();
     const child = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 1500)'], { stdio: 'ignore' });
     const w = await register({ name: 'proc', pid: child.pid });
     const t = await token(w, 'long');
     await new Promise((r) => child.once('exit', r));
     const exited = Date.now();
-    await waitFor(async () => !(await leaseAlive(vault.conn, t.body.lease_id as string)), 2_000, 'lease revoked');
-    expect(Date.now() - exited).toBeLessThan(1_000);
+    const ended = await endedWorkload(w);
+    lag.stop();
+    expect(ended.reason).toBe('process_exited');
+    // Noticed within a trigger interval (100ms), a tick and how late this process ran, by the registry's time.
+    expect(ended.endedAt! - exited).toBeLessThan(100 + 50 + 250 + 2 * lag.maxMs());
+    await waitFor(async () => !(await leaseAlive(vault.conn, t.body.lease_id as string)), 10_000, 'lease revoked');
     expect((await api(base, 'GET', `/v1/workloads/${w}`)).body.reason).toBe('process_exited');
   });
 });

@@ -6,10 +6,11 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { connect as connectTcp, createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { Writable } from 'node:stream';
-import { connect, type VaultConnection } from '../../src/client/index.ts';
+import { connect, VaultRequestError, type VaultConnection } from '../../src/client/index.ts';
 import { createLogger, parseConfig, type BrokerConfig, type Logger } from '../../src/broker/index.ts';
 import { startServer } from '../../src/server/index.ts';
 
@@ -106,6 +107,17 @@ export function api<T = Record<string, unknown>>(base: string, method: string, p
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
+/**
+ * How late this process runs while a test waits: the worst event-loop delay since start. The broker and the dev
+ * server share this process, so their timers and passes are late by as much; a bound on "on time" adds it
+ * instead of guessing a margin that a loaded machine exceeds.
+ */
+export function loopLag(): { maxMs(): number; stop(): void } {
+  const h = monitorEventLoopDelay({ resolution: 10 });
+  h.enable();
+  return { maxMs: () => h.max / 1e6, stop: () => h.disable() };
+}
+
 /** Polls until `check` returns a truthy value or the time is up. */
 export async function waitFor<T>(check: () => Promise<T> | T, timeoutMs: number, what: string, everyMs = 50): Promise<T> {
   const end = Date.now() + timeoutMs;
@@ -117,13 +129,15 @@ export async function waitFor<T>(check: () => Promise<T> | T, timeoutMs: number,
   }
 }
 
-/** Whether Vault still holds the lease. */
+/** Whether Vault still holds the lease: false only for Vault's own answer for a lease it does not hold. */
 export async function leaseAlive(conn: VaultConnection, leaseId: string): Promise<boolean> {
   try {
     await conn.write('sys/leases/lookup', { lease_id: leaseId });
     return true;
-  } catch {
-    return false;
+  } catch (err) {
+    // 400 "invalid lease" and nothing else: a refused connection or a 500 is no proof the lease is gone.
+    if (err instanceof VaultRequestError && err.status === 400 && err.errors.join('; ') === 'invalid lease') return false;
+    throw err;
   }
 }
 

@@ -28,6 +28,7 @@ import {
   captureLog,
   exited,
   leaseAlive,
+  loopLag,
   sleep,
   spawnCrashBroker,
   startDevVault,
@@ -195,24 +196,36 @@ describe('Vault down and up again (dev server behind a proxy)', () => {
     const w = await api(url, 'POST', '/v1/workloads', { name: 'svc', heartbeat_interval: '60s' });
     const t = await api<Record<string, string>>(url, 'POST', '/v1/tokens', { workload: w.body.id, role });
     expect(t.status, t.text).toBe(200);
-    return { workload: w.body.id as string, jti: t.body.jti, leaseId: t.body.lease_id };
+    return { workload: w.body.id as string, jti: t.body.jti, leaseId: t.body.lease_id, expiresAt: Date.parse(t.body.expires_at) };
   };
 
   it('20 leases of ttl 10s ride out an outage within the table (the issue: 18 of 20 died in 9s)', async () => {
-    const held = [];
+    const held: Array<Awaited<ReturnType<typeof workloadWithToken>>> = [];
+    const lag = loopLag();
     // Issued over 7 s, and the outage begins with the last: their last renewal (or issue) before it
     // falls at every phase of their schedule, up to 7 s before it.
     for (let i = 0; i < 20; i++) {
       held.push(await workloadWithToken(base, 'ten'));
       await sleep(350);
     }
+    // 4.5 s, or less when this process runs late: the table assumes a 50 ms pass; here a pass may take as long
+    // as the worst event-loop delay seen while issuing, and the outage must stay within what the table promises.
+    const survivable = outageSurvivedMs(10_000, broker.broker.settings.timing, 50 + lag.maxMs());
+    const planned = Math.min(4_500, survivable - 300);
+    expect(planned, 'the machine runs so late that no meaningful outage is within the table').toBeGreaterThanOrEqual(3_000);
+    const before = new Map(await Promise.all(held.map(async (h) => [h.jti, (await broker.store.getLeaseByJti(h.jti))!.renewals] as const)));
     const downAt = Date.now();
     await proxy.down();
-    await sleep(4_500);
+    await sleep(Math.max(0, downAt + planned - Date.now()));
     await proxy.up();
     const outage = Date.now() - downAt;
     expect(outage).toBeLessThanOrEqual(outageSurvivedMs(10_000, broker.broker.settings.timing, 50));
-    await sleep(1_500);
+    // Until each lease was renewed after the outage (or was lost: then the check below names it).
+    await waitFor(async () => {
+      const rows = await Promise.all(held.map((h) => broker.store.getLeaseByJti(h.jti)));
+      return rows.every((r) => r?.state !== 'active' || r.renewals > (before.get(r.jti as string) ?? 0));
+    }, 20_000, 'a renewal of every lease after the outage');
+    lag.stop();
     const states = await Promise.all(held.map(async (h) => (await broker.store.getLeaseByJti(h.jti))?.state));
     expect(states.filter((s) => s !== 'active'), 'leases lost in the outage').toEqual([]);
     for (const h of held) {
@@ -225,13 +238,13 @@ describe('Vault down and up again (dev server behind a proxy)', () => {
     }
     const m = await api(base, 'GET', '/metrics');
     expect(m.text).toMatch(/tvm_broker_renewals_total\{result="error"\} [1-9]/);
-  }, 30_000);
+  }, 60_000);
 
   it('a lease that expired in a longer outage: 502 while Vault is down, then GET of its old jti serves a new lease', async () => {
     const h = await workloadWithToken(base, 'two');
     await proxy.down();
     try {
-      await waitFor(async () => (await broker.store.getLeaseByJti(h.jti))?.state === 'expired', 5_000, 'the lease expired');
+      await waitFor(async () => (await broker.store.getLeaseByJti(h.jti))?.state === 'expired', 15_000, 'the lease expired');
       const during = await api<{ errors: string[]; code: string }>(base, 'GET', `/v1/tokens/${h.jti}`);
       expect(during.status).toBe(502);
       expect(during.body.code).toBe('ERR_VAULT');
@@ -249,7 +262,7 @@ describe('Vault down and up again (dev server behind a proxy)', () => {
     const later = await api<Record<string, string>>(base, 'GET', `/v1/tokens/${h.jti}`);
     expect(later.body.lease_id).toBe(after.body.lease_id);
     expect(await leaseAlive(vault.conn, after.body.lease_id)).toBe(true);
-  }, 20_000);
+  }, 40_000);
 
   it('a broker SIGKILLed past its leases\' expiry re-issues them at restart for the live workload', async () => {
     const config = writeCrashConfig(dir.path, vault, 'expired-while-down', ['two']);
@@ -257,7 +270,8 @@ describe('Vault down and up again (dev server behind a proxy)', () => {
     const h = await workloadWithToken(first.url, 'two');
     first.child.kill('SIGKILL');
     await exited(first.child);
-    await sleep(3_000); // the ttl is 2s: Vault drops the lease
+    // Past the lease's expiry (ttl 2s, from the issue's answer): Vault drops it.
+    await sleep(Math.max(0, h.expiresAt - Date.now()) + 1_000);
     expect(await leaseAlive(vault.conn, h.leaseId)).toBe(false);
     const second = await spawnCrashBroker([config], children);
     // Without anyone asking: the old lease is expired, its successor active and renewed.
@@ -269,7 +283,7 @@ describe('Vault down and up again (dev server behind a proxy)', () => {
       );
       const old = r.body.leases.find((l) => l.jti === h.jti);
       return old?.replaced_by ? { old, successor: r.body.leases.find((l) => l.id === old.replaced_by) } : null;
-    }, 3_000, 'the expired lease re-issued');
+    }, 15_000, 'the expired lease re-issued');
     if (!listed) throw new Error('unreachable');
     expect(listed.old.state).toBe('expired');
     expect(listed.successor).toMatchObject({ state: 'active', workload: h.workload });
@@ -279,5 +293,5 @@ describe('Vault down and up again (dev server behind a proxy)', () => {
     expect(await leaseAlive(vault.conn, now.body.lease_id)).toBe(true);
     second.child.kill('SIGKILL');
     await exited(second.child);
-  }, 20_000);
+  }, 60_000);
 });
