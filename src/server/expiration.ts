@@ -7,7 +7,7 @@
 // is never revoked twice at once, and never revoked while a renewal is under way.
 
 import { createHash, randomBytes } from 'node:crypto';
-import { formatDurationMs } from '../engine/duration.ts';
+import { humanDuration } from './tokens.ts';
 import { KeyedMutex } from '../engine/store.ts';
 import type { Clock, StoredSecret } from '../engine/types.ts';
 import { KeyTree, messageOf } from './storage/view.ts';
@@ -307,12 +307,16 @@ export class ExpirationManager {
         const secret: StoredSecret = { ...out.secret, leaseId };
         const warnings = out.warnings === undefined ? [] : [...out.warnings];
         let expireTimeMs = now + Math.max(0, secret.ttlMs);
+        // Vault's expiration manager (CalculateTTL): the ttl asked for (the increment, else the
+        // engine's) against what is left of the max ttl, in whole seconds from the issue's second.
+        const wantedMs = incrementMs > 0 ? incrementMs : Math.max(0, secret.ttlMs);
+        const second = (ms: number): number => Math.floor(ms / 1000) * 1000;
+        const maxValidMs = second(lease.issueTimeMs) + secret.maxTtlMs - second(now);
+        if (secret.maxTtlMs > 0 && wantedMs > maxValidMs) {
+          warnings.push(`TTL of "${humanDuration(wantedMs)}" exceeded the effective max_ttl of "${humanDuration(maxValidMs)}"; TTL value is capped accordingly`);
+        }
         if (secret.maxTtlMs > 0 && expireTimeMs > lease.issueTimeMs + secret.maxTtlMs) {
           expireTimeMs = Math.max(now, lease.issueTimeMs + secret.maxTtlMs);
-          warnings.push(
-            `TTL of "${formatDurationMs(Math.max(0, secret.ttlMs))}" exceeded the effective max_ttl of ` +
-              `"${formatDurationMs(secret.maxTtlMs)}"; TTL value is capped accordingly`,
-          );
           secret.ttlMs = expireTimeMs - now;
         }
         const next: LeaseEntry = { ...lease, secret, expireTimeMs, lastRenewalMs: now };

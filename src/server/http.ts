@@ -112,17 +112,40 @@ export interface ServerCore {
 export class HttpError extends Error {
   readonly status: number;
   readonly errors: string[];
-  constructor(status: number, message?: string) {
+  /**
+   * `listed`: an error Vault's core returned for an authenticated request
+   * (an ACL denial, a backend's error other than an error response), which it
+   * answers as a one-item error list: "1 error occurred:\n\t* <message>\n\n".
+   */
+  constructor(status: number, message?: string, options: { listed?: boolean } = {}) {
     super(message ?? `HTTP ${status}`);
     this.name = 'HttpError';
     this.status = status;
-    this.errors = message === undefined ? [] : [message];
+    this.errors = message === undefined ? [] : [options.listed ? `1 error occurred:\n\t* ${message}\n\n` : message];
   }
 }
 
 const PERMISSION_DENIED = 'permission denied';
+/** A missing or unknown token: Vault answers the bare words. */
 const denied = (): HttpError => new HttpError(403, PERMISSION_DENIED);
+/** A valid token the ACL refuses: Vault's core answers it as a list. */
+const deniedByPolicy = (): HttpError => new HttpError(403, PERMISSION_DENIED, { listed: true });
 const badRequest = (message: string): HttpError => new HttpError(400, message);
+/** Vault's sentinels for a path or an operation no handler serves (the backend's own words are not passed on). */
+const UNSUPPORTED_PATH = 'unsupported path';
+const UNSUPPORTED_OPERATION = 'unsupported operation';
+
+/**
+ * An error a backend returned (rather than an error response), as Vault's core
+ * answers it: a 404 and a 405 become its sentinels, and for an authenticated
+ * request the error is listed. A 400 is an error response: its text as is.
+ */
+function returnedError(err: unknown, authenticated: boolean): HttpError {
+  const e = translateError(err);
+  if (e.status === 400 || e.errors.length === 0) return e;
+  const message = e.status === 404 ? UNSUPPORTED_PATH : e.status === 405 ? UNSUPPORTED_OPERATION : e.message;
+  return new HttpError(e.status, message, { listed: authenticated });
+}
 
 type HttpOperation = 'read' | 'list' | 'create' | 'update' | 'delete' | 'patch' | 'help';
 
@@ -264,12 +287,16 @@ async function parseRequest(req: IncomingMessage, requestId: string): Promise<Re
       break;
     case 'GET': {
       data = queryData(query);
-      const list = data.list;
-      const help = data.help;
+      // Vault reads `list` with Go's strconv.ParseBool (hvac sends list=True); anything else is a bare 400.
+      const list = query?.get('list') ?? '';
+      const listed = list === '' ? false : parseBool(list);
+      if (listed === undefined) throw new HttpError(400);
+      const help = query?.get('help') ?? '';
       delete data.list;
       delete data.help;
-      if (help !== undefined && truthy(help)) operation = 'help';
-      else operation = list !== undefined && truthy(list) ? 'list' : 'read';
+      // Any value but an empty one asks for help, as in Vault.
+      if (help !== '') operation = 'help';
+      else operation = listed ? 'list' : 'read';
       break;
     }
     case 'LIST':
@@ -286,10 +313,15 @@ async function parseRequest(req: IncomingMessage, requestId: string): Promise<Re
       data = parseJsonBody(body);
       operation = 'update';
       break;
-    case 'PATCH':
+    case 'PATCH': {
+      // Vault takes a PATCH only as a JSON merge patch (RFC 7396).
+      const type = (headerValue(req, 'content-type') ?? '').split(';')[0].trim().toLowerCase();
+      if (type === '') throw badRequest('mime: no media type');
+      if (type !== MERGE_PATCH) throw new HttpError(415, `PATCH requires Content-Type of ${MERGE_PATCH}, provided ${type.slice(0, 100)}`);
       data = parseJsonBody(body);
       operation = 'patch';
       break;
+    }
     default:
       throw new HttpError(405, `unsupported method ${method.slice(0, 20)}`);
   }
@@ -341,8 +373,13 @@ function bearer(value: string | undefined): string | undefined {
   return m ? m[1].trim() : undefined;
 }
 
-function truthy(v: unknown): boolean {
-  return v === true || v === 'true' || v === '1' || v === '' || v === 'yes';
+const MERGE_PATCH = 'application/merge-patch+json';
+
+/** Go's strconv.ParseBool: true, false, or undefined for anything else. */
+function parseBool(v: string): boolean | undefined {
+  if (['1', 't', 'T', 'TRUE', 'true', 'True'].includes(v)) return true;
+  if (['0', 'f', 'F', 'FALSE', 'false', 'False'].includes(v)) return false;
+  return undefined;
 }
 
 function queryData(query: URLSearchParams | null): Record<string, unknown> {
@@ -417,9 +454,10 @@ async function dispatch(core: ServerCore, routes: SystemRoute[], ctx: RequestCon
     await authenticate(core, ctx);
     if (!ctx.acl!.root) {
       const op = aclOperation(ctx.operation);
-      if (!ctx.acl!.check(path, op).allowed) throw denied();
+      if (!ctx.acl!.check(path, op).allowed) throw deniedByPolicy();
     }
-    throw noRoute(path);
+    // sys/, auth/token/ and identity/ are backends in Vault: a path none of their routes serves is the backend's "unsupported path".
+    throw new HttpError(404, UNSUPPORTED_PATH, { listed: true });
   }
   return handleMount(core, ctx);
 }
@@ -429,7 +467,9 @@ async function runSystemRoute(core: ServerCore, ctx: RequestContext, route: Syst
   const auth = route.auth ?? 'acl';
   if (auth !== 'none') await authenticate(core, ctx);
   if (!route.operations.includes(ctx.operation)) {
-    throw new HttpError(405, `unsupported operation ${ctx.operation} on ${ctx.path}`);
+    // The status endpoints are plain HTTP handlers in Vault: a bare 405.
+    if (UNAUTHENTICATED_SYS.has(ctx.path)) throw new HttpError(405);
+    throw new HttpError(405, UNSUPPORTED_OPERATION, { listed: ctx.token !== undefined });
   }
   if (auth === 'acl') {
     let op = aclOperation(ctx.operation);
@@ -507,10 +547,10 @@ function authorize(ctx: RequestContext, path: string, op: AclOperation, needSudo
   const acl = ctx.acl!;
   if (acl.root) return;
   const check = acl.check(path, op);
-  if (!check.allowed || (needSudo && !check.sudo)) throw denied();
+  if (!check.allowed || (needSudo && !check.sudo)) throw deniedByPolicy();
   if (check.perms) {
     if (op === 'read' || op === 'create' || op === 'update' || op === 'patch') {
-      if (checkParameters(check.perms, ctx.data) !== null) throw denied();
+      if (checkParameters(check.perms, ctx.data) !== null) throw deniedByPolicy();
     }
     const wrapProblem = checkWrapping(check.perms, ctx.wrapTtlMs);
     if (wrapProblem) throw badRequest(wrapProblem);
@@ -538,12 +578,12 @@ async function handleMount(core: ServerCore, ctx: RequestContext): Promise<Reply
   const unauthenticated = match !== null && globMatch(special!.unauthenticated, match.relPath);
   if (!unauthenticated) await authenticate(core, ctx);
   if (!match) {
-    if (!ctx.acl!.root && !ctx.acl!.check(ctx.path, aclOperation(ctx.operation)).allowed) throw denied();
+    if (!ctx.acl!.root && !ctx.acl!.check(ctx.path, aclOperation(ctx.operation)).allowed) throw deniedByPolicy();
     throw noRoute(ctx.path);
   }
   const { mount, relPath } = match;
   const backend = mount.backend;
-  if (ctx.operation === 'patch') throw new HttpError(405, `unsupported operation patch on ${ctx.path}`);
+  if (ctx.operation === 'patch') throw new HttpError(405, UNSUPPORTED_OPERATION, { listed: !unauthenticated });
   // The engine's writes are held and made durable in one batch: with the lease
   // when it issues a secret (a crash leaves both or neither), else on their own.
   const view = core.mounts.buffered(mount);
@@ -573,7 +613,7 @@ async function handleMount(core: ServerCore, ctx: RequestContext): Promise<Reply
   } catch (err) {
     // A refused request leaves nothing behind: its held writes go, and the engine's caches of them.
     core.mounts.invalidate(mount, view.take());
-    throw err;
+    throw returnedError(err, !unauthenticated);
   }
   if (ctx.operation === 'help') {
     return { plain: { help: response?.data?.help ?? '', see_also: null }, mountType: mount.entry.type };
@@ -602,7 +642,7 @@ async function handleAuthMount(core: ServerCore, ctx: RequestContext): Promise<R
   const match = core.auth.match(ctx.path.slice('auth/'.length));
   if (!match) {
     await authenticate(core, ctx);
-    if (!ctx.acl!.root && !ctx.acl!.check(ctx.path, aclOperation(ctx.operation)).allowed) throw denied();
+    if (!ctx.acl!.root && !ctx.acl!.check(ctx.path, aclOperation(ctx.operation)).allowed) throw deniedByPolicy();
     throw noRoute(ctx.path);
   }
   const { mount } = match;
@@ -610,16 +650,21 @@ async function handleAuthMount(core: ServerCore, ctx: RequestContext): Promise<R
   // Names the method compares without case (AppRole and JWT role names) in their one form, before the ACL check.
   const relPath = backend.canonicalPath(match.relPath);
   ctx.path = `auth/${entry.path}${relPath}`;
-  if (ctx.operation === 'patch') throw new HttpError(405, `unsupported operation patch on ${ctx.path}`);
   // Login is unauthenticated, as in Vault: a token sent with it is ignored.
   const unauthenticated = backend.unauthenticated(relPath);
+  if (ctx.operation === 'patch') throw new HttpError(405, UNSUPPORTED_OPERATION, { listed: !unauthenticated });
   if (!unauthenticated) await authenticate(core, ctx);
   const request: AuthRequest = {
     operation: ctx.operation,
     path: relPath,
     data: ctx.data,
     storage: mount.storage,
-    mount: { path: entry.path, accessor: entry.accessor, type: entry.type },
+    mount: {
+      path: entry.path,
+      accessor: entry.accessor,
+      type: entry.type,
+      maxLeaseTtlSeconds: entry.config.max_lease_ttl || Math.round(SYSTEM_MAX_TTL_MS / 1000),
+    },
     ...(ctx.remoteAddr ? { remoteAddr: ctx.remoteAddr } : {}),
   };
   if (!unauthenticated) {
@@ -633,7 +678,12 @@ async function handleAuthMount(core: ServerCore, ctx: RequestContext): Promise<R
   if (ctx.operation === 'help') {
     return { plain: { help: `The ${entry.type} auth method mounted at auth/${entry.path}.`, see_also: null }, mountType: entry.type };
   }
-  const response = await runRouted(ctx, () => backend.handle(request));
+  let response: Awaited<ReturnType<typeof backend.handle>>;
+  try {
+    response = await runRouted(ctx, () => backend.handle(request));
+  } catch (err) {
+    throw returnedError(err, !unauthenticated);
+  }
   if (response?.auth) {
     const issued = await runEngine(() =>
       issueLoginToken({ tokens: core.tokens, identity: core.identity, clock: core.clock }, mount, response.auth!),
@@ -809,7 +859,8 @@ function send(res: ServerResponse, ctx: RequestContext, reply: Reply): number {
     reply.plain !== undefined
       ? reply.plain
       : {
-          request_id: ctx.requestId,
+          // A wrapped answer is a new response holding only wrap_info: Vault gives it no request id.
+          request_id: reply.wrapInfo ? '' : ctx.requestId,
           lease_id: reply.leaseId ?? '',
           renewable: reply.renewable ?? false,
           lease_duration: reply.leaseDuration ?? 0,
@@ -1039,7 +1090,20 @@ function buildSystemRoutes(): SystemRoute[] {
     }),
 
     // Identity (read only: entities are created by logins).
-    ident('identity/entity/id/?', ['list'], (core) => ({ data: { keys: core.identity.ids() } })),
+    ident('identity/entity/id/?', ['list'], (core) => {
+      // key_info: each entity's name and aliases, as Vault's listing has them.
+      const keys = core.identity.ids();
+      const keyInfo: Record<string, unknown> = {};
+      for (const id of keys) {
+        const entity = core.identity.get(id);
+        if (!entity) continue;
+        keyInfo[id] = {
+          name: entity.name,
+          aliases: entity.aliases.map((a) => ({ id: a.id, mount_accessor: a.mount_accessor, mount_path: a.mount_path, mount_type: a.mount_type, name: a.name })),
+        };
+      }
+      return { data: { keys, key_info: keyInfo } };
+    }),
     ident('identity/entity/id/(?<id>[^/]+)', ['read'], (core, ctx, m) => {
       const entity = core.identity.get(m.groups!.id);
       if (!entity) throw new HttpError(404);
@@ -1101,14 +1165,16 @@ function buildSystemRoutes(): SystemRoute[] {
       data: tokenLookupData(ctx.token!, ctx.rawToken!, core.clock()),
     })),
     tok('lookup', ['update'], (core, ctx) => {
-      const id = stringField(ctx.data, 'token', true)!;
+      // Without a token field, the caller's own token is looked up (Vault's).
+      const id = stringField(ctx.data, 'token') ?? ctx.rawToken!;
       const entry = core.tokens.lookup(id);
       if (!entry || entry.wrapping) throw new HttpError(403, 'bad token');
       return { data: tokenLookupData(entry, id, core.clock()) };
     }),
     tok('lookup-accessor', ['update'], (core, ctx) => {
       const entry = core.tokens.lookupAccessor(stringField(ctx.data, 'accessor', true)!);
-      if (!entry) throw badRequest('invalid accessor');
+      // The token store returns this one as an error, not an error response: Vault lists it.
+      if (!entry) throw new HttpError(400, 'invalid accessor', { listed: true });
       return { data: tokenLookupData(entry, '', core.clock()) };
     }),
     tok('renew-self', ['update'], (core, ctx) => renewToken(core, ctx, ctx.token!, ctx.rawToken!)),
@@ -1177,7 +1243,7 @@ function systemMountInfo(core: ServerCore): Record<string, unknown> {
   const ids = core.mounts.systemIds.system;
   return {
     accessor: ids.accessor,
-    config: { default_lease_ttl: 0, max_lease_ttl: 0, force_no_cache: false },
+    config: { default_lease_ttl: 0, max_lease_ttl: 0, force_no_cache: false, passthrough_request_headers: ['Accept'] },
     description: 'system endpoints used for control, policy and debugging',
     external_entropy_access: false,
     local: false,
@@ -1228,10 +1294,10 @@ function authMountPath(raw: string): string {
 async function authPath(core: ServerCore, ctx: RequestContext, rawPath: string): Promise<Reply> {
   const path = authMountPath(rawPath);
   if (ctx.operation === 'read') {
-    if (path === 'token/') return { data: tokenMountInfo(core) };
+    if (path === 'token/') return { data: tokenMountInfo(core), top: tokenMountInfo(core) };
     const mount = core.auth.get(path);
     if (!mount) throw badRequest(`No auth engine at ${path}`);
-    return { data: authMountInfo(mount.entry) };
+    return { data: authMountInfo(mount.entry), top: authMountInfo(mount.entry) };
   }
   if (ctx.operation === 'delete') {
     if (path === 'token/') throw badRequest('token credential backend cannot be disabled');
@@ -1260,7 +1326,8 @@ function mountInput(d: Record<string, unknown>, rawPath: string) {
     type,
     description: stringField(d, 'description') ?? '',
     config: (config ?? {}) as Record<string, unknown>,
-    options: d.options === undefined || d.options === null ? null : stringMapField(d, 'options'),
+    // Vault stores options absent from the call as {} and an explicit null as null.
+    options: d.options === undefined ? {} : d.options === null ? null : (stringMapField(d, 'options') ?? {}),
     local: boolField(d, 'local', false),
     seal_wrap: boolField(d, 'seal_wrap', false),
     external_entropy_access: boolField(d, 'external_entropy_access', false),
@@ -1273,32 +1340,27 @@ async function tuneAuth(core: ServerCore, ctx: RequestContext, rawPath: string):
   const systemTtl = Math.round(SYSTEM_MAX_TTL_MS / 1000);
   if (path === 'token/') {
     if (ctx.operation !== 'read') throw badRequest('the token auth method cannot be tuned on this server');
-    return {
-      data: {
-        default_lease_ttl: systemTtl,
-        max_lease_ttl: systemTtl,
-        force_no_cache: false,
-        token_type: 'default-service',
-        description: 'token based credentials',
-        options: null,
-      },
-    };
+    return tuneData({
+      default_lease_ttl: systemTtl,
+      max_lease_ttl: systemTtl,
+      force_no_cache: false,
+      token_type: 'default-service',
+      description: 'token based credentials',
+    });
   }
   const mount = core.auth.get(path);
   if (!mount) throw badRequest(`No auth engine at ${path}`);
   if (ctx.operation === 'read') {
     const { config, description, options } = mount.entry;
-    return {
-      data: {
-        default_lease_ttl: config.default_lease_ttl || systemTtl,
-        max_lease_ttl: config.max_lease_ttl || systemTtl,
-        force_no_cache: config.force_no_cache,
-        token_type: 'default-service',
-        description,
-        options,
-        ...userLockoutData(mount.entry.user_lockout_config),
-      },
-    };
+    return tuneData({
+      default_lease_ttl: config.default_lease_ttl || systemTtl,
+      max_lease_ttl: config.max_lease_ttl || systemTtl,
+      force_no_cache: config.force_no_cache,
+      token_type: 'default-service',
+      description,
+      ...optionsField(options),
+      ...userLockoutData(mount.entry.user_lockout_config),
+    });
   }
   const tokenType = ctx.data.token_type;
   if (typeof tokenType === 'string' && tokenType !== '' && !['default-service', 'service', 'default'].includes(tokenType)) {
@@ -1316,7 +1378,8 @@ async function tuneAuth(core: ServerCore, ctx: RequestContext, rawPath: string):
 /** An entity as `identity/entity/id/<id>` shows it. */
 function entityData(entity: Entity): Record<string, unknown> {
   return {
-    aliases: entity.aliases,
+    // This server keeps no custom alias metadata, no local aliases and merges no entities.
+    aliases: entity.aliases.map((a) => ({ ...a, custom_metadata: null, local: false, merged_from_canonical_ids: null })),
     creation_time: entity.creation_time,
     direct_group_ids: [],
     disabled: entity.disabled,
@@ -1339,6 +1402,7 @@ function uiMounts(core: ServerCore, ctx: RequestContext): Reply {
   const entry = ctx.rawToken ? core.tokens.lookup(ctx.rawToken) : null;
   if (entry && !entry.wrapping) {
     const acl = core.policies.acl(entry.policies);
+    if (acl.hasMountAccess('sys/')) secret['sys/'] = systemMountInfo(core);
     for (const m of core.mounts.list()) {
       if (acl.hasMountAccess(m.entry.path)) secret[m.entry.path] = { ...mountInfo(m.entry) };
     }
@@ -1353,33 +1417,44 @@ function uiMounts(core: ServerCore, ctx: RequestContext): Reply {
 function uiMount(core: ServerCore, ctx: RequestContext, rawPath: string): Reply {
   const path = rawPath.replace(/^\/+/, '');
   const acl = ctx.acl!;
+  // Vault's words for a path the token cannot reach; the path is shown as an unrouted one is (it may be a pasted secret).
+  const refused = (): HttpError => {
+    const parts = path.replace(/\/+$/, '').split('/');
+    const shown = parts.length > 2 ? `${parts.slice(0, 2).join('/')}/...` : `${parts.join('/')}/`;
+    return new HttpError(403, `preflight capability check returned 403, please ensure client's policies grant access to path ${showValue(shown)}`);
+  };
   if (path === 'sys' || path.startsWith('sys/')) {
-    if (!acl.root) throw denied();
+    if (!acl.root) throw refused();
     return { data: { ...systemMountInfo(core), path: 'sys/' } };
   }
   if (path === 'auth/token' || path.startsWith('auth/token/')) {
-    if (!acl.hasMountAccess('auth/token/')) throw denied();
+    if (!acl.hasMountAccess('auth/token/')) throw refused();
     return { data: { ...tokenMountInfo(core), path: 'auth/token/' } };
   }
   if (path.startsWith('auth/')) {
     const found = core.auth.match(path.slice('auth/'.length));
-    if (!found || !acl.hasMountAccess(`auth/${found.mount.entry.path}`)) throw denied();
+    if (!found || !acl.hasMountAccess(`auth/${found.mount.entry.path}`)) throw refused();
     return { data: { ...authMountInfo(found.mount.entry), path: `auth/${found.mount.entry.path}` } };
   }
   const match = core.mounts.match(path);
   // Unknown mounts and mounts without access both answer 403, so the path cannot probe for mounts.
-  if (!match || !acl.hasMountAccess(match.mount.entry.path)) throw denied();
+  if (!match || !acl.hasMountAccess(match.mount.entry.path)) throw refused();
   return { data: { ...mountInfo(match.mount.entry), path: match.mount.entry.path } };
 }
 
 async function mountPath(core: ServerCore, ctx: RequestContext, rawPath: string): Promise<Reply> {
   if (ctx.operation === 'read') {
     const path = rawPath.replace(/^\/+/, '').replace(/\/*$/, '/');
-    if (path === 'sys/') return { data: systemMountInfo(core) };
+    if (path === 'sys/') return { data: systemMountInfo(core), top: systemMountInfo(core) };
+    // Auth methods are mounts too: sys/mounts/auth/<path> reads one (the api client's Sys().GetAuth, used by Terraform).
+    const authMount = path.startsWith('auth/') ? core.auth.get(path.slice('auth/'.length)) : undefined;
+    const auth = path === 'auth/token/' ? tokenMountInfo(core) : authMount ? authMountInfo(authMount.entry) : undefined;
+    if (auth) return { data: auth, top: auth };
     const mount = core.mounts.get(path);
     // Vault's wording: the Terraform provider recognises a missing mount by it.
     if (!mount) throw badRequest(`No secret engine mount at ${path}`);
-    return { data: mountInfo(mount.entry) };
+    // Like the listing, the mount's fields are repeated at the top level (Vault's legacy shape).
+    return { data: mountInfo(mount.entry), top: mountInfo(mount.entry) };
   }
   if (ctx.operation === 'delete') {
     const path = rawPath.replace(/^\/+/, '').replace(/\/*$/, '/');
@@ -1402,15 +1477,13 @@ async function tuneMount(core: ServerCore, ctx: RequestContext, rawPath: string)
   if (!mount) throw badRequest(`no mount at ${JSON.stringify(path)}`);
   if (ctx.operation === 'read') {
     const { config, description, options } = mount.entry;
-    return {
-      data: {
-        default_lease_ttl: config.default_lease_ttl || Math.round(SYSTEM_MAX_TTL_MS / 1000),
-        max_lease_ttl: config.max_lease_ttl || Math.round(SYSTEM_MAX_TTL_MS / 1000),
-        force_no_cache: config.force_no_cache,
-        description,
-        options,
-      },
-    };
+    return tuneData({
+      default_lease_ttl: config.default_lease_ttl || Math.round(SYSTEM_MAX_TTL_MS / 1000),
+      max_lease_ttl: config.max_lease_ttl || Math.round(SYSTEM_MAX_TTL_MS / 1000),
+      force_no_cache: config.force_no_cache,
+      description,
+      ...optionsField(options),
+    });
   }
   await core.mounts.tune(path, {
     description: ctx.data.description,
@@ -1420,11 +1493,26 @@ async function tuneMount(core: ServerCore, ctx: RequestContext, rawPath: string)
   return { empty: true };
 }
 
+/** A tune read: Vault repeats the fields at the top level (its legacy shape). */
+function tuneData(data: Record<string, unknown>): Reply {
+  return { data, top: data };
+}
+
+/** A tune read shows a mount's options only when it has some. */
+function optionsField(options: Record<string, string> | null): { options?: Record<string, string> } {
+  return options && Object.keys(options).length > 0 ? { options } : {};
+}
+
 async function policyPath(core: ServerCore, ctx: RequestContext, rawName: string, legacy: boolean): Promise<Reply> {
   // Already canonical (the route made it so before the ACL check); normalising again is idempotent.
   const name = normalizePolicyName(rawName);
   switch (ctx.operation) {
     case 'read': {
+      // root is no stored policy, but Vault answers it (with no rules).
+      if (name === ROOT_POLICY) {
+        if (legacy) return { data: { name, rules: '' }, top: { name, rules: '' } };
+        return { data: { name, policy: '' } };
+      }
       const policy = core.policies.get(name);
       if (!policy) throw new HttpError(404);
       if (legacy) {
@@ -1442,6 +1530,7 @@ async function policyPath(core: ServerCore, ctx: RequestContext, rawName: string
         throw badRequest(`'${legacy ? 'rules' : 'policy'}' parameter not supplied or empty`);
       }
       await core.policies.put(name, text);
+      if (legacy && ctx.data.policy === undefined) return { data: null, warnings: ["'rules' is deprecated, please use 'policy' instead"] };
       return { empty: true };
     }
   }
@@ -1457,7 +1546,8 @@ function capabilities(core: ServerCore, acl: ACL, data: Record<string, unknown>)
     out[p] = acl.capabilities(canonicalNames(core, systemRoutes(), path)?.path ?? path);
   }
   if (paths.length === 1) out.capabilities = out[paths[0]];
-  return { data: out };
+  // Repeated at the top level, as Vault does for this legacy endpoint family.
+  return { data: out, top: out };
 }
 
 // Leases
@@ -1479,6 +1569,7 @@ async function leaseLookup(core: ServerCore, ctx: RequestContext): Promise<Reply
       issue_time: rfc3339(lease.issueTimeMs),
       expire_time: lease.expireTimeMs ? rfc3339(lease.expireTimeMs) : null,
       last_renewal: lease.lastRenewalMs !== undefined ? rfc3339(lease.lastRenewalMs) : null,
+      path: `${lease.mountPoint}${lease.path}`,
       renewable: lease.secret.renewable && lease.expireTimeMs > now && lease.irrevocable !== true,
       ttl: Math.max(0, Math.floor((lease.expireTimeMs - now) / 1000)),
     },

@@ -392,7 +392,8 @@ export class ACL {
     if (this.root) return ['root'];
     const perms = this.permissionsFor(path);
     if (!perms || perms.capabilities === 0) return ['deny'];
-    return capabilityNames(perms.capabilities);
+    // Sorted by name, as Vault answers them.
+    return capabilityNames(perms.capabilities).sort();
   }
 
   /**

@@ -219,17 +219,20 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     let init = await readInit(store);
     if (!init) {
       firstStart = true;
+      // A chosen root token id is, in Vault, a token created through auth/token/create
+      // (the generated root token is then revoked): its display name and path say so.
+      const chosen = options.rootTokenId !== undefined && options.rootTokenId !== '';
       const created = await tokenStore.create({
-        id: options.rootTokenId && options.rootTokenId !== '' ? options.rootTokenId : newTokenId(),
+        id: chosen ? options.rootTokenId! : newTokenId(),
         policies: [ROOT_POLICY],
         parent: '',
         ttlMs: 0,
         explicitMaxTtlMs: 0,
-        displayName: 'root',
+        displayName: chosen ? 'token' : 'root',
         meta: null,
         renewable: false,
         numUses: 0,
-        path: 'auth/token/root',
+        path: chosen ? 'auth/token/create' : 'auth/token/root',
       });
       rootToken = created.id;
       if (!mountTable.get('tvm/')) {

@@ -264,16 +264,16 @@ export class TokenStore {
     const now = this.clock();
     let maxTtlMs = entry.explicitMaxTtlMs > 0 ? Math.min(entry.explicitMaxTtlMs, SYSTEM_MAX_TTL_MS) : SYSTEM_MAX_TTL_MS;
     if (entry.maxTtlMs !== undefined && entry.maxTtlMs > 0) maxTtlMs = Math.min(maxTtlMs, entry.maxTtlMs);
-    const capMs = entry.creationTimeMs + maxTtlMs;
-    const wanted = incrementMs > 0 ? incrementMs : entry.creationTtlMs;
-    let expire = now + wanted;
-    if (expire > capMs) {
-      expire = capMs;
-      warnings.push(
-        `TTL of "${Math.round(wanted / 1000)}s" exceeded the effective max_ttl of "${Math.max(0, Math.round((capMs - now) / 1000))}s"; TTL value is capped accordingly`,
-      );
+    // Vault's CalculateTTL: whole seconds, the cap counted from the creation's second.
+    const second = (ms: number): number => Math.floor(ms / 1000) * 1000;
+    const maxValidMs = second(entry.creationTimeMs) + maxTtlMs - second(now);
+    let wanted = incrementMs > 0 ? incrementMs : entry.creationTtlMs;
+    if (wanted > maxValidMs) {
+      warnings.push(`TTL of "${humanDuration(wanted)}" exceeded the effective max_ttl of "${humanDuration(maxValidMs)}"; TTL value is capped accordingly`);
+      wanted = maxValidMs;
     }
-    if (expire <= now) throw new TokenError('past the max TTL, cannot renew');
+    const expire = now + wanted;
+    if (wanted <= 0) throw new TokenError('past the max TTL, cannot renew');
     entry.expireTimeMs = expire;
     entry.lastRenewalMs = now;
     await this.persist(entry);
@@ -395,6 +395,20 @@ function rfc3339(ms: number): string {
 }
 
 /** Remaining ttl in whole seconds; 0 for tokens that never expire. */
+/**
+ * A duration as Vault's ttl warnings print it (its framework's humanDuration):
+ * Go's form without zero parts, `10h`, `1h30m`, `59m58s`, `0s`.
+ */
+export function humanDuration(ms: number): string {
+  let rest = Math.max(0, Math.floor(ms / 1000));
+  if (rest === 0) return '0s';
+  const h = Math.floor(rest / 3600);
+  rest -= h * 3600;
+  const m = Math.floor(rest / 60);
+  const s = rest - m * 60;
+  return `${h > 0 ? `${h}h` : ''}${m > 0 || (h > 0 && s > 0) ? `${m}m` : ''}${s > 0 ? `${s}s` : ''}`;
+}
+
 export function remainingTtlSeconds(entry: TokenEntry, nowMs: number): number {
   return entry.expireTimeMs === 0 ? 0 : Math.max(0, Math.floor((entry.expireTimeMs - nowMs) / 1000));
 }
@@ -433,7 +447,7 @@ export function authBlock(entry: TokenEntry, id: string, nowMs: number): Record<
     accessor: entry.accessor,
     policies: entry.policies,
     token_policies: entry.policies,
-    identity_policies: null,
+    // identity_policies is omitted when empty (Vault's HTTPAuth: omitempty); this server has no identity policies.
     metadata: entry.meta,
     lease_duration: remainingTtlSeconds(entry, nowMs),
     renewable: entry.renewable && entry.expireTimeMs !== 0,

@@ -195,8 +195,8 @@ describe('roles', () => {
       user_claim: 'sub',
       user_claim_json_pointer: false,
       groups_claim: '',
-      allowed_redirect_uris: [],
-      oidc_scopes: [],
+      allowed_redirect_uris: null, // unset, as Vault and OpenBao answer it
+      oidc_scopes: null,
       verbose_oidc_logging: false,
       max_age: 0,
       token_bound_cidrs: [],

@@ -56,7 +56,9 @@ describe('1. a lease id is never a credential', () => {
       ['PUT', `sys/renew/${leaseB}`, {}],
     ] as const) {
       const r = await h.call(method, path, body, onlyA);
-      expect(r, path).toMatchObject({ status: 403, body: { errors: ['permission denied'] } });
+      // The body forms pass the default policy and meet the owner check (bare words); the path forms meet
+      // the ACL, which Vault's core answers as a list.
+      expect(r, path).toMatchObject({ status: 403, body: { errors: [expect.stringMatching(/^(1 error occurred:\n\t\* )?permission denied(\n\n)?$/)] } });
       expectNoEcho(r, leaseB);
     }
     // Nor fetch its renewed token (its ACL forbids creds/b, and it is not the lease's holder).

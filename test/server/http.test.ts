@@ -112,7 +112,13 @@ describe('envelope and status codes', () => {
   });
 
   it('answers unsupported methods with 405', async () => {
-    expect((await call('PATCH', 'tvm/roles/demo', { body: {} })).status).toBe(405);
+    // As Vault: a PATCH must be a JSON merge patch (415 otherwise); the engine serves no patch operation.
+    const patch = await call('PATCH', 'tvm/roles/demo', { body: {}, headers: { 'Content-Type': 'application/merge-patch+json' } });
+    expect(patch).toMatchObject({ status: 405, body: { errors: ['1 error occurred:\n\t* unsupported operation\n\n'] } });
+    expect(await call('PATCH', 'tvm/roles/demo', { body: {}, headers: { 'Content-Type': 'application/json' } })).toMatchObject({
+      status: 415,
+      body: { errors: ['PATCH requires Content-Type of application/merge-patch+json, provided application/json'] },
+    });
     expect((await call('OPTIONS', 'tvm/roles/demo')).status).toBe(405);
     expect((await call('DELETE', 'sys/health')).status).toBe(405);
   });
@@ -588,7 +594,8 @@ describe('transport with a fake engine', () => {
     expect(await raw.text()).toBe('plain text');
     const busy = await get('busy');
     expect(busy.status).toBe(429);
-    expect(await busy.json()).toEqual({ errors: ['too many active leases'] });
+    // An engine's coded error reaches the client as Vault's core lists it.
+    expect(await busy.json()).toEqual({ errors: ['1 error occurred:\n\t* too many active leases\n\n'] });
     const broken = await get('broken');
     expect(broken.status).toBe(500);
     expect(await broken.text()).not.toContain('disk on fire');

@@ -16,6 +16,7 @@ import { AuthRouter, type AuthRoute } from './router.ts';
 import { deleteTree, getJson, hmacHex, putJson, rfc3339, sha256Hex } from './storage.ts';
 import {
   defaultTokenParams,
+  maxTtlWarnings,
   parseTokenFields,
   TOKEN_FIELDS,
   tokenAuth,
@@ -35,6 +36,8 @@ const ACCESSOR_PREFIX = 'secret_id_accessor/';
 export const INVALID_CREDENTIALS = 'invalid role or secret ID';
 const NAME = String.raw`\w(?:[\w.-]*\w)?`;
 const MAX_NAME_LENGTH = 4096;
+/** Vault's AppRole words for a role whose token_max_ttl the mount will cap. */
+const MAX_TTL_WARNING = "token_max_ttl is greater than the backend mount's maximum TTL value; issued tokens' max TTL value will be truncated";
 /** AppRole keeps these legacy names for other things (or never had them). */
 const SKIP_LEGACY = ['ttl', 'max_ttl', 'num_uses', 'bound_cidrs'];
 
@@ -250,7 +253,8 @@ export class AppRoleBackend implements AuthBackend {
       if (role.role_id !== previousRoleId) await this.claimRoleId(req.storage, role.role_id, name);
       await putJson(req.storage, ROLE_PREFIX + name, role);
       if (previousRoleId && previousRoleId !== role.role_id) await req.storage.delete(ROLE_ID_PREFIX + sha256Hex(previousRoleId));
-      return null;
+      const warnings = maxTtlWarnings(role, req.mount.maxLeaseTtlSeconds, MAX_TTL_WARNING);
+      return warnings ? { warnings } : null;
     });
   }
 
@@ -602,7 +606,8 @@ function roleData(role: AppRoleEntry): Record<string, unknown> {
   const data: Record<string, unknown> = {
     bind_secret_id: role.bind_secret_id,
     local_secret_ids: role.local_secret_ids,
-    secret_id_bound_cidrs: [...role.secret_id_bound_cidrs],
+    // null when none are set, as Vault answers an unset list.
+    secret_id_bound_cidrs: role.secret_id_bound_cidrs.length > 0 ? [...role.secret_id_bound_cidrs] : null,
     secret_id_num_uses: role.secret_id_num_uses,
     secret_id_ttl: role.secret_id_ttl,
     ...tokenFieldsData(role),

@@ -17,6 +17,7 @@ import { AuthRouter, type AuthRoute } from './router.ts';
 import { getJson, putJson } from './storage.ts';
 import {
   defaultTokenParams,
+  maxTtlWarnings,
   parseTokenFields,
   TOKEN_FIELDS,
   tokenAuth,
@@ -32,6 +33,8 @@ const CONFIG_KEY = 'config';
 const ROLE_PREFIX = 'role/';
 const NAME = String.raw`\w(?:[\w.-]*\w)?`;
 const FETCH_TIMEOUT_MS = 5_000;
+/** The JWT method's words for a role whose token_max_ttl the mount will cap. */
+const MAX_TTL_WARNING = "token max ttl is greater than the system or backend mount's maximum TTL value; issued tokens' max TTL value will be truncated";
 /** Metadata keys a claim may not be mapped to. */
 const RESERVED_METADATA = ['role'];
 
@@ -368,11 +371,12 @@ export class JwtBackend implements AuthBackend {
       ) {
         throw new EngineError(
           'ERR_INVALID_REQUEST',
-          'must have at least one bound constraint when creating/updating a role (bound_audiences, bound_subject, bound_claims or token_bound_cidrs)',
+          'must have at least one bound constraint when creating/updating a role',
         );
       }
       await putJson(req.storage, ROLE_PREFIX + name, role);
-      return null;
+      const warnings = maxTtlWarnings(role, req.mount.maxLeaseTtlSeconds, MAX_TTL_WARNING);
+      return warnings ? { warnings } : null;
     });
   }
 
@@ -552,8 +556,9 @@ function roleData(role: JwtRoleEntry): Record<string, unknown> {
     user_claim: role.user_claim,
     user_claim_json_pointer: role.user_claim_json_pointer,
     groups_claim: role.groups_claim,
-    allowed_redirect_uris: [...role.allowed_redirect_uris],
-    oidc_scopes: [...role.oidc_scopes],
+    // null when none are set, as Vault answers an unset list.
+    allowed_redirect_uris: role.allowed_redirect_uris.length > 0 ? [...role.allowed_redirect_uris] : null,
+    oidc_scopes: role.oidc_scopes.length > 0 ? [...role.oidc_scopes] : null,
     verbose_oidc_logging: role.verbose_oidc_logging,
     max_age: role.max_age,
     ...tokenFieldsData(role),

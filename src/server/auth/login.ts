@@ -7,7 +7,7 @@
 import { EngineError } from '../../engine/errors.ts';
 import type { Clock } from '../../engine/types.ts';
 import type { IdentityStore } from '../identity.ts';
-import { sanitizePolicies, SYSTEM_MAX_TTL_MS, type TokenEntry, type TokenStore } from '../tokens.ts';
+import { humanDuration, sanitizePolicies, SYSTEM_MAX_TTL_MS, type TokenEntry, type TokenStore } from '../tokens.ts';
 import type { AuthMount } from './table.ts';
 import type { LoginAuth } from './types.ts';
 
@@ -45,16 +45,13 @@ export async function issueLoginToken(deps: LoginDeps, mount: AuthMount, auth: L
   // and by an explicit max.
   const { config } = mount.entry;
   const mountMaxMs = config.max_lease_ttl > 0 ? config.max_lease_ttl * 1000 : SYSTEM_MAX_TTL_MS;
-  let maxMs = auth.maxTtlMs > 0 ? auth.maxTtlMs : mountMaxMs;
-  if (maxMs > mountMaxMs) {
-    warnings.push(`max_ttl of ${maxMs / 1000}s is greater than the mount's max_lease_ttl; capped to ${mountMaxMs / 1000}s`);
-    maxMs = mountMaxMs;
-  }
+  // Capped silently, as Vault's CalculateTTL does (the role's write warned about it).
+  let maxMs = Math.min(auth.maxTtlMs > 0 ? auth.maxTtlMs : mountMaxMs, mountMaxMs);
   if (auth.explicitMaxTtlMs > 0 && auth.explicitMaxTtlMs < maxMs) maxMs = auth.explicitMaxTtlMs;
   let ttlMs = auth.ttlMs > 0 ? auth.ttlMs : config.default_lease_ttl > 0 ? config.default_lease_ttl * 1000 : SYSTEM_MAX_TTL_MS;
   if (ttlMs > maxMs) {
     warnings.push(
-      `TTL of "${ttlMs / 1000}s" exceeded the effective max_ttl of "${maxMs / 1000}s"; TTL value is capped accordingly`,
+      `TTL of "${humanDuration(ttlMs)}" exceeded the effective max_ttl of "${humanDuration(maxMs)}"; TTL value is capped accordingly`,
     );
     ttlMs = maxMs;
   }

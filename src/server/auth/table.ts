@@ -145,7 +145,8 @@ export class AuthTable {
       local: input.local === true,
       seal_wrap: input.seal_wrap === true,
       external_entropy_access: input.external_entropy_access === true,
-      options: input.options && Object.keys(input.options).length > 0 ? input.options : null,
+      // As given: Vault keeps {} (options absent from an API call) apart from null.
+      options: input.options ? { ...input.options } : null,
     };
     const mount = this.start(entry);
     const next = sortMounts([...this.mounts, mount]);

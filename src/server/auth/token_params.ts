@@ -7,6 +7,7 @@
 import { EngineError, invalidField, showValue } from '../../engine/errors.ts';
 import type { FieldData, Fields } from '../../engine/framework.ts';
 import { checkCidrList } from './cidr.ts';
+import { SYSTEM_MAX_TTL_MS } from '../tokens.ts';
 import type { LoginAuth } from './types.ts';
 
 /** The stored token settings (snake_case as in the API; durations in seconds). */
@@ -23,6 +24,14 @@ export interface TokenParams {
   alias_metadata: Record<string, string>;
   /** Legacy names the role was last written with; reads show them too, as Vault does. */
   legacy?: string[];
+}
+
+/**
+ * The warning Vault's methods give when a role's token_max_ttl is above the
+ * mount's max lease ttl (its tokens will be capped there, silently, at login).
+ */
+export function maxTtlWarnings(params: TokenParams, mountMaxSeconds: number | undefined, warning: string): string[] | undefined {
+  return params.token_max_ttl > (mountMaxSeconds ?? SYSTEM_MAX_TTL_MS / 1000) ? [warning] : undefined;
 }
 
 export const TOKEN_FIELDS: Fields = {

@@ -15,6 +15,8 @@ export interface AuthMountContext {
   path: string;
   accessor: string;
   type: string;
+  /** The mount's max lease ttl (tuned, else the system's), in seconds: Vault's System().MaxLeaseTTL(). Absent: the system's. */
+  maxLeaseTtlSeconds?: number;
 }
 
 export interface AuthRequest {
