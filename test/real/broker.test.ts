@@ -8,7 +8,8 @@
 // two registries on one role would revoke each other's leases as orphans.
 
 import type { ChildProcess } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBroker, type RunningBroker } from '../../src/broker/index.ts';
@@ -77,6 +78,7 @@ describe.skipIf(unavailable !== '')('the broker against OpenBao with the tvm plu
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
     await broker?.stop();
     await bao?.stop();
+    if (bao) rmSync(dirname(bao.pluginDir), { recursive: true, force: true }); // the dev server's folder (config, log, plugins)
     dir.remove();
   });
 
