@@ -63,12 +63,39 @@ export async function renewLease(conn: VaultConnection, leaseId: string, options
   if (typeof jti !== 'string' || path === undefined) {
     throw new UnexpectedResponseError('PUT sys/leases/renew answered neither the jti nor the role of the lease');
   }
-  const fetched = await conn.write(path, { jti });
+  // A standby that serves reads (OpenBao 2.5+) may answer from storage the renewal has not
+  // reached yet: fetch again until the token is the renewal's (or a later one), briefly.
+  const wanted = { issued_at: d.issued_at, expires_at: d.expires_at };
+  let fetched = await conn.write(path, { jti });
+  for (let attempt = 1; attempt <= FETCH_RETRIES && stale(fetched?.data, wanted); attempt++) {
+    await new Promise((r) => setTimeout(r, FETCH_RETRY_MS * attempt));
+    fetched = await conn.write(path, { jti });
+  }
+  if (stale(fetched?.data, wanted)) {
+    throw new UnexpectedResponseError(`PUT ${path} still answers the token from before the renewal; try again`);
+  }
   // The lease's fields come from the renewal; the token's from the fetch.
   return credsFromResponse(
     { ...res, data: { ...fetched?.data } },
     `PUT ${path} (the renewed token)`,
   );
+}
+
+/** How often, and how far apart (growing), renewLease fetches again a token older than its renewal. */
+const FETCH_RETRIES = 5;
+const FETCH_RETRY_MS = 100;
+
+/**
+ * Whether a fetched token predates the renewal: issued before it, or in the
+ * same second with another expiry. (A renewal that does not say its times is
+ * taken at its word.)
+ */
+function stale(got: Record<string, unknown> | null | undefined, wanted: { issued_at: unknown; expires_at: unknown }): boolean {
+  if (typeof wanted.issued_at !== 'string' || typeof wanted.expires_at !== 'string') return false;
+  if (typeof got?.issued_at !== 'string') return true;
+  const gotIat = Date.parse(got.issued_at);
+  const wantedIat = Date.parse(wanted.issued_at);
+  return gotIat < wantedIat || (gotIat === wantedIat && got.expires_at !== wanted.expires_at);
 }
 
 /** Revokes a lease (its token enters the revocation list); revoking twice succeeds. */

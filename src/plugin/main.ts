@@ -45,7 +45,15 @@ export async function main(): Promise<void> {
     debug: (...a: unknown[]) => log.trace(a.map(String).join(' ')),
   } as Console);
   process.on('SIGTERM', () => void plugin.stop('SIGTERM'));
-  process.on('uncaughtException', (err) => log.error('uncaught exception', { error: err.message }));
+  // The server went away (its end of our pipes closed): stop, rather than log the failure
+  // into the same closed pipe forever (an orphaned plugin spun on EPIPE at a core's worth of CPU).
+  const orphaned = (): void => process.exit(0);
+  process.stdout.on('error', orphaned);
+  process.stderr.on('error', orphaned);
+  process.on('uncaughtException', (err) => {
+    if ((err as NodeJS.ErrnoException).code === 'EPIPE') orphaned();
+    log.error('uncaught exception', { error: err.message });
+  });
   process.on('unhandledRejection', (err) => log.error('unhandled rejection', { error: (err as Error)?.message ?? String(err) }));
   await plugin.stopped;
   process.exit(0);

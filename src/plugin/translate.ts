@@ -170,7 +170,23 @@ function protoError(errType: number, message: string, code = 0): WireError {
 }
 
 /** The reply Vault turns into the same HTTP answer the dev server gives. */
+/** logical.ErrReadOnly's text: a standby's storage refuses writes with it, and the server forwards the request to the leader only when it comes back verbatim. */
+export const READ_ONLY_STORAGE = 'cannot write to readonly storage';
+
+/** Whether any error in the cause chain is the server's read-only storage refusal. */
+function readOnlyStorage(err: unknown): boolean {
+  let e: unknown = err;
+  for (let i = 0; i < 8 && e instanceof Error; i++) {
+    if (e.message.includes(READ_ONLY_STORAGE)) return true;
+    e = e.cause;
+  }
+  return false;
+}
+
 export function errorReply(err: unknown): HandleRequestReply {
+  // On a standby that serves reads (OpenBao 2.5+), a write the engine attempts is refused;
+  // answering that refusal as is makes the server forward the request to the leader.
+  if (readOnlyStorage(err)) return { response: null, err: protoError(ERR_TYPE.unknown, READ_ONLY_STORAGE) };
   if (err instanceof WireFormatError) {
     if (err.errType === ERR_TYPE.unsupportedOperation) return { response: null, err: protoError(err.errType, err.message) };
     return { response: { secret: null, data: stringifyObject({ error: err.message }), warnings: [] }, err: null };

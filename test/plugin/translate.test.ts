@@ -174,6 +174,13 @@ describe('errors', () => {
     expect(engineErrorReply(new EngineError('ERR_INTERNAL', 'signing failed')).err).toMatchObject({ err_type: 2 });
   });
 
+  it('answers a standby\'s read-only storage refusal verbatim, so the server forwards the request to the leader', () => {
+    const refused = new EngineError('ERR_INTERNAL', 'storage write of leases/x/y failed', {
+      cause: new Error('storage put failed: cannot write to readonly storage'),
+    });
+    expect(errorReply(refused)).toEqual({ response: null, err: { err_type: 0, err_msg: 'cannot write to readonly storage', err_code: '0' } });
+  });
+
   it('does not leak the message of an unexpected error', () => {
     expect(errorReply(new Error('secret detail'))).toEqual({ response: null, err: { err_type: 2, err_msg: 'internal error', err_code: '0' } });
   });
