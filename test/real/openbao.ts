@@ -5,7 +5,7 @@
 // -sha256`, `secrets enable`); the server's own CLI and its HTTP API.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -104,7 +104,7 @@ async function waitReady(address: string, child: ChildProcess, logPath: string, 
   }
 }
 
-function handle(address: string, rootToken: string, pluginDir: string, logPath: string, start: () => ChildProcess): Bao {
+function handle(address: string, rootToken: string, pluginDir: string, logPath: string, start: () => ChildProcess, removeOnStop?: string): Bao {
   let child = start();
   const bao: Bao = {
     address,
@@ -133,6 +133,8 @@ function handle(address: string, rootToken: string, pluginDir: string, logPath: 
       const timer = setTimeout(() => c.kill('SIGKILL'), 10_000);
       await exited;
       clearTimeout(timer);
+      // A dev server's folder (plugins, log) goes with it; a config server's data stays for a restart.
+      if (removeOnStop) rmSync(removeOnStop, { recursive: true, force: true });
     },
     async restart() {
       await bao.stop();
@@ -161,7 +163,7 @@ export async function startBaoDev(options: { rootToken?: string; env?: Record<st
   const rootToken = options.rootToken ?? `root-${randomBytes(6).toString('hex')}`;
   const logPath = join(dir, 'bao.log');
   const args = ['server', '-dev', `-dev-root-token-id=${rootToken}`, `-dev-listen-address=127.0.0.1:${port}`, `-dev-plugin-dir=${pluginDir}`];
-  const bao = handle(address, rootToken, pluginDir, logPath, () => spawnBao(args, logPath, options.env));
+  const bao = handle(address, rootToken, pluginDir, logPath, () => spawnBao(args, logPath, options.env), dir);
   await waitReady(address, bao.child, logPath, [200]);
   return bao;
 }
