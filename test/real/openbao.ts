@@ -147,7 +147,13 @@ function handle(address: string, rootToken: string, pluginDir: string, logPath: 
 
 function spawnBao(args: string[], logPath: string, env: Record<string, string> = {}): ChildProcess {
   const child = spawn(baoBinary(), args, { env: { ...baseEnv(), ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  const append = (c: Buffer) => writeFileSync(logPath, c, { flag: 'a' });
+  const append = (c: Buffer): void => {
+    try {
+      writeFileSync(logPath, c, { flag: 'a' });
+    } catch {
+      // The log's folder is gone (removed by a stop): nothing left to keep.
+    }
+  };
   child.stdout!.on('data', append);
   child.stderr!.on('data', append);
   return child;
