@@ -7,7 +7,7 @@
 // is never revoked twice at once, and never revoked while a renewal is under way.
 
 import { createHash, randomBytes } from 'node:crypto';
-import { humanDuration } from './tokens.ts';
+import { leaseTtl } from './lease_ttl.ts';
 import { KeyedMutex } from '../engine/store.ts';
 import type { Clock, StoredSecret } from '../engine/types.ts';
 import { KeyTree, messageOf } from './storage/view.ts';
@@ -305,20 +305,19 @@ export class ExpirationManager {
         const out = await this.calls.renew(lease, incrementMs);
         const now = this.clock();
         const secret: StoredSecret = { ...out.secret, leaseId };
-        const warnings = out.warnings === undefined ? [] : [...out.warnings];
-        let expireTimeMs = now + Math.max(0, secret.ttlMs);
         // Vault's expiration manager (CalculateTTL): the ttl asked for (the increment, else the
-        // engine's) against what is left of the max ttl, in whole seconds from the issue's second.
-        const wantedMs = incrementMs > 0 ? incrementMs : Math.max(0, secret.ttlMs);
-        const second = (ms: number): number => Math.floor(ms / 1000) * 1000;
-        const maxValidMs = second(lease.issueTimeMs) + secret.maxTtlMs - second(now);
-        if (secret.maxTtlMs > 0 && wantedMs > maxValidMs) {
-          warnings.push(`TTL of "${humanDuration(wantedMs)}" exceeded the effective max_ttl of "${humanDuration(maxValidMs)}"; TTL value is capped accordingly`);
-        }
-        if (secret.maxTtlMs > 0 && expireTimeMs > lease.issueTimeMs + secret.maxTtlMs) {
-          expireTimeMs = Math.max(now, lease.issueTimeMs + secret.maxTtlMs);
-          secret.ttlMs = expireTimeMs - now;
-        }
+        // engine's) within what is left of the smaller of the engine's and the mount's max ttl.
+        const capped = leaseTtl({
+          incrementMs,
+          ttlMs: secret.ttlMs,
+          maxTtlMs: secret.maxTtlMs,
+          startMs: lease.issueTimeMs,
+          nowMs: now,
+          ...(out.mount ? { mount: out.mount } : {}),
+        });
+        const warnings = [...(out.warnings ?? []), ...capped.warnings];
+        secret.ttlMs = capped.ttlMs;
+        const expireTimeMs = now + capped.ttlMs;
         const next: LeaseEntry = { ...lease, secret, expireTimeMs, lastRenewalMs: now };
         const writes = out.writes ?? [];
         try {

@@ -33,6 +33,7 @@ import { lockedUsers, unlockUser, userLockoutData } from './auth/lockout.ts';
 import { authMountInfo, type AuthTable } from './auth/table.ts';
 import type { AuthRequest } from './auth/types.ts';
 import { isLeaseError } from './expiration.ts';
+import { leaseTtl, mountLeaseLimits } from './lease_ttl.ts';
 import type { Entity, IdentityStore } from './identity.ts';
 import { MountError, mountInfo, type Mount, type MountTable } from './mounts.ts';
 import type { BufferedView } from './storage/buffer.ts';
@@ -759,7 +760,8 @@ async function engineReply(
   }
   const reply: Reply = { data: data ?? null, warnings, mountType, wrappable: true };
   if (response.secret) {
-    const lease = await registerLease(core, ctx, mount, request, response, view.take());
+    const { lease, warnings: capped } = await registerLease(core, ctx, mount, request, response, view.take());
+    if (capped.length > 0) reply.warnings = [...(reply.warnings ?? []), ...capped];
     reply.leaseId = lease.leaseId;
     reply.leaseDuration = Math.round(lease.secret.ttlMs / 1000);
     reply.renewable = lease.secret.renewable;
@@ -785,24 +787,35 @@ async function registerLease(
   request: LogicalRequest,
   response: LogicalResponse,
   writes: StorageOp[],
-): Promise<LeaseEntry> {
+): Promise<{ lease: LeaseEntry; warnings: string[] }> {
   const out = response.secret!;
+  const now = core.clock();
+  // The lease's ttl as Vault's core sets it: the engine's, within the mount's max lease ttl.
+  const { ttlMs, warnings } = leaseTtl({
+    incrementMs: 0,
+    ttlMs: out.ttlMs,
+    maxTtlMs: out.maxTtlMs,
+    startMs: now,
+    nowMs: now,
+    mount: mountLeaseLimits(mount.entry.config),
+  });
   const secret: StoredSecret = {
     type: out.type,
     internalData: out.internalData,
-    ttlMs: out.ttlMs,
+    ttlMs,
     maxTtlMs: out.maxTtlMs,
     renewable: out.renewable,
-    issueTimeMs: out.issueTimeMs ?? core.clock(),
+    issueTimeMs: out.issueTimeMs ?? now,
   };
   try {
-    return await core.leases.register({
+    const lease = await core.leases.register({
       mountPoint: mount.entry.path,
       path: request.path,
       secret,
       clientTokenId: ctx.token?.hash ?? '',
       writes,
     });
+    return { lease, warnings };
   } catch (err) {
     core.logger?.error('registering a lease failed; revoking the secret', { mount: mount.entry.path, error: errorChain(err) });
     // The register failed before anything was written (it discarded the engine's writes);

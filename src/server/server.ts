@@ -16,6 +16,7 @@ import { loadConfig, loadSealKeys, type ServerConfig } from './config.ts';
 import { ExpirationManager, type LeaseHookPoint } from './expiration.ts';
 import { acceptListMethod, createRequestHandler, type ServerCore } from './http.ts';
 import { IdentityStore } from './identity.ts';
+import { mountLeaseLimits } from './lease_ttl.ts';
 import { MountTable, type Mount } from './mounts.ts';
 import type { BufferedView } from './storage/buffer.ts';
 import { PolicyStore, ROOT_POLICY } from './policy.ts';
@@ -361,6 +362,8 @@ function leaseBackendCalls(mounts: MountTable): LeaseBackendCalls {
           leaseId: lease.leaseId,
         },
         writes,
+        // The renewal is held to the mount's lease limits as well (Vault's CalculateTTL).
+        mount: mountLeaseLimits(r.mount.entry.config),
       };
       if (resp.data) out.data = resp.data;
       if (resp.warnings && resp.warnings.length > 0) out.warnings = resp.warnings;

@@ -3,6 +3,7 @@
 // engine. Each part is in its own file; these interfaces are how they meet.
 
 import type { Storage, StoredSecret } from '../engine/types.ts';
+import type { MountLeaseLimits } from './lease_ttl.ts';
 
 /**
  * The server's physical storage (Vault's physical.Backend): flat keys, byte
@@ -68,7 +69,7 @@ export interface LeaseBackendCalls {
   renew(
     lease: LeaseEntry,
     incrementMs: number,
-  ): Promise<{ secret: StoredSecret; data?: Record<string, unknown>; warnings?: string[]; writes?: StorageOp[] }>;
+  ): Promise<{ secret: StoredSecret; data?: Record<string, unknown>; warnings?: string[]; writes?: StorageOp[]; mount?: MountLeaseLimits }>;
   /** The batch holding these ops failed: the owning engine drops what it cached of them. */
   discard(lease: LeaseEntry, writes: StorageOp[]): void;
 }

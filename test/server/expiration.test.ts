@@ -273,7 +273,7 @@ describe('expiry', () => {
 });
 
 describe('renew', () => {
-  it('extends the lease from now by the new ttl and persists the new secret', async () => {
+  it('extends the lease from now by the increment asked for and persists the new secret', async () => {
     const m = manager();
     const lease = await issue(m);
     await advance(m, 30_000);
@@ -281,12 +281,14 @@ describe('renew', () => {
     expect(engine.renewCalls).toEqual([{ leaseId: lease.leaseId, incrementMs: 5 * MIN }]);
     expect(out.data).toEqual({ jti: 'j-1' });
     expect(out.warnings).toBeUndefined();
-    expect(out.lease).toMatchObject({ expireTimeMs: T0 + 30_000 + 10 * MIN, lastRenewalMs: T0 + 30_000 });
-    expect(out.lease.secret).toMatchObject({ ttlMs: 10 * MIN, internalData: { jti: 'j-1', renewals: 1 } });
+    // The increment decides, not the engine's ttl (10 minutes here): Vault's and OpenBao's expiration
+    // manager runs CalculateTTL(increment, engine ttl, ...) on every renewal.
+    expect(out.lease).toMatchObject({ expireTimeMs: T0 + 30_000 + 5 * MIN, lastRenewalMs: T0 + 30_000 });
+    expect(out.lease.secret).toMatchObject({ ttlMs: 5 * MIN, internalData: { jti: 'j-1', renewals: 1 } });
     expect(await persisted(lease.leaseId)).toEqual(out.lease);
     await advance(m, MIN);
     expect(engine.revokeCalls).toEqual([]);
-    await advance(m, 10 * MIN - MIN - 1);
+    await advance(m, 5 * MIN - MIN - 1);
     expect(engine.revokeCalls).toEqual([]);
     await advance(m, 1);
     expect(engine.revoked).toEqual([lease.leaseId]);

@@ -1,0 +1,50 @@
+// A lease's ttl as Vault's core decides it (its framework's CalculateTTL),
+// when a secret is issued and when it is renewed: the ttl asked for (the
+// renewal's increment, else the engine's ttl, else the mount's default),
+// capped so the lease never outlives its start plus the smaller of the
+// engine's max ttl and the mount's max lease ttl, counted in whole seconds.
+
+import { EngineError } from '../engine/errors.ts';
+import { humanDuration, SYSTEM_MAX_TTL_MS } from './tokens.ts';
+
+/** A mount's lease limits (its tuned default and max lease ttl; 0: the system's). */
+export interface MountLeaseLimits {
+  defaultLeaseTtlMs: number;
+  maxLeaseTtlMs: number;
+}
+
+export interface LeaseTtlInput {
+  /** The renewal's increment (0: none, or an issue). */
+  incrementMs: number;
+  /** What the engine answered. */
+  ttlMs: number;
+  maxTtlMs: number;
+  /** When the lease was issued (its start); the issue itself passes now. */
+  startMs: number;
+  nowMs: number;
+  /** Absent: the system's limits. */
+  mount?: MountLeaseLimits;
+}
+
+/** The mount limits of a mount config (seconds, 0 for the system's), as milliseconds. */
+export function mountLeaseLimits(config: { default_lease_ttl: number; max_lease_ttl: number }): MountLeaseLimits {
+  return { defaultLeaseTtlMs: config.default_lease_ttl * 1000, maxLeaseTtlMs: config.max_lease_ttl * 1000 };
+}
+
+/** The lease's ttl and Vault's warning when it was capped. Throws when the max ttl has passed. */
+export function leaseTtl(input: LeaseTtlInput): { ttlMs: number; warnings: string[] } {
+  const second = (ms: number): number => Math.floor(ms / 1000) * 1000;
+  const now = second(input.nowMs);
+  const start = second(input.startMs);
+  let maxTtlMs = input.mount?.maxLeaseTtlMs || SYSTEM_MAX_TTL_MS;
+  if (input.maxTtlMs > 0 && input.maxTtlMs < maxTtlMs) maxTtlMs = input.maxTtlMs;
+  let ttlMs = input.incrementMs > 0 ? input.incrementMs : input.ttlMs > 0 ? input.ttlMs : input.mount?.defaultLeaseTtlMs || SYSTEM_MAX_TTL_MS;
+  const maxValidMs = start + maxTtlMs - now;
+  if (maxValidMs <= 0) throw new EngineError('ERR_INVALID_REQUEST', 'past the max TTL, cannot renew');
+  const warnings: string[] = [];
+  if (ttlMs > maxValidMs) {
+    warnings.push(`TTL of "${humanDuration(ttlMs)}" exceeded the effective max_ttl of "${humanDuration(maxValidMs)}"; TTL value is capped accordingly`);
+    ttlMs = maxValidMs;
+  }
+  return { ttlMs, warnings };
+}
