@@ -20,28 +20,6 @@ if (unavailable) console.warn(`test/cdktf/terraform.test.ts skipped: ${unavailab
 const baoUnavailable = unavailable ? '' : openbaoUnavailable();
 if (baoUnavailable) console.warn(`test/cdktf/terraform.test.ts: the OpenBao half is skipped: ${baoUnavailable}`);
 
-/**
- * Where the dev server answers the provider differently from OpenBao (which is
- * right), found by a probe; '' when it does not. While it does, the dev-server
- * half's tests are expected to fail (it.fails), and they fail the run as soon
- * as the dev server is fixed, so that this entry goes.
- */
-async function devServerGap(): Promise<string> {
-  if (unavailable) return '';
-  const server = await startServer({ dev: true, listenAddress: '127.0.0.1:0', quiet: true });
-  try {
-    await call(server.address, 'POST', 'sys/auth/probe-approle', server.rootToken, { type: 'approle' });
-    // The provider reads an auth method back with the api client's Sys().GetAuth: GET sys/mounts/auth/<path>.
-    const read = await call(server.address, 'GET', 'sys/mounts/auth/probe-approle', server.rootToken);
-    if (read.status !== 200) {
-      return `GET sys/mounts/auth/<path> of an enabled auth method answers ${read.status} ${JSON.stringify(read.body.errors ?? [])} (OpenBao and Vault: 200 with the mount), so the provider drops vault_auth_backend and vault_jwt_auth_backend from the state right after creating them`;
-    }
-    return '';
-  } finally {
-    await server.close();
-  }
-}
-
 interface Reply {
   status: number;
   body: { data?: Record<string, unknown> | null; auth?: { client_token: string; policies: string[] } | null; errors?: string[] } & Record<string, unknown>;
@@ -104,9 +82,7 @@ async function inventory(t: Target): Promise<{ mounts: string[]; auth: string[];
   return { mounts, auth, policies };
 }
 
-function suite(start: () => Promise<Target>, knownGap = false): void {
-  /** it, or it.fails while a known difference of the dev server stands. */
-  const test = knownGap ? it.fails : it;
+function suite(start: () => Promise<Target>): void {
   let target: Target;
   let stack: Stack;
   let before: Awaited<ReturnType<typeof inventory>>;
@@ -137,7 +113,7 @@ function suite(start: () => Promise<Target>, knownGap = false): void {
     if (stack) rmSync(stack.dir, { recursive: true, force: true });
   }, 240_000);
 
-  test('terraform init installs the provider from the mirror, and apply creates every resource', async () => {
+  it('terraform init installs the provider from the mirror, and apply creates every resource', async () => {
     const apply = await stack.terraform(['apply', '-auto-approve', '-input=false']);
     applied = true;
     expect(apply.code, shown(apply)).toBe(0);
@@ -152,13 +128,13 @@ function suite(start: () => Promise<Target>, knownGap = false): void {
     for (const path of target.catalog) expect((await root('GET', path)).status, path).toBe(200);
   }, 240_000);
 
-  test('plan -detailed-exitcode right after apply reports no changes', async () => {
+  it('plan -detailed-exitcode right after apply reports no changes', async () => {
     const plan = await stack.terraform(['plan', '-detailed-exitcode', '-input=false']);
     expect(plan.code, shown(plan)).toBe(0);
     expect(plan.stdout).toContain('No changes.');
   }, 240_000);
 
-  test('a role changed out of band shows up in plan, and apply puts it back', async () => {
+  it('a role changed out of band shows up in plan, and apply puts it back', async () => {
     const changed = await root('POST', `${stack.mountPath}/roles/orders`, { read: ['db://orders/*', 'db://payments/*'], write: ['db://orders/outbox'], ttl: 300 });
     expect(changed.status, JSON.stringify(changed.body)).toBeLessThan(300);
     const plan = await stack.terraform(['plan', '-detailed-exitcode', '-input=false']);
@@ -173,7 +149,7 @@ function suite(start: () => Promise<Target>, knownGap = false): void {
     expect(again.code, shown(again)).toBe(0);
   }, 480_000);
 
-  test('the AppRole workload logs in and vends exactly its roles', async () => {
+  it('the AppRole workload logs in and vends exactly its roles', async () => {
     const roleId = await root('GET', 'auth/approle/role/orders-service/role-id');
     expect(roleId.status).toBe(200);
     const secretId = await root('POST', 'auth/approle/role/orders-service/secret-id');
@@ -203,7 +179,7 @@ function suite(start: () => Promise<Target>, knownGap = false): void {
     }
   }, 120_000);
 
-  test('destroy removes everything the stack made, and nothing else', async () => {
+  it('destroy removes everything the stack made, and nothing else', async () => {
     const destroy = await stack.terraform(['destroy', '-auto-approve', '-input=false']);
     expect(destroy.code, shown(destroy)).toBe(0);
     applied = false;
@@ -223,10 +199,7 @@ function suite(start: () => Promise<Target>, knownGap = false): void {
   }, 240_000);
 }
 
-const devGap = await devServerGap();
-if (devGap) console.warn(`test/cdktf/terraform.test.ts: the dev-server half is expected to fail: ${devGap}`);
-
 describe.skipIf(unavailable !== '')('the example stack under real Terraform', () => {
-  describe(`applied to the tvm dev server${devGap ? ' (expected to fail until the dev server answers as OpenBao does)' : ''}`, () => suite(devTarget, devGap !== ''));
+  describe('applied to the tvm dev server', () => suite(devTarget));
   describe.skipIf(baoUnavailable !== '')('applied to OpenBao with the tvm plugin', () => suite(openbaoTarget));
 });
