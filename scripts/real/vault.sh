@@ -14,7 +14,8 @@
 # then those of the nearest release commit the proxy serves whole, v1.14.1
 # (bf23fe8636b0: api v1.9.3-0.20230721171514-bf23fe8636b0,
 # sdk v0.9.2-0.20230721171514-bf23fe8636b0), and the status says which was
-# used. Each attempt's outcome is kept in $REAL/vault-build/attempts, so a
+# used (only with VAULT_FULL_ATTEMPT=1 while the commit is unknown: they are
+# known to fail). Each attempt's outcome is kept in $REAL/vault-build/attempts, so a
 # second run neither downloads nor builds again (VAULT_RETRY=1 forgets them).
 # Run by scripts/real-parts (REAL, GOBIN, GOMODCACHE, GOCACHE, GOFLAGS,
 # GOTOOLCHAIN); every step is logged in $REAL/vault-build/build.log.
@@ -51,8 +52,17 @@ if [ -n "$hash" ]; then
 else
   log "the proxy's .info for vault v$VERSION names no commit (no Origin): $(printf '%s' "$info" | tr -s ' \n' ' ')"
 fi
-candidates+=("go.mod-of-v$VERSION v1.9.2 v0.9.2")
-candidates+=("v1.14.1-commit v1.9.3-0.20230721171514-bf23fe8636b0 v0.9.2-0.20230721171514-bf23fe8636b0")
+# The two fallbacks are known not to build (2026-12: ten sdk symbols newer than
+# their api/sdk; about 20 minutes cold to find out). They are tried only when
+# asked for (VAULT_FULL_ATTEMPT=1), so a clean CI run does not spend that time.
+if [ -n "$hash" ] || [ "${VAULT_FULL_ATTEMPT:-}" = 1 ]; then
+  candidates+=("go.mod-of-v$VERSION v1.9.2 v0.9.2")
+  candidates+=("v1.14.1-commit v1.9.3-0.20230721171514-bf23fe8636b0 v0.9.2-0.20230721171514-bf23fe8636b0")
+fi
+if [ ${#candidates[@]} -eq 0 ]; then
+  echo "unavailable: the Go module proxy names no commit for vault v$VERSION, so its api and sdk cannot be pinned to the tag's own commit; the nearest pairs (the tag's go.mod's api v1.9.2/sdk v0.9.2, and v1.14.1's commit) fail to compile on ten sdk symbols the 1.14 branch gained later (VAULT_FULL_ATTEMPT=1 tries them again, about 20 minutes cold)" > "$STATUS"
+  exit 0
+fi
 
 write_module() { # api sdk
   cat > "$WORK/go.mod" <<MOD

@@ -6,6 +6,7 @@ export type {
   ExistenceResult,
   LogicalRequest,
   LogicalResponse,
+  MountLimits,
   Operation,
   SecretOut,
   SpecialPaths,

@@ -13,7 +13,7 @@ import { ROLE_NAME, roleNotFound, type RoleEntry } from './path_roles.ts';
 import { patternCovers, patternProblem } from './patterns.ts';
 import { rfc3339, scopeOf, signToken, tokenTypeOf, type Grant } from './token.ts';
 import { deleteKey, getJson, putJson } from './store.ts';
-import type { Caller, LogicalRequest, LogicalResponse } from './types.ts';
+import type { Caller, LogicalRequest, LogicalResponse, MountLimits } from './types.ts';
 
 export const SECRET_TYPE = 'tvm_token';
 /** Where a renewal keeps the token it signed, for its holder to fetch: `renewed/<role>/<jti>`. */
@@ -29,11 +29,24 @@ export interface CredsInternalData extends Grant {
   exp_ms: number;
 }
 
-/** A role's effective ttl and max ttl (ms) under the mount's config. */
-export function roleTtls(role: RoleEntry, config: EffectiveConfig): { ttlMs: number; maxTtlMs: number } {
-  const maxTtlS = Math.min(role.max_ttl || config.max_ttl, config.max_ttl);
+/**
+ * A role's effective ttl and max ttl (ms) under the engine's config and the
+ * server's limits for the mount (a tuned max_lease_ttl caps the lease, so the
+ * token it carries must not outlive it).
+ */
+export function roleTtls(
+  role: RoleEntry,
+  config: EffectiveConfig,
+  limits?: MountLimits,
+): { ttlMs: number; maxTtlMs: number; cappedBy: "the role's max_ttl" | "the mount's max_lease_ttl" } {
+  let maxTtlS = Math.min(role.max_ttl || config.max_ttl, config.max_ttl);
+  let cappedBy: "the role's max_ttl" | "the mount's max_lease_ttl" = "the role's max_ttl";
+  if (limits && limits.maxTtlMs > 0 && Math.floor(limits.maxTtlMs / 1000) < maxTtlS) {
+    maxTtlS = Math.floor(limits.maxTtlMs / 1000);
+    cappedBy = "the mount's max_lease_ttl";
+  }
   const ttlS = Math.min(role.ttl || config.default_ttl, maxTtlS);
-  return { ttlMs: ttlS * 1000, maxTtlMs: maxTtlS * 1000 };
+  return { ttlMs: ttlS * 1000, maxTtlMs: maxTtlS * 1000, cappedBy };
 }
 
 const blockLists = new WeakMap<string[], BlockList>();
@@ -147,7 +160,7 @@ export function credsRoutes(ctx: EngineContext): Route[] {
     const role = await ctx.roles.get(req.storage, name);
     if (!role) throw roleNotFound(name);
     const config = await effectiveConfig(ctx, req);
-    const { ttlMs: roleTtlMs, maxTtlMs } = roleTtls(role, config);
+    const { ttlMs: roleTtlMs, maxTtlMs, cappedBy } = roleTtls(role, config, await req.mountLimits?.());
 
     let ttlMs = roleTtlMs;
     if (fields.has('ttl')) {
@@ -155,7 +168,7 @@ export function credsRoutes(ctx: EngineContext): Route[] {
       if (ttlMs < 1000) throw invalidField('ttl', `${showValue(ttlMs / 1000)}s is shorter than the 1s minimum`);
       if (ttlMs % 1000 !== 0) throw invalidField('ttl', `${ttlMs}ms is not a whole number of seconds`);
       if (ttlMs > maxTtlMs) {
-        throw invalidField('ttl', `${ttlMs / 1000}s is longer than the role's max_ttl ${maxTtlMs / 1000}s`);
+        throw invalidField('ttl', `${ttlMs / 1000}s is longer than ${cappedBy} ${maxTtlMs / 1000}s`);
       }
     }
     const read = fields.has('read') ? narrow('read', fields.get<string[]>('read'), role.read) : role.read;
@@ -307,8 +320,11 @@ export function credsSecret(ctx: EngineContext): SecretType {
     const config = await effectiveConfig(ctx, req);
     const nowMs = ctx.clock();
     const iatS = Math.floor(nowMs / 1000);
-    const wantedMs = req.secret?.incrementMs && req.secret.incrementMs > 0 ? req.secret.incrementMs : roleTtls(role, config).ttlMs;
-    const remainingS = Math.floor((internal.max_exp_ms - iatS * 1000) / 1000);
+    const limits = await req.mountLimits?.();
+    const wantedMs = req.secret?.incrementMs && req.secret.incrementMs > 0 ? req.secret.incrementMs : roleTtls(role, config, limits).ttlMs;
+    let remainingS = Math.floor((internal.max_exp_ms - iatS * 1000) / 1000);
+    // A mount tuned down since the issue caps the renewal too, as the server caps the lease.
+    if (limits && limits.maxTtlMs > 0) remainingS = Math.min(remainingS, Math.floor((internal.issued_at_ms + limits.maxTtlMs - iatS * 1000) / 1000));
     const ttlS = Math.min(Math.ceil(wantedMs / 1000), remainingS);
     if (ttlS <= 0) throw new EngineError('ERR_LEASE_EXPIRED', 'the lease has reached its max_ttl and cannot be renewed');
     const expS = iatS + ttlS;

@@ -94,6 +94,18 @@ export interface LogicalRequest {
   storage: Storage;
   /** The mount point with a trailing slash, e.g. `tvm/`. */
   mountPoint: string;
+  /**
+   * The mount's lease ttls as the server applies them (Vault's SystemView
+   * DefaultLeaseTTL/MaxLeaseTTL: the mount's tune, else the system's), asked
+   * for only when needed. Absent: no limit beyond the engine's own.
+   */
+  mountLimits?: () => Promise<MountLimits>;
+}
+
+/** A mount's effective lease ttls in ms (0: none). */
+export interface MountLimits {
+  defaultTtlMs: number;
+  maxTtlMs: number;
 }
 
 /** Lease options of a secret the engine returns (logical.Secret's LeaseOptions). */

@@ -3,7 +3,7 @@
 // over to the engine. One plugin process serves one mount (no multiplexing).
 
 import * as grpc from '@grpc/grpc-js';
-import type { Backend, Clock } from '../engine/index.ts';
+import type { Backend, Clock, MountLimits } from '../engine/index.ts';
 import { createTvmBackend } from '../engine/index.ts';
 import type { Broker } from './broker.ts';
 import type { Logger } from './logger.ts';
@@ -38,6 +38,9 @@ export function withArguments(env: Record<string, string | undefined>, args: rea
   }
   return out;
 }
+
+/** How long the mount's lease ttls from SystemView are reused. */
+const LIMITS_CACHE_MS = 1000;
 
 export interface BackendServiceOptions {
   protocol: Protocol;
@@ -144,6 +147,9 @@ export class BackendService {
       this.options.log.warn('request refused', { error: (err as Error).message, path: args.request?.path });
       return errorReply(err);
     }
+    // The mount's lease ttls (the server caps the lease by them; the token must not outlive it),
+    // asked only when the engine needs them, and at most once a second.
+    logical.mountLimits = () => this.mountLimits(inst.system);
     try {
       const resp = await inst.backend.handleRequest(logical);
       if (!resp) return { response: null, err: null };
@@ -157,6 +163,24 @@ export class BackendService {
       }
       return reply;
     }
+  }
+
+  private limits: { atMs: number; value: Promise<MountLimits> } | null = null;
+
+  /** SystemView's DefaultLeaseTTL and MaxLeaseTTL, cached for a second (a tune takes effect within it). */
+  private mountLimits(system: BrokeredSystemView): Promise<MountLimits> {
+    const now = this.clock();
+    if (this.limits && now - this.limits.atMs < LIMITS_CACHE_MS) return this.limits.value;
+    const value = Promise.all([system.defaultLeaseTtlNs(), system.maxLeaseTtlNs()]).then(([def, max]) => ({
+      defaultTtlMs: Number(def / 1_000_000n),
+      maxTtlMs: Number(max / 1_000_000n),
+    }));
+    this.limits = { atMs: now, value };
+    // A failed call is not cached.
+    value.catch(() => {
+      if (this.limits?.value === value) this.limits = null;
+    });
+    return value;
   }
 
   async handleExistenceCheck(args: HandleRequestArgs): Promise<HandleExistenceCheckReply> {

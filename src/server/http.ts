@@ -33,7 +33,7 @@ import { lockedUsers, unlockUser, userLockoutData } from './auth/lockout.ts';
 import { authMountInfo, type AuthTable } from './auth/table.ts';
 import type { AuthRequest } from './auth/types.ts';
 import { isLeaseError } from './expiration.ts';
-import { leaseTtl, mountLeaseLimits } from './lease_ttl.ts';
+import { effectiveMountLimits, leaseTtl, mountLeaseLimits } from './lease_ttl.ts';
 import type { Entity, IdentityStore } from './identity.ts';
 import { MountError, mountInfo, type Mount, type MountTable } from './mounts.ts';
 import type { BufferedView } from './storage/buffer.ts';
@@ -595,6 +595,7 @@ async function handleMount(core: ServerCore, ctx: RequestContext): Promise<Reply
     caller: callerOf(ctx),
     storage: view.storage,
     mountPoint: mount.entry.path,
+    mountLimits: async () => effectiveMountLimits(mount.entry.config),
   };
   if (!unauthenticated) {
     let op = aclOperation(ctx.operation);

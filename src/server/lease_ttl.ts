@@ -5,6 +5,7 @@
 // engine's max ttl and the mount's max lease ttl, counted in whole seconds.
 
 import { EngineError } from '../engine/errors.ts';
+import type { MountLimits } from '../engine/types.ts';
 import { humanDuration, SYSTEM_MAX_TTL_MS } from './tokens.ts';
 
 /** A mount's lease limits (its tuned default and max lease ttl; 0: the system's). */
@@ -29,6 +30,14 @@ export interface LeaseTtlInput {
 /** The mount limits of a mount config (seconds, 0 for the system's), as milliseconds. */
 export function mountLeaseLimits(config: { default_lease_ttl: number; max_lease_ttl: number }): MountLeaseLimits {
   return { defaultLeaseTtlMs: config.default_lease_ttl * 1000, maxLeaseTtlMs: config.max_lease_ttl * 1000 };
+}
+
+/** The mount's effective lease ttls as the engine asks for them (Vault's SystemView: the mount's, else the system's). */
+export function effectiveMountLimits(config: { default_lease_ttl: number; max_lease_ttl: number }): MountLimits {
+  return {
+    defaultTtlMs: config.default_lease_ttl * 1000 || SYSTEM_MAX_TTL_MS,
+    maxTtlMs: config.max_lease_ttl * 1000 || SYSTEM_MAX_TTL_MS,
+  };
 }
 
 /** The lease's ttl and Vault's warning when it was capped. Throws when the max ttl has passed. */

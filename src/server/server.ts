@@ -14,6 +14,7 @@ import type { Clock, LogicalRequest } from '../engine/types.ts';
 import { AuthTable } from './auth/table.ts';
 import { loadConfig, loadSealKeys, type ServerConfig } from './config.ts';
 import { ExpirationManager, type LeaseHookPoint } from './expiration.ts';
+import { effectiveMountLimits } from './lease_ttl.ts';
 import { acceptListMethod, createRequestHandler, type ServerCore } from './http.ts';
 import { IdentityStore } from './identity.ts';
 import { mountLeaseLimits } from './lease_ttl.ts';
@@ -321,6 +322,7 @@ function leaseBackendCalls(mounts: MountTable): LeaseBackendCalls {
         caller: { displayName: 'expiration' },
         storage: view.storage,
         mountPoint: mount.entry.path,
+        mountLimits: async () => effectiveMountLimits(mount.entry.config),
       },
     };
   };

@@ -180,6 +180,24 @@ describe('creds', () => {
     expect(h.storage.map.has(`revocations/entries/${data.jti}`)).toBe(false);
   });
 
+  it('a mount tuned below the role caps the token with its lease, at issue and at renewal', async () => {
+    const h = await withDemo();
+    const limits = { defaultTtlMs: 60_000, maxTtlMs: 120_000 };
+    const resp = await h.call('read', 'creds/demo', {}, { mountLimits: async () => limits });
+    expect(resp!.secret).toMatchObject({ ttlMs: 120_000, maxTtlMs: 120_000 });
+    const p = (await verify(h, resp!.data!.token as string)).payload;
+    expect(p.exp! - p.iat!).toBe(120);
+    expect(resp!.data!.max_expires_at).toBe('2026-11-23T12:02:00Z');
+    const tooLong = await failure(() => h.call('update', 'creds/demo', { ttl: '3m' }, { mountLimits: async () => limits }));
+    expect(tooLong).toMatchObject({ status: 400, code: 'ERR_INVALID_FIELD' });
+    expect(tooLong.message).toBe("invalid ttl: 180s is longer than the mount's max_lease_ttl 120s");
+    // Tuned down further after the issue: the renewal is capped by the new max from the issue time.
+    const secret = { type: resp!.secret!.type, internalData: resp!.secret!.internalData, ttlMs: 120_000, maxTtlMs: 120_000, renewable: true, issueTimeMs: h.clock.now };
+    h.clock.advance(30_000);
+    const renewed = await h.call('renew', '', {}, { secret: { ...secret, incrementMs: 600_000 }, mountLimits: async () => ({ defaultTtlMs: 60_000, maxTtlMs: 60_000 }) });
+    expect(renewed!.secret!.ttlMs).toBe(30_000);
+  });
+
   it('a lease revoked after its token expired adds nothing to the list', async () => {
     const h = await withDemo();
     const { secret } = await h.issue('demo');
