@@ -147,6 +147,21 @@ print(json.dumps({"renewed": renewed["lease_duration"], "same_jti": fetched["dat
     expect((JSON.parse(stdout) as { roles: string[] }).roles).toContain('orders');
   });
 
+  it('caps the token with its lease when the mount is tuned below the role (SystemView MaxLeaseTTL)', async () => {
+    expect((await bao.cli(['secrets', 'enable', '-path=tvm-capped', 'tvm'])).code).toBe(0);
+    expect((await bao.cli(['secrets', 'tune', '-max-lease-ttl=60s', 'tvm-capped'])).code).toBe(0);
+    expect((await bao.api('POST', 'tvm-capped/roles/orders', ROLE)).status).toBe(204);
+    const creds = await bao.api('GET', 'tvm-capped/creds/orders');
+    expect(creds.body.lease_duration).toBe(60);
+    const token = creds.body.data!.token as string;
+    const claims = JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString()) as { iat: number; exp: number };
+    expect(claims.exp - claims.iat).toBe(60);
+    const tooLong = await bao.api('POST', 'tvm-capped/creds/orders', { ttl: '2m' });
+    expect(tooLong.status).toBe(400);
+    expect(tooLong.body.errors!.join(' ')).toContain("longer than the mount's max_lease_ttl 60s");
+    await bao.api('PUT', 'sys/leases/revoke', { lease_id: creds.body.lease_id });
+  });
+
   it('lets the server\'s own expiration manager revoke a 2 s lease', async () => {
     expect((await bao.api('POST', 'tvm/roles/brief', { read: ['db://brief'], ttl: '2s', max_ttl: '1m' })).status).toBe(204);
     const creds = await bao.api('GET', 'tvm/creds/brief');
