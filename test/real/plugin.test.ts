@@ -313,3 +313,28 @@ describe.skipIf(unavailable)('the tvm plugin inside a persistent OpenBao', () =>
     expect((await bao.api('POST', 'tvm/introspect', { token: brief.body.data!.token })).body.data).toEqual({ active: false });
   }, 120_000);
 });
+
+describe.skipIf(unavailable)('tvm plugin register --apply against OpenBao', () => {
+  it('registers the file in plugin_directory and enables the mount; a second apply re-registers and reloads it', async () => {
+    const bao = await startBaoDev();
+    servers.push(bao);
+    const file = join(bao.pluginDir, 'tvm-plugin');
+    copyFileSync(await jsPlugin(), file);
+    const env = { VAULT_ADDR: bao.address, VAULT_TOKEN: bao.rootToken };
+    const first = await tvm(['plugin', 'register', '--plugin', file, '--apply', '--api-addr', bao.address, '--mount', 'tokens'], env);
+    expect(first).toMatchObject({ code: 0, stdout: `registered secret plugin tvm (sha256 ${sha256File(file)})\nenabled tvm at tokens/\n` });
+    expect((await bao.api('GET', 'sys/plugins/catalog/secret/tvm')).body.data).toMatchObject({ command: 'tvm-plugin', args: [`--api-addr=${bao.address}`], sha256: sha256File(file) });
+    expect((await bao.api('POST', 'tokens/roles/orders', ROLE)).status).toBe(204);
+    const creds = await bao.api('GET', 'tokens/creds/orders');
+    expect(creds.status).toBe(200);
+    const issuerOfMount = `${bao.address}/v1/tokens`;
+    await jwtVerify(creds.body.data!.token as string, createRemoteJWKSet(new URL(`${issuerOfMount}/.well-known/jwks.json`)), { issuer: issuerOfMount, audience: 'orders-api' });
+
+    appendFileSync(file, '\n// v2\n');
+    const second = await tvm(['plugin', 'register', '--plugin', file, '--apply', '--api-addr', bao.address, '--mount', 'tokens'], env);
+    expect(second).toMatchObject({ code: 0, stdout: `registered secret plugin tvm (sha256 ${sha256File(file)})\nreloaded the tvm plugin behind tokens/\n` });
+    await until('the mount to run the new binary', 20_000, async () => ((await bao.api('GET', 'sys/mounts/tokens')).body.data as { running_sha256?: string }).running_sha256 === sha256File(file) || undefined);
+    expect((await bao.api('PUT', 'sys/leases/renew', { lease_id: creds.body.lease_id })).status).toBe(200);
+    expect((await bao.api('PUT', 'sys/leases/revoke', { lease_id: creds.body.lease_id })).status).toBe(204);
+  }, 120_000);
+});
