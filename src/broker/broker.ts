@@ -9,10 +9,11 @@ import type { CloudCredential, CloudName } from '../iam/types.ts';
 import { BrokerError, PermanentError, describeError, notFound } from './errors.ts';
 import { CloudGrants, type CloudProviders, type PendingGrant } from './grants.ts';
 import type { Logger } from './log.ts';
+import { LOGIN_RETENTION_MS, Logins } from './logins.ts';
 import type { BrokerMetrics } from './metrics.ts';
 import { DEFAULT_TIMING, backoffAt, freshEnough, nextRenewalAt, type RenewalTiming } from './timing.ts';
 import type { Clock, GrantRow, LeaseRow, Random, RevokeReason, Store, WorkloadRow } from './types.ts';
-import type { VaultGateway } from './vault.ts';
+import type { IssuedCreds, VaultGateway } from './vault.ts';
 
 export interface AnomalySettings {
   /** The recent window whose issuance count is compared. */
@@ -216,10 +217,14 @@ function nearHardEnd(creds: Creds, now: number, ttlMs: number): boolean {
 
 /**
  * Why a lease is minted: a workload's request, or the broker keeping a chain
- * going (a successor near max_ttl, or after an expiry it could not prevent).
- * Only requests count towards the issuance anomaly.
+ * going (a successor near max_ttl or before the end of the login that obtained
+ * the lease, or after an expiry it could not prevent). Only requests count
+ * towards the issuance anomaly.
  */
-type MintOrigin = 'request' | 'max_ttl' | 'expired';
+type MintOrigin = 'request' | 'max_ttl' | 'login_end' | 'expired';
+
+/** Why a lease is replaced by a successor while it lives. */
+type ReplaceWhy = 'max_ttl' | 'login_end';
 
 function pidAlive(pid: number): boolean {
   try {
@@ -241,6 +246,8 @@ export class Broker {
   private readonly hooks: BrokerDeps['hooks'];
   private readonly inflight = new Map<string, Promise<TokenView>>();
   private readonly grants: CloudGrants;
+  /** The registry's Vault logins: when the token that obtained each lease ends. */
+  private readonly logins: Logins;
   /**
    * Silence before this moment is not held against a heartbeat workload: the
    * broker could not hear it (it was not running, or its registry could not be
@@ -263,6 +270,7 @@ export class Broker {
     this.random = deps.random ?? Math.random;
     this.hooks = deps.hooks;
     this.livenessFrom = this.clock();
+    this.logins = new Logins({ store: this.store, vault: this.vault, log: this.log, clock: this.clock, random: this.random, timing: this.settings.timing });
     this.grants = new CloudGrants({
       store: this.store,
       providers: deps.providers ?? {},
@@ -444,9 +452,9 @@ export class Broker {
     await this.store.insertIntent({ id, workloadId: w.id, role, scopeKey, owner: this.settings.replica, at: start, claimUntil });
     const intent = (await this.store.getLease(id)) as LeaseRow;
     await this.hooks?.at?.('issue:before-vault', intent);
-    let creds: Creds;
+    let issuedBy: IssuedCreds;
     try {
-      creds = await this.vault.issue(role, requestOf(scopeKey));
+      issuedBy = await this.vault.issue(role, requestOf(scopeKey));
     } catch (err) {
       await this.store.closeIntent(id, 'failed', describeError(err), this.clock());
       this.metrics.failures.inc({ op: 'issue' });
@@ -460,6 +468,9 @@ export class Broker {
       throw err;
     }
     await this.hooks?.at?.('issue:after-vault', intent);
+    const loginId = issuedBy.loginId;
+    // Issued under a login whose end is final (a re-login failing at max ttl): no longer than that.
+    const creds = (await this.logins.cap(issuedBy.creds, loginId)).creds;
     let now = this.clock();
     const expiresAt = expiresAtOf(creds, now);
     let pending: PendingGrant | null = null;
@@ -468,13 +479,14 @@ export class Broker {
         pending = await this.grants.issue(intent, cloud, creds, expiresAt, claimUntil);
       } catch (err) {
         // Nothing may be left without an owner: the Vault lease goes too (reconcile revokes it should this fail).
-        await this.vault.revoke(creds.lease_id).catch(() => undefined);
+        await this.vault.revoke(creds.lease_id, loginId).catch(() => undefined);
         await this.store.closeIntent(id, 'failed', describeError(err), this.clock());
         throw err;
       }
       now = this.clock();
     }
     const issued = {
+      loginId,
       leaseId: creds.lease_id,
       jti: creds.jti,
       token: creds.token,
@@ -486,7 +498,7 @@ export class Broker {
     if (!(await this.store.completeIntent(id, this.settings.replica, issued))) {
       // Our claim on the intent lapsed and reconcile may have treated it as abandoned: do not hand out a lease we do not own.
       if (pending) await this.grants.abandon(pending, intent, 'issuing took longer than the intent claim');
-      await this.vault.revoke(creds.lease_id).catch(() => undefined);
+      await this.vault.revoke(creds.lease_id, loginId).catch(() => undefined);
       throw new BrokerError('ERR_VAULT', 'issuing took longer than the intent claim; try again');
     }
     let row = (await this.store.getLease(id)) as LeaseRow;
@@ -601,14 +613,20 @@ export class Broker {
     // renewed it and before the registry recorded that left a stale expiry. Vault decides.
     const pastExpiry = now >= row.expiresAt;
     let creds: Creds;
+    let byLogin: boolean;
     try {
       // The ttl the lease was issued with, not the role's: a ttl asked above the role's stays that long.
-      creds = await this.vault.renew(row.leaseId as string, row.ttlMs);
+      // Capped to the end of the token that obtained it, once that end counts (logins.ts).
+      ({ creds, byLogin } = await this.logins.cap(await this.vault.renew(row.leaseId as string, row.ttlMs, row.loginId), row.loginId));
     } catch (err) {
       this.metrics.failures.inc({ op: 'renew' });
       const t = this.clock();
-      if (pastExpiry) {
-        await this.store.finish(row.id, 'expired', t, row.lastError ?? 'expired before it could be renewed');
+      // Vault dropped the lease with the token that obtained it (the broker was down past that
+      // token's end): an end the broker could not prevent, like an expiry, so the chain goes on.
+      const issuerEnded = err instanceof PermanentError && this.logins.ended(row.loginId, t);
+      if (pastExpiry || issuerEnded) {
+        const why = issuerEnded && !pastExpiry ? 'the broker login that obtained it ended before it could be re-fetched' : 'expired before it could be renewed';
+        await this.store.finish(row.id, 'expired', t, row.lastError ?? why);
         await this.event('expired', row.workloadId, row.id, null, row.lastError);
         this.log.warn({ lease: row.id, workload: row.workloadId }, 'lease expired before it could be renewed');
         // Vault answered (the lease is gone there): re-issue now. Unreachable: the next GET of its jti does.
@@ -641,28 +659,30 @@ export class Broker {
     if (cloudOf(row.scopeKey)) await this.store.refreshGrantOfLease(row.id, expiresAt, t);
     await this.hooks?.at?.('renewed', { ...row, ...renewed });
     this.log.debug({ lease: row.id, ttl_s: creds.lease_duration }, 'lease renewed');
-    // The hard end is within one ttl: max_ttl is near. Fetch a successor now.
-    if (nearHardEnd(creds, t, row.ttlMs)) await this.replace(row);
+    // The hard end (max_ttl, or the end of the login that obtained it) is within one ttl. Fetch a successor now.
+    if (nearHardEnd(creds, t, row.ttlMs)) await this.replace(row, byLogin ? 'login_end' : 'max_ttl');
   }
 
-  private async replace(old: LeaseRow): Promise<void> {
+  private async replace(old: LeaseRow, why: ReplaceWhy): Promise<void> {
     const w = await this.store.getWorkload(old.workloadId);
     if (!w || w.state !== 'active') return;
     try {
-      const fresh = await this.mint(w, old.role, old.scopeKey, 'max_ttl');
+      const fresh = await this.mint(w, old.role, old.scopeKey, why);
       const successor = await this.store.getLeaseByJti(fresh.jti);
       await this.store.markRevoking(old.id, 'replaced', this.clock() + this.settings.replaceGraceMs, successor?.id);
       await this.event('replaced', old.workloadId, old.id, 'replaced', successor?.id ?? null);
-      this.log.info({ lease: old.id, successor: successor?.id, workload: old.workloadId }, 'max_ttl near: re-fetched; old lease revoked after grace');
+      const fields = { lease: old.id, successor: successor?.id, workload: old.workloadId, login: old.loginId ?? undefined };
+      if (why === 'max_ttl') this.log.info(fields, 'max_ttl near: re-fetched; old lease revoked after grace');
+      else this.log.info(fields, 'the broker login that obtained it ends: re-fetched under the current login; old lease revoked after grace');
     } catch (err) {
-      this.log.warn({ lease: old.id, err: describeError(err) }, 're-fetch near max_ttl failed; will retry at the next renewal');
+      this.log.warn({ lease: old.id, why, err: describeError(err) }, 're-fetch failed; will retry at the next renewal');
     }
   }
 
   private async revokeOne(row: LeaseRow): Promise<void> {
     const reason = row.reason ?? 'explicit';
     try {
-      if (row.leaseId) await this.vault.revoke(row.leaseId);
+      if (row.leaseId) await this.vault.revoke(row.leaseId, row.loginId);
     } catch (err) {
       this.metrics.failures.inc({ op: 'revoke' });
       const t = this.clock();
@@ -732,6 +752,29 @@ export class Broker {
     return null;
   }
 
+  /**
+   * The logins whose tokens end (this process's earlier ones, a final current one,
+   * those of processes gone): renewals of their leases that would come too late are
+   * brought forward, so each is re-fetched under the current login before that end.
+   */
+  async followLogins(): Promise<number> {
+    const moved = await this.logins.follow();
+    if (moved > 0) this.onDue();
+    return moved;
+  }
+
+  /**
+   * At start, after the broker's own login: the logins of earlier processes are no longer
+   * renewed (`all`: every other login, a SQLite file has one broker; else this replica's),
+   * so their leases are renewed with the new token only until their login's recorded end,
+   * and re-fetched before it. Returns how many logins it took over.
+   */
+  async inheritLogins(all: boolean): Promise<number> {
+    const n = await this.logins.inherit(all ? null : this.settings.replica);
+    if (n > 0) this.onDue();
+    return n;
+  }
+
   async refreshGauges(): Promise<void> {
     const s = await this.store.stats();
     this.metrics.activeLeases.set(s.byState.active ?? 0);
@@ -784,6 +827,7 @@ export class Broker {
     }
     // Cloud grants whose issuer died between the plan and the registry: rolled back from the plan.
     const grantsRolledBack = await this.grants.rollbackStale();
+    await this.store.pruneLogins(now - LOGIN_RETENTION_MS);
     if (orphansRevoked + intentsClosed + grantsRolledBack > 0) {
       this.log.info({ orphans_revoked: orphansRevoked, intents_closed: intentsClosed, grants_rolled_back: grantsRolledBack }, 'reconciled with Vault');
     }
@@ -808,7 +852,7 @@ export class Broker {
       while (next < rows.length && this.clock() < deadline) {
         const row = rows[next++];
         try {
-          if (row.leaseId) await this.vault.revoke(row.leaseId);
+          if (row.leaseId) await this.vault.revoke(row.leaseId, row.loginId);
           await this.store.finish(row.id, 'revoked', this.clock());
           await this.event('revoked', row.workloadId, row.id, row.reason ?? 'shutdown');
           this.metrics.revocations.inc({ reason: row.reason ?? 'shutdown' });

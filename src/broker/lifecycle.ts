@@ -47,7 +47,6 @@ export async function startBroker(config: BrokerConfig, options: StartOptions = 
   const log = options.log ?? createLogger({ level: config.logLevel, to: config.logTo });
   const clock = options.clock ?? Date.now;
   const metrics = createMetrics();
-  const vault = options.vault ?? createVaultGateway(config.vault, clock, log);
   let providers: CloudProviders;
   try {
     providers = options.providers ?? (await createProviders(config.clouds, { baseDir: config.baseDir }));
@@ -55,6 +54,8 @@ export async function startBroker(config: BrokerConfig, options: StartOptions = 
     throw new BrokerError('ERR_CONFIG', `cloud blocks: ${describeError(err)}`, { cause: err });
   }
   const store = options.store ?? (await openStore(config.store));
+  // Its logins are recorded in the registry (times only): which login obtained each lease, and when its token ends.
+  const vault = options.vault ?? createVaultGateway(config.vault, clock, log, { registry: store, replica: config.broker.replica });
   let api: Awaited<ReturnType<typeof listen>> | null = null;
   const servers: Server[] = [];
   try {
@@ -63,6 +64,9 @@ export async function startBroker(config: BrokerConfig, options: StartOptions = 
     // Whatever this replica held when it died is claimable again at once; a SQLite
     // file has one broker, so every claim in it belongs to a dead process.
     await store.releaseClaims(store.kind === 'sqlite' ? null : config.broker.replica);
+    // Likewise their logins: no one renews those tokens now, so the leases they obtained
+    // are renewed with the new token until those tokens' recorded ends, and re-fetched before.
+    await broker.inheritLogins(store.kind === 'sqlite');
     const reconciled = await broker.reconcile();
     await broker.refreshGauges();
     const loop = new WorkLoop(broker, vault, log, config.loop, clock);

@@ -11,7 +11,7 @@ import type { VaultGateway } from './vault.ts';
 export interface LoopSettings {
   /** Pause between passes when nothing is due. */
   tickMs: number;
-  /** How often heartbeats, processes and max age are checked. */
+  /** How often heartbeats, processes and max age are checked (and the registry's logins followed). */
   triggerIntervalMs: number;
   /** How often the registry is reconciled with Vault (0: only at start). */
   reconcileIntervalMs: number;
@@ -79,6 +79,8 @@ export class WorkLoop {
       if (now >= this.nextTriggers) {
         this.nextTriggers = now + this.settings.triggerIntervalMs;
         await this.step('triggers', () => this.broker.checkTriggers());
+        // Leases of logins whose tokens end (a re-login, a dead replica): re-fetched before then.
+        await this.step('logins', () => this.broker.followLogins());
       }
       if (now >= this.nextGauges) {
         this.nextGauges = now + 1_000;

@@ -133,6 +133,36 @@ export interface LeaseRow {
   reason: string | null;
   replacedBy: string | null;
   endedAt: number | null;
+  /** The broker login (vault_logins.id) whose token obtained the lease; null with a static token. */
+  loginId: string | null;
+}
+
+/**
+ * One Vault login of a broker process (AppRole or JWT), as the registry keeps it:
+ * times and flags only, never the token, its accessor or the secret id. Vault
+ * revokes the leases a token obtained when that token dies, so the registry
+ * remembers, for every lease, which login obtained it and when that login's
+ * token ends, across restarts of the broker.
+ */
+export interface LoginRow {
+  id: string;
+  /** The replica that logged in. */
+  replica: string;
+  method: 'approle' | 'jwt';
+  loggedInAt: number;
+  /** Its token's expiry as last known: a lower bound (a renewal may have extended it since). Null: never expires. */
+  expiresAt: number | null;
+  renewable: boolean;
+  /** The expiry is final: max ttl reached, not renewable, or no process renews the token any more. */
+  final: boolean;
+  /** When expiresAt or final was last written. */
+  updatedAt: number;
+}
+
+/** A lease's next renewal moved earlier (never later). */
+export interface DueMove {
+  id: string;
+  dueAt: number;
 }
 
 export interface EventRow {
@@ -155,6 +185,8 @@ export interface NewIntent {
 }
 
 export interface Issued {
+  /** The login whose token obtained it (null with a static token). */
+  loginId: string | null;
   leaseId: string;
   jti: string;
   token: string;
@@ -275,6 +307,24 @@ export interface Store {
   refreshGrantOfLease(leaseRowId: string, leaseExpiresAt: number, at: number): Promise<void>;
   /** Active grants of leases no longer live (a crash between two writes): → revoking, due now. */
   revokeGrantsOfEndedLeases(now: number): Promise<number>;
+
+  // ---- the broker's own Vault logins (no token, accessor or secret id: times only) ----
+  /** A new login, recorded before its token obtains anything. */
+  recordLogin(login: LoginRow): Promise<void>;
+  /** Its token's expiry as now known, and whether that is final. */
+  updateLogin(id: string, expiresAt: number | null, final: boolean, at: number): Promise<void>;
+  logins(): Promise<LoginRow[]>;
+  /**
+   * A restart: the logins of earlier processes (of `replica`; every one but `except` when null,
+   * as a SQLite file has one broker) are no longer renewed, so their expiries are final. Returns how many.
+   */
+  finalizeLogins(replica: string | null, except: string | null, at: number): Promise<number>;
+  /** Active leases obtained under `loginId` whose next renewal is after `after`, soonest first. */
+  leasesOfLoginDueAfter(loginId: string, after: number, limit: number): Promise<LeaseRow[]>;
+  /** Moves active leases' next renewals earlier (a later due is never written); returns how many moved. */
+  bringForward(moves: readonly DueMove[]): Promise<number>;
+  /** Forgets logins whose token ended before `before` and that no live lease names; returns how many. */
+  pruneLogins(before: number): Promise<number>;
 
   addEvent(e: EventRow): Promise<void>;
   recentEvents(limit: number): Promise<EventRow[]>;

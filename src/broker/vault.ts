@@ -1,6 +1,7 @@
 // The broker's side of Vault, through the client library (src/client): its own
 // login (token, AppRole or JWT) kept renewed, and the credential calls.
 
+import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import {
   connect,
@@ -17,7 +18,7 @@ import {
 } from '../client/index.ts';
 import { BrokerError, PermanentError, describeError } from './errors.ts';
 import type { Logger } from './log.ts';
-import type { Clock } from './types.ts';
+import type { Clock, LoginRow } from './types.ts';
 
 export type VaultAuth =
   | { method: 'token'; token?: string; tokenFile?: string }
@@ -31,19 +32,43 @@ export interface VaultSettings {
   timeoutMs: number;
 }
 
+/** The broker's login in use now. */
+export interface CurrentLogin {
+  /** Its registry id (vault_logins); null with a static token (`auth "token"`), which the registry does not track. */
+  id: string | null;
+  /** When its token expires, as far as known (a lower bound); null: never. */
+  expiresAt: number | null;
+  /** Whether that expiry is final: renewal stopped extending it (max ttl), or the token cannot be renewed. */
+  final: boolean;
+}
+
+/** Where the gateway records its AppRole and JWT logins (the store): times and flags, never a token or a secret id. */
+export interface LoginRegistry {
+  recordLogin(login: LoginRow): Promise<void>;
+  updateLogin(id: string, expiresAt: number | null, final: boolean, at: number): Promise<void>;
+}
+
+/** A lease Vault issued, and the login whose token obtained it (null with a static token). */
+export interface IssuedCreds {
+  creds: Creds;
+  loginId: string | null;
+}
+
 /** The Vault operations the broker needs; tests may stand in for it. */
 export interface VaultGateway {
   readonly mount: string;
   login(): Promise<void>;
+  current(): CurrentLogin;
   /** Renews (or re-logs in) the broker's own token when due; returns when to call again. */
   maintainSelf(now: number): Promise<number>;
-  issue(role: string, req: CredsRequest): Promise<Creds>;
+  issue(role: string, req: CredsRequest): Promise<IssuedCreds>;
   /**
-   * Renews for `incrementMs` from now (whole seconds, rounded up; 0: the role's ttl).
-   * The answer's `max_expires_at` is the lease's hard end: no renewal goes past it.
+   * Renews for `incrementMs` from now (whole seconds, rounded up; 0: the role's ttl), with the token of
+   * `loginId` while it lives (else the current one: the same identity). The answer's `max_expires_at` is
+   * the lease's hard end: no renewal goes past it. It is not capped to the death of the login's token (the broker does that).
    */
-  renew(leaseId: string, incrementMs: number): Promise<Creds>;
-  revoke(leaseId: string): Promise<void>;
+  renew(leaseId: string, incrementMs: number, loginId: string | null): Promise<Creds>;
+  revoke(leaseId: string, loginId?: string | null): Promise<void>;
   lookup(leaseId: string): Promise<LeaseInfo | null>;
   list(role: string): Promise<string[]>;
 }
@@ -74,109 +99,127 @@ function wrap(err: unknown, what: string): Error {
 /** Why the broker logged in: at start, its token reached max ttl, or renewing it failed. */
 type LoginWhy = 'start' | 'max_ttl' | 'renewal_failed';
 
-export function createVaultGateway(settings: VaultSettings, clock: Clock = Date.now, log?: Logger): VaultGateway {
+/** The registry that keeps the logins, and this replica's name on them. */
+export interface LoginRecording {
+  registry: LoginRegistry;
+  replica: string;
+}
+
+const finite = (ms: number): number | null => (Number.isFinite(ms) ? ms : null);
+
+export function createVaultGateway(settings: VaultSettings, clock: Clock = Date.now, log?: Logger, recording?: LoginRecording): VaultGateway {
   let conn: VaultConnection = connect({ addr: settings.address, token: '', env: {}, mount: settings.mount, timeoutMs: settings.timeoutMs });
+  // Vault revokes a token's leases when the token dies (expiry at its max ttl
+  // included), and a later login cannot save them. Each AppRole or JWT login
+  // is recorded in the registry before its token obtains anything, and each
+  // lease row names the login that obtained it; the broker (logins.ts) re-fetches
+  // a lease under the current login before its login's token ends, also after a
+  // restart. Until then the lease is renewed and revoked with the token that
+  // issued it while this process holds that token, else with the current one
+  // (the same identity: Vault and OpenBao let it renew; the dev server lets the
+  // lease's owner, a token of the same entity, or a sudo policy renew).
+  let loginId: string | null = null;
   let selfExpiresAt = Infinity;
   let selfRenewable = false;
   let selfIssuedAt = 0;
-  // Vault revokes a token's leases when the token dies (expiry at its max ttl
-  // included), and a later login cannot save them. Each login is a generation;
-  // a lease remembers the generation that issued it, and once that token's
-  // expiry is final (renewal stopped extending it, or a newer login replaced
-  // it) the lease's answers are capped to it, so the broker re-fetches the
-  // lease under the current token before the old one dies. Until then the
-  // lease is renewed and revoked with the token that issued it: the dev server
-  // lets only that token (an ancestor, or a sudo policy) renew a lease.
-  let generation = 0;
+  let selfFinal = false;
   let loginFailures = 0;
   /** The ttl the current token was granted at login: a renewal granting less has hit max ttl. */
   let loginTtlMs = 0;
-  const finalExpiry = new Map<number, number>();
-  const leaseGeneration = new Map<string, number>();
-  /** Each generation's connection, kept while its token lives, for the leases it obtained. */
-  const conns = new Map<number, VaultConnection>();
+  /** This process's earlier logins whose tokens still live: their connections, for the leases they obtained. */
+  const earlier = new Map<string, { conn: VaultConnection; endsAt: number }>();
 
-  const use = (token: string) => {
-    conn = connect({ addr: settings.address, token, env: {}, mount: settings.mount, timeoutMs: settings.timeoutMs });
-    conns.set(generation, conn);
-    // Tokens already dead can serve nothing.
-    for (const [gen, end] of finalExpiry) if (gen !== generation && end <= clock()) conns.delete(gen);
-  };
+  const connectWith = (token: string): VaultConnection =>
+    connect({ addr: settings.address, token, env: {}, mount: settings.mount, timeoutMs: settings.timeoutMs });
 
   /** The connection of the token that issued the lease, while it lives; else the current one. */
-  const connOf = (leaseId: string): VaultConnection => {
-    const gen = leaseGeneration.get(leaseId);
-    if (gen === undefined || gen === generation) return conn;
-    const end = finalExpiry.get(gen);
-    const issuer = conns.get(gen);
-    return issuer && (end === undefined || end > clock()) ? issuer : conn;
+  const connOf = (issuedBy: string | null | undefined): VaultConnection => {
+    if (issuedBy === null || issuedBy === undefined || issuedBy === loginId) return conn;
+    const e = earlier.get(issuedBy);
+    return e && e.endsAt > clock() ? e.conn : conn;
   };
 
   /** `renewal`: the answer of renew-self, where a zero ttl means "at its max ttl now", not "never expires". */
-  const adoptAuth = (auth: unknown, now: number, renewal = false): void => {
-    const a = (auth ?? {}) as { client_token?: unknown; lease_duration?: unknown; renewable?: unknown };
-    if (typeof a.client_token === 'string' && a.client_token !== '') use(a.client_token);
-    const ttl = typeof a.lease_duration === 'number' ? a.lease_duration : 0;
-    selfIssuedAt = now;
-    selfExpiresAt = ttl > 0 ? now + ttl * 1000 : renewal ? now : Infinity;
-    selfRenewable = a.renewable === true;
+  const expiryOf = (auth: { lease_duration?: unknown }, now: number, renewal: boolean): number => {
+    const ttl = typeof auth.lease_duration === 'number' ? auth.lease_duration : 0;
+    return ttl > 0 ? now + ttl * 1000 : renewal ? now : Infinity;
   };
 
-  const retire = (): void => {
-    if (selfExpiresAt !== Infinity) finalExpiry.set(generation, selfExpiresAt);
+  /** Records the facts of the current login (best effort: the registry keeps the last expiry it got, a lower bound). */
+  const recordExpiry = async (now: number): Promise<void> => {
+    if (!recording || loginId === null) return;
+    try {
+      await recording.registry.updateLogin(loginId, finite(selfExpiresAt), selfFinal, now);
+    } catch (err) {
+      log?.warn({ login: loginId, err: describeError(err) }, 'recording the Vault token expiry in the registry failed');
+    }
+  };
+
+  const loginWithToken = async (a: Extract<VaultAuth, { method: 'token' }>, now: number): Promise<void> => {
+    conn = connectWith(readSecret(a.token, a.tokenFile, 'Vault token'));
+    const res = await conn.read('auth/token/lookup-self');
+    const d = res?.data ?? {};
+    const ttl = typeof d.ttl === 'number' ? d.ttl : 0;
+    selfIssuedAt = now;
+    selfExpiresAt = ttl > 0 ? now + ttl * 1000 : Infinity;
+    selfRenewable = d.renewable === true;
+    selfFinal = !selfRenewable && selfExpiresAt !== Infinity;
   };
 
   const login = async (why: LoginWhy = 'start'): Promise<void> => {
     const a = settings.auth;
     const now = clock();
-    try {
-      if (a.method === 'token') {
-        use(readSecret(a.token, a.tokenFile, 'Vault token'));
-        const res = await conn.read('auth/token/lookup-self');
-        const d = res?.data ?? {};
-        const ttl = typeof d.ttl === 'number' ? d.ttl : 0;
-        selfIssuedAt = now;
-        selfExpiresAt = ttl > 0 ? now + ttl * 1000 : Infinity;
-        selfRenewable = d.renewable === true;
-      } else {
+    if (a.method === 'token') {
+      try {
+        await loginWithToken(a, now);
+      } catch (err) {
+        throw wrap(err, 'Vault login (token)');
+      }
+    } else {
+      let auth: { client_token?: unknown; lease_duration?: unknown; renewable?: unknown };
+      try {
         const body =
           a.method === 'approle'
             ? { role_id: a.roleId, secret_id: readSecret(a.secretId, a.secretIdFile, 'AppRole secret id') }
             : { role: a.role, jwt: readSecret(a.jwt, a.jwtFile, 'JWT') };
         const res = await conn.write(`auth/${a.path}/login`, body);
-        if (generation > 0) retire();
-        generation++;
-        adoptAuth(res?.auth, now);
-        loginTtlMs = selfExpiresAt === Infinity ? 0 : selfExpiresAt - now;
+        auth = (res?.auth ?? {}) as typeof auth;
+        if (typeof auth.client_token !== 'string' || auth.client_token === '') throw new Error('the login answered no token');
+      } catch (err) {
+        throw wrap(err, `Vault login (${a.method})`);
       }
-    } catch (err) {
-      throw wrap(err, `Vault login (${a.method})`);
+      const expiresAt = expiryOf(auth, now, false);
+      const renewable = auth.renewable === true;
+      const id = randomUUID();
+      const final = !renewable && expiresAt !== Infinity;
+      try {
+        // Before its token obtains anything: every lease's login is in the registry.
+        await recording?.registry.recordLogin({
+          id, replica: recording.replica, method: a.method, loggedInAt: now, expiresAt: finite(expiresAt), renewable, final, updatedAt: now,
+        });
+        // The previous token is no longer renewed: its expiry is final, and its leases are re-fetched before it.
+        if (loginId !== null) await recording?.registry.updateLogin(loginId, finite(selfExpiresAt), true, now);
+      } catch (err) {
+        throw new BrokerError('ERR_VAULT', `Vault login (${a.method}): recording the login in the registry failed: ${describeError(err)}`, { cause: err });
+      }
+      if (loginId !== null && selfExpiresAt > now) earlier.set(loginId, { conn, endsAt: selfExpiresAt });
+      for (const [gen, e] of earlier) if (e.endsAt <= now) earlier.delete(gen);
+      conn = connectWith(auth.client_token as string);
+      loginId = id;
+      selfIssuedAt = now;
+      selfExpiresAt = expiresAt;
+      selfRenewable = renewable;
+      selfFinal = final;
+      loginTtlMs = selfExpiresAt === Infinity ? 0 : selfExpiresAt - now;
     }
-    if (!selfRenewable && selfExpiresAt !== Infinity) finalExpiry.set(generation, selfExpiresAt);
     const ttlS = selfExpiresAt === Infinity ? 0 : Math.round((selfExpiresAt - now) / 1000);
-    log?.info({ method: a.method, why, ttl_s: ttlS, renewable: selfRenewable }, 'logged in to Vault');
-  };
-
-  /**
-   * Caps a lease's granted duration, and its hard end, to the death of the token
-   * that issued it, once that is final: Vault revokes the lease then, whatever its max_ttl.
-   */
-  const capped = (leaseId: string, creds: Creds): Creds => {
-    const gen = leaseGeneration.get(leaseId);
-    const end = gen === undefined ? undefined : finalExpiry.get(gen);
-    if (end === undefined) return creds;
-    const leftS = Math.max(0, (end - clock()) / 1000);
-    const hardEnd = Date.parse(creds.max_expires_at);
-    return {
-      ...creds,
-      lease_duration: Math.min(creds.lease_duration, leftS),
-      max_expires_at: Number.isFinite(hardEnd) && hardEnd <= end ? creds.max_expires_at : new Date(end).toISOString(),
-    };
+    log?.info({ method: a.method, why, ttl_s: ttlS, renewable: selfRenewable, ...(loginId ? { login: loginId } : {}) }, 'logged in to Vault');
   };
 
   return {
     mount: settings.mount,
     login: () => login('start'),
+    current: () => ({ id: loginId, expiresAt: finite(selfExpiresAt), final: selfFinal }),
     async maintainSelf(now) {
       // Nothing to renew: a token that never expires, or a given token that cannot be renewed.
       if (selfExpiresAt === Infinity || (!selfRenewable && settings.auth.method === 'token')) return now + 60_000;
@@ -188,14 +231,16 @@ export function createVaultGateway(settings: VaultSettings, clock: Clock = Date.
         if (!selfRenewable) throw new Error('not renewable');
         const res = await conn.write('auth/token/renew-self', {});
         const before = selfExpiresAt;
-        adoptAuth(res?.auth, now, true);
+        selfExpiresAt = expiryOf((res?.auth ?? {}) as { lease_duration?: unknown }, now, true);
+        selfIssuedAt = now;
         log?.info({ ttl_s: Math.round((selfExpiresAt - now) / 1000) }, 'renewed own Vault token');
         // Capped by its max ttl (granted less than at login, or hardly extended): its end is
         // final, so log in again now, while the leases it issued can still be re-fetched.
         if (selfExpiresAt - now < loginTtlMs - 1000 || selfExpiresAt <= before + 1000) {
-          finalExpiry.set(generation, selfExpiresAt);
+          selfFinal = true;
           why = 'max_ttl';
         }
+        await recordExpiry(now);
       } catch (err) {
         if (settings.auth.method === 'token') {
           log?.warn({ err: describeError(err) }, 'renewing own Vault token failed');
@@ -218,27 +263,26 @@ export function createVaultGateway(settings: VaultSettings, clock: Clock = Date.
       return selfIssuedAt + ((selfExpiresAt - selfIssuedAt) * 2) / 3;
     },
     async issue(role, req) {
+      // The login whose token asks: a re-login during the call does not change who obtained the lease.
+      const by = loginId;
+      const c = conn;
       try {
-        const creds = await issueCreds(conn, role, req);
-        leaseGeneration.set(creds.lease_id, generation);
-        return capped(creds.lease_id, creds);
+        return { creds: await issueCreds(c, role, req), loginId: by };
       } catch (err) {
         throw wrap(err, `issue ${role}`);
       }
     },
-    async renew(leaseId, incrementMs) {
+    async renew(leaseId, incrementMs, issuedBy) {
       try {
         const options = incrementMs > 0 ? { increment: Math.ceil(incrementMs / 1000) } : {};
-        return capped(leaseId, await renewLease(connOf(leaseId), leaseId, options));
+        return await renewLease(connOf(issuedBy), leaseId, options);
       } catch (err) {
-        if (isPermanent(err)) leaseGeneration.delete(leaseId);
         throw wrap(err, 'renew');
       }
     },
-    async revoke(leaseId) {
+    async revoke(leaseId, issuedBy) {
       try {
-        await revokeLease(connOf(leaseId), leaseId);
-        leaseGeneration.delete(leaseId);
+        await revokeLease(connOf(issuedBy), leaseId);
       } catch (err) {
         throw wrap(err, 'revoke');
       }

@@ -1,7 +1,8 @@
 // The broker's own Vault login by AppRole and by JWT: it starts, vends and
 // renews for a workload, keeps its own short-lived token renewed, logs in
 // again when that token reaches its max ttl, and the workload's lease outlives
-// the broker token it was issued under (re-fetched before that token dies).
+// the broker token it was issued under (re-fetched before that token dies),
+// also when that token belonged to a broker process that was killed.
 
 import { exportSPKI, generateKeyPair, SignJWT, type CryptoKey } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -29,6 +30,8 @@ beforeAll(async () => {
   vault = await startDevVault();
   // Renewed every ~1.3s: more often than the broker's token gives notice of its end.
   await vault.conn.write('tvm/roles/brisk', { read: ['db://orders/*'], ttl: '2s', max_ttl: '60s' });
+  // Renewed every 20s: its renewal would come long after the broker token it was issued under died.
+  await vault.conn.write('tvm/roles/slow', { read: ['db://orders/*'], ttl: '30s', max_ttl: '1h' });
   await vault.conn.write('sys/policies/acl/tvm-broker', { policy: BROKER_POLICY });
 
   await vault.conn.write('sys/auth/approle', { type: 'approle' });
@@ -52,13 +55,13 @@ afterAll(async () => {
   dir.remove();
 });
 
-function config(name: string, auth: Record<string, unknown>): BrokerConfig {
+function config(name: string, auth: Record<string, unknown>, roles = ['brisk']): BrokerConfig {
   return parseConfig(
     {
       vault: { address: vault.address, auth, timeout: '2s' },
       store: { sqlite: { path: `${dir.path}/${name}.db` } },
       listener: { address: '127.0.0.1:0' },
-      roles: ['brisk'],
+      roles,
       renewal: { backoff_min: '200ms', backoff_max: '1s', replace_grace: '300ms', expiry_margin: '100ms' },
       loop: { tick: '50ms', trigger_interval: '100ms', claim_ttl: '5s' },
       revocation: { max_attempts: 3 },
@@ -67,6 +70,8 @@ function config(name: string, auth: Record<string, unknown>): BrokerConfig {
     {},
   );
 }
+
+const REFETCHED = 'the broker login that obtained it ends: re-fetched under the current login; old lease revoked after grace';
 
 /** Log lines (parsed) with the given message. */
 const withMsg = (lines: string[], msg: string) => lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.msg === msg);
@@ -101,13 +106,63 @@ async function vendAndOutliveSelfToken(broker: RunningBroker, lines: string[], s
   expect(withMsg(lines, 'logged in to Vault').length).toBeGreaterThanOrEqual(2);
   expect(withMsg(lines, 'logged in to Vault').slice(1).some((l) => l.why === 'max_ttl')).toBe(true);
   // Leases issued under the retired token were re-fetched under the new one before it died.
-  expect(withMsg(lines, 'max_ttl near: re-fetched; old lease revoked after grace').length).toBeGreaterThanOrEqual(1);
+  expect(withMsg(lines, REFETCHED).length).toBeGreaterThanOrEqual(1);
   // Nothing failed against Vault: no 403 after the first token's expiry, no lease lost.
   expect(withMsg(lines, 'renewal failed; backing off')).toEqual([]);
   expect(withMsg(lines, 'Vault no longer knows the lease')).toEqual([]);
   const all = lines.join('\n');
   for (const t of [...tokens, ...secrets]) expect(all.includes(t)).toBe(false);
   for (const t of tokens) expect(all.includes(t.split('.')[2])).toBe(false);
+}
+
+/**
+ * A broker killed (stopped without revoking: what SIGKILL leaves) and started again on the same
+ * registry with a new login of the same identity. The killed process's token dies within its ttl
+ * (6s) and Vault revokes what it obtained; the workload's jtis keep serving live leases all along.
+ */
+async function outliveKilledProcess(name: string, auth: () => Promise<Record<string, unknown>>, secrets: string[]): Promise<void> {
+  const first = await startBroker(config(name, await auth(), ['brisk', 'slow']), { log: captureLog().log });
+  const base1 = first.url as string;
+  const w = await api(base1, 'POST', '/v1/workloads', { name: 'svc', heartbeat_interval: '60s' });
+  const held: Array<Record<string, string>> = [];
+  for (const role of ['brisk', 'slow']) {
+    const t = await api<Record<string, string>>(base1, 'POST', '/v1/tokens', { workload: w.body.id, role });
+    expect(t.status, t.text).toBe(200);
+    held.push(t.body);
+  }
+  const firstLogin = (await first.store.getLeaseByJti(held[0].jti))?.loginId;
+  expect(firstLogin).toBeTruthy();
+  await first.stop({ force: true }); // no revocation at shutdown: the leases stay, as after SIGKILL
+  const { log, lines } = captureLog();
+  const second = await startBroker(config(name, await auth(), ['brisk', 'slow']), { log });
+  try {
+    const base2 = second.url as string;
+    expect((await second.store.logins()).find((l) => l.id === firstLogin)?.final).toBe(true);
+    // Past the first token's death (6s at most after its last renewal) and its sweep.
+    const end = Date.now() + 9_000;
+    const tokens = new Set<string>();
+    while (Date.now() < end) {
+      for (const h of held) {
+        const now = await api<Record<string, string>>(base2, 'GET', `/v1/tokens/${h.jti}`);
+        expect(now.status, now.text).toBe(200);
+        expect(await leaseAlive(vault.conn, now.body.lease_id)).toBe(true);
+        tokens.add(now.body.token);
+      }
+      await sleep(300);
+    }
+    for (const h of held) {
+      expect(await leaseAlive(vault.conn, h.lease_id)).toBe(false);
+      const old = await second.store.getLeaseByJti(h.jti);
+      expect(old?.replacedBy).toBeTruthy();
+      expect((await second.store.getLease(old!.replacedBy!))?.loginId).not.toBe(firstLogin);
+    }
+    expect(withMsg(lines, REFETCHED).length).toBeGreaterThanOrEqual(2);
+    expect(withMsg(lines, 'Vault no longer knows the lease')).toEqual([]);
+    const all = lines.join('\n');
+    for (const t of [...tokens, ...secrets]) expect(all.includes(t)).toBe(false);
+  } finally {
+    await second.stop();
+  }
 }
 
 describe('the broker logs in to Vault', () => {
@@ -140,6 +195,27 @@ describe('the broker logs in to Vault', () => {
     } finally {
       await broker.stop();
     }
+  }, 30_000);
+
+  it('by AppRole, killed and restarted: the leases its killed process obtained are re-fetched before that token dies', async () => {
+    const roleId = ((await vault.conn.read('auth/approle/role/tvm-broker/role-id'))?.data as { role_id: string }).role_id;
+    const secretIds: string[] = [];
+    const auth = async () => {
+      const secretId = ((await vault.conn.write('auth/approle/role/tvm-broker/secret-id', {}))?.data as { secret_id: string }).secret_id;
+      secretIds.push(secretId);
+      return { approle: { role_id: roleId, secret_id: secretId } };
+    };
+    await outliveKilledProcess('approle-restart', auth, secretIds);
+  }, 30_000);
+
+  it('by JWT, killed and restarted: the leases its killed process obtained are re-fetched before that token dies', async () => {
+    const jwts: string[] = [];
+    const auth = async () => {
+      const jwt = await new SignJWT({ iss: ISSUER, sub: 'tvm-broker@ci', aud: ['vault'] }).setProtectedHeader({ alg: 'ES256' }).setIssuedAt().setExpirationTime('10m').sign(signer.key);
+      jwts.push(jwt);
+      return { jwt: { role: 'tvm-broker', jwt } };
+    };
+    await outliveKilledProcess('jwt-restart', auth, jwts);
   }, 30_000);
 
   it('refuses to start with a login Vault rejects, naming the method and not the secret', async () => {

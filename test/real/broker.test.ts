@@ -4,24 +4,37 @@
 // replaces them near max_ttl, revokes them (OpenBao drops the lease, the jti
 // enters the plugin's revocation list), and reconciles at start-up with
 // OpenBao's LIST of sys/leases/lookup (sudo). In-process brokers, and child
-// processes where a restart is the point. Each broker lists its own roles:
-// two registries on one role would revoke each other's leases as orphans.
+// processes where a restart is the point: a restarted broker renews the leases
+// its killed process obtained with its own token, and re-fetches them before
+// the killed process's token dies (OpenBao then revokes what that token
+// obtained). Each broker lists its own roles: two registries on one role would
+// revoke each other's leases as orphans.
 
 import type { ChildProcess } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import Database from 'better-sqlite3';
 import { dirname } from 'node:path';
 import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBroker, type RunningBroker } from '../../src/broker/index.ts';
 import { connect } from '../../src/client/index.ts';
-import { api, captureLog, exited, spawnCrashBroker, tempDir, testConfig, waitFor, writeCrashConfig, writeRoles, type CrashBroker } from '../broker/helpers.ts';
-import { appRole, brokerPolicy, claimsOf, leaseIdsOf, leaseState, readmeBrokerPolicy, revokedJtis, type AppRoleLogin } from './broker-openbao.ts';
+import { api, captureLog, exited, sleep, spawnCrashBroker, tempDir, testConfig, waitFor, writeCrashConfig, writeRoles, type CrashBroker } from '../broker/helpers.ts';
+import { appRole, brokerPolicy, claimsOf, leaseIdsOf, leaseState, policyText, readmeBrokerPolicy, revokedJtis, type AppRoleLogin } from './broker-openbao.ts';
 import { openbaoUnavailable, registerPlugin, startBaoDev, type Bao } from './openbao.ts';
 
 const unavailable = openbaoUnavailable();
 if (unavailable) console.warn(`skipping the broker against OpenBao: ${unavailable}`);
 
 type Token = { token: string; jti: string; lease_id: string; expires_at: string; ttl: number; cached: boolean };
+
+/** The broker's policy exactly as README "Broker" words it (mount tvm). */
+const README_POLICY = policyText([
+  ['tvm/creds/*', ['read', 'update']],
+  ['sys/leases/renew', ['update']],
+  ['sys/leases/revoke', ['update']],
+  ['sys/leases/lookup', ['update']],
+  ['sys/leases/lookup/tvm/creds/*', ['list', 'sudo']],
+]);
 
 describe.skipIf(unavailable !== '')('the broker against OpenBao with the tvm plugin', () => {
   let bao: Bao;
@@ -64,7 +77,8 @@ describe.skipIf(unavailable !== '')('the broker against OpenBao with the tvm plu
     await registerPlugin(bao);
     const root = connect({ addr: bao.address, token: bao.rootToken, env: {} });
     await writeRoles(root); // short (3s, max 60s), capped (2s, max 5s), long (30m, max 1h)
-    await root.write('tvm/roles/readme', { read: ['db://orders/*'], ttl: '30m', max_ttl: '1h' });
+    await root.write('tvm/roles/readme', { read: ['db://orders/*'], ttl: '3s', max_ttl: '1h' });
+    await root.write('tvm/roles/update-only', { read: ['db://orders/*'], ttl: '30m', max_ttl: '1h' });
     await root.write('tvm/roles/child', { read: ['db://orders/*'], ttl: '3s', max_ttl: '60s' });
     brokerLogin = await appRole(bao, 'tvm-broker', brokerPolicy());
     // A lease of one of the broker's roles that no registry owns (obtained by root), before the broker starts.
@@ -153,32 +167,75 @@ describe.skipIf(unavailable !== '')('the broker against OpenBao with the tvm plu
     expect((await revokedJtis(bao)).has(b.body.jti)).toBe(true);
   });
 
-  it("under exactly the README's policy a token request that narrows nothing is refused (a GET needs read on creds/*)", async () => {
-    const readme = await appRole(bao, 'tvm-broker-readme', readmeBrokerPolicy());
+  it("under exactly the README's policy: requests that narrow nothing (GET) and that narrow (PUT), reconcile, and the renewed token's fetch (PUT with the jti)", async () => {
+    const readme = await appRole(bao, 'tvm-broker-readme', README_POLICY);
     const other = await startBroker(config('readme', readme, ['readme']), { log: captureLog().log });
     try {
-      expect(other.reconciled.orphansRevoked).toBe(0); // LIST with sudo: allowed by the README's policy
+      expect(other.reconciled.orphansRevoked).toBe(0); // LIST with sudo
       const w = await workload(other.url as string);
-      const plain = await token(other.url as string, { workload: w, role: 'readme' });
-      expect(plain.status).toBe(502);
-      expect(plain.body.errors?.join(' ')).toMatch(/permission denied/);
+      const plain = await token(other.url as string, { workload: w, role: 'readme' }); // ttl 3s
+      expect(plain.status, plain.text).toBe(200);
       const narrowed = await token(other.url as string, { workload: w, role: 'readme', read: ['db://orders/7'] });
-      expect(narrowed.status).toBe(200);
+      expect(narrowed.status, narrowed.text).toBe(200);
       expect(await leaseState(bao, narrowed.body.lease_id)).toBe('live');
+      await waitFor(async () => ((await other.store.getLeaseByJti(plain.body.jti))?.renewals ?? 0) >= 1, 10_000, 'a renewal under the README policy');
+      const now = await api<Token>(other.url as string, 'GET', `/v1/tokens/${plain.body.jti}`);
+      expect(now.status).toBe(200);
+      handedOut.push(now.body.token);
+      expect(now.body.lease_id).toBe(plain.body.lease_id);
+      expect(claimsOf(now.body.token).exp).toBeGreaterThan(claimsOf(plain.body.token).exp);
     } finally {
       await other.stop();
     }
   });
 
+  it('without read on creds/* (update only, as the README once said) a token request that narrows nothing is refused: it is a GET', async () => {
+    const updateOnly = await appRole(bao, 'tvm-broker-update-only', readmeBrokerPolicy());
+    const other = await startBroker(config('update-only', updateOnly, ['update-only']), { log: captureLog().log });
+    try {
+      const w = await workload(other.url as string);
+      const plain = await token(other.url as string, { workload: w, role: 'update-only' });
+      expect(plain.status).toBe(502);
+      expect(plain.body.errors?.join(' ')).toMatch(/permission denied/);
+      const narrowed = await token(other.url as string, { workload: w, role: 'update-only', read: ['db://orders/7'] });
+      expect(narrowed.status).toBe(200);
+    } finally {
+      await other.stop();
+    }
+  });
+
+  // The timeline of a restart (AppRole tokens of ttl 12s; role child: ttl 3s, max_ttl 60s):
+  //   T2      the second process logs in (login L2, recorded with expiry T2+12s, a lower bound) and
+  //           obtains `held` (ttl 3s) and `lasting` (ttl 50s, next renewal ~17s after issue)
+  //   K       it is SIGKILLed: no one renews L2's token now; it dies at E2 >= T2+12s
+  //   K+~2s   the third process logs in (L3), marks L2 final in the registry and follows its end E2:
+  //           `lasting`'s renewal would come after E2, so it is brought forward to within a third of
+  //           what is left; `held` is renewed with L3's token (same entity), each answer capped to E2
+  //   <E2     the renewal that finds E2 within one ttl fetches a successor under L3, linked through
+  //           replaced_by (at once for `lasting`, at E2-3s..E2-2s for `held`); the old jti serves it
+  //   E2      OpenBao revokes what L2's token obtained: `lasting` (whose own expiry is ~50s after issue)
+  //           and `held` (or `held` expires, unrenewed since its successor); the broker's revocation
+  //           after the 30s grace then answers 204
+  // A poller asks GET /v1/tokens/<held jti> all along: every answer is 200, and once OpenBao has
+  // dropped `held`, every answer is the successor.
   describe('restarted (child processes, AppRole tokens of ttl 12s)', () => {
     let configPath: string;
     let workloadId: string;
     let held: Token;
+    let lasting: Token;
     let second: CrashBroker<{ orphansRevoked: number; intentsClosed: number }>;
     let third: CrashBroker<{ orphansRevoked: number; intentsClosed: number }>;
+    let secretId: string;
+    /** What the workload was served, asking every 200ms from the third process's start; `at`: when the GET was sent. */
+    const polled: Array<{ at: number; status: number; leaseId?: string; jti?: string }> = [];
+    let polling = false;
+    let poller: Promise<void> = Promise.resolve();
+    /** When the test first saw OpenBao answer 'invalid lease' for `held`. */
+    let heldGoneAt = 0;
 
     beforeAll(async () => {
       const login = await appRole(bao, 'tvm-broker-brief', brokerPolicy(), { ttl: '12s', maxTtl: '1h' });
+      secretId = login.secretId;
       writeFileSync(`${dir.path}/secret-id`, login.secretId, { mode: 0o600 });
       configPath = writeCrashConfig(dir.path, { address: bao.address, rootToken: '' }, 'child', ['child']);
       const json = JSON.parse(readFileSync(configPath, 'utf8')) as { vault: Record<string, unknown> };
@@ -202,6 +259,9 @@ describe.skipIf(unavailable !== '')('the broker against OpenBao with the tvm plu
       const t = await token(second.url, { workload: workloadId, role: 'child' });
       expect(t.status).toBe(200);
       held = t.body;
+      const l = await token(second.url, { workload: workloadId, role: 'child', ttl: '50s' });
+      expect(l.status).toBe(200);
+      lasting = l.body;
     });
 
     it('SIGKILLed and restarted: the new process (a new AppRole login, same entity) renews the lease and fetches its token', async () => {
@@ -209,6 +269,16 @@ describe.skipIf(unavailable !== '')('the broker against OpenBao with the tvm plu
       await exited(second.child);
       third = await spawnCrashBroker([configPath], children);
       expect(third.reconciled.orphansRevoked).toBe(0);
+      polling = true;
+      poller = (async () => {
+        while (polling) {
+          const at = Date.now();
+          const r = await api<Token>(third.url, 'GET', `/v1/tokens/${held.jti}`).catch(() => null);
+          polled.push({ at, status: r?.status ?? 0, leaseId: r?.body?.lease_id, jti: r?.body?.jti });
+          if (r?.status === 200) handedOut.push(r.body.token);
+          await sleep(200);
+        }
+      })();
       const heldExp = claimsOf(held.token).exp;
       const now = await waitFor(async () => {
         const r = await api<Token>(third.url, 'GET', `/v1/tokens/${held.jti}`);
@@ -222,26 +292,60 @@ describe.skipIf(unavailable !== '')('the broker against OpenBao with the tvm plu
 
     it("OpenBao revokes a lease when the token that obtained it dies (the killed process's token, unrenewed)", async () => {
       // The killed broker's token lives at most its ttl (12s) after its last renewal; OpenBao then revokes its leases.
-      await waitFor(async () => (await leaseState(bao, held.lease_id)) === 'gone', 30_000, "the lease gone with the killed broker's token");
-      expect((await revokedJtis(bao)).has(held.jti)).toBe(true);
+      // `lasting` (ttl 50s) was replaced at once and is not renewed since: only its token's death can end it this soon.
+      await waitFor(async () => (await leaseState(bao, lasting.lease_id)) === 'gone', 30_000, "`lasting` gone with the killed broker's token", 50);
+      expect(Date.now()).toBeLessThan(Date.parse(lasting.expires_at));
+      expect((await revokedJtis(bao)).has(lasting.jti)).toBe(true); // its token unexpired: listed
+      const r = await api<{ leases: Array<{ lease_id: string; state: string; reason: string | null }> }>(third.url, 'GET', '/v1/leases?state=revoking');
+      expect(r.body.leases.find((l) => l.lease_id === lasting.lease_id)).toMatchObject({ reason: 'replaced' }); // still in its grace: not the broker's doing
+      await waitFor(async () => (await leaseState(bao, held.lease_id)) === 'gone', 30_000, '`held` gone', 50);
+      heldGoneAt = Date.now();
     }, 45_000);
 
-    // Broker bug: the generation map of src/broker/vault.ts (which token issued
-    // which lease, and when that token dies) lives in memory only. After a
-    // restart the leases the previous process obtained are renewed with the new
-    // token until the old one dies; OpenBao then revokes them. Until the next
-    // renewal the broker still serves the revoked token (200, its jti listed as
-    // revoked); the renewal answers 400 "invalid lease", the row becomes 'gone'
-    // and the live workload gets a 410 instead of a successor fetched in time.
-    it.fails("after a restart, a live workload's chain outlives the previous process's token (re-fetched under the new login)", async () => {
-      await waitFor(async () => {
-        const r = await api<{ leases: Array<{ lease_id: string; state: string }> }>(third.url, 'GET', '/v1/leases?state=active,revoking,gone,expired');
-        return r.body.leases.find((l) => l.lease_id === held.lease_id)?.state !== 'active';
-      }, 10_000, 'the broker acting on the dead lease');
+    it("after a restart, a live workload's chain outlives the previous process's token (re-fetched under the new login before it died)", async () => {
+      await sleep(1_000); // a few more polls after OpenBao dropped `held`
+      polling = false;
+      await poller;
+      // Every answer from the restart on was a token: never a 410, never a 502.
+      expect(polled.length).toBeGreaterThan(20);
+      expect(polled.filter((p) => p.status !== 200)).toEqual([]);
+      // Once OpenBao had dropped `held`, the workload was served its successor.
+      const after = polled.filter((p) => p.at > heldGoneAt);
+      expect(after.length).toBeGreaterThan(2);
+      expect(after.filter((p) => p.leaseId === held.lease_id)).toEqual([]);
       const r = await api<Token>(third.url, 'GET', `/v1/tokens/${held.jti}`);
       expect(r.status).toBe(200);
+      handedOut.push(r.body.token);
+      expect(r.body.lease_id).not.toBe(held.lease_id);
       expect(await leaseState(bao, r.body.lease_id)).toBe('live');
       expect((await revokedJtis(bao)).has(claimsOf(r.body.token).jti)).toBe(false);
+      const l = await api<Token>(third.url, 'GET', `/v1/tokens/${lasting.jti}`);
+      expect(l.status).toBe(200);
+      handedOut.push(l.body.token);
+      expect(l.body.lease_id).not.toBe(lasting.lease_id);
+      expect(await leaseState(bao, l.body.lease_id)).toBe('live');
+
+      // The registry (read beside the running broker): `held` names the killed process's login, final now;
+      // its successor was fetched under the new login before OpenBao dropped `held`.
+      const db = new Database(`${dir.path}/child.db`, { readonly: true });
+      try {
+        const old = db.prepare('SELECT * FROM leases WHERE jti = ?').get(held.jti) as Record<string, string | number>;
+        expect(old).toMatchObject({ reason: 'replaced' });
+        expect(['revoking', 'revoked']).toContain(old.state);
+        const successor = db.prepare('SELECT * FROM leases WHERE id = ?').get(old.replaced_by) as Record<string, string | number>;
+        expect(successor.lease_id).toBe(r.body.lease_id);
+        expect(successor.login_id).not.toBe(old.login_id);
+        expect(Number(successor.created_at)).toBeLessThan(heldGoneAt);
+        const logins = db.prepare('SELECT * FROM vault_logins').all() as Array<Record<string, string | number | null>>;
+        const killed = logins.find((l) => l.id === old.login_id);
+        expect(killed).toMatchObject({ method: 'approle', expiry_final: 1, renewable: 1 });
+        expect(logins.find((l) => l.id === successor.login_id)).toMatchObject({ expiry_final: 0 });
+        // Times and flags only: the AppRole secret id and the tokens are nowhere in the registry's login table.
+        expect(Object.keys(killed!).sort()).toEqual(['expires_at', 'expiry_final', 'id', 'logged_in_at', 'method', 'renewable', 'replica', 'updated_at']);
+        expect(JSON.stringify(logins)).not.toContain(secretId);
+      } finally {
+        db.close();
+      }
     });
 
     it('SIGTERM: revoke_on_shutdown revokes what the workload holds in OpenBao', async () => {

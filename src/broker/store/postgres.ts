@@ -5,11 +5,12 @@
 
 import pg from 'pg';
 import type { CloudGrant } from '../../iam/types.ts';
-import type { EventRow, GrantRow, Issued, LeaseRow, LeaseState, NewGrant, NewIntent, Renewed, Store, StoreStats, WorkloadRow } from '../types.ts';
+import type { DueMove, EventRow, GrantRow, Issued, LeaseRow, LeaseState, LoginRow, NewGrant, NewIntent, Renewed, Store, StoreStats, WorkloadRow } from '../types.ts';
 import { LIVE_LEASE_STATES } from '../types.ts';
 import { GRANT_SQL, cloudGrantsMigration, pgClaim } from './grant-sql.ts';
 import { LEASE_SQL } from './lease-sql.ts';
-import { eventFromRow, grantFromRow, leaseFromRow, workloadFromRow } from './rows.ts';
+import { LOGIN_SQL, vaultLoginsMigration } from './login-sql.ts';
+import { eventFromRow, grantFromRow, leaseFromRow, loginFromRow, workloadFromRow } from './rows.ts';
 
 /** Numbered migrations; never edit one that shipped, add the next. */
 export const POSTGRES_MIGRATIONS: readonly string[] = [
@@ -38,6 +39,8 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
   `CREATE INDEX leases_cache ON leases (workload_id, role, scope_key, state, expires_at);`,
   // 3: cloud grants, one per lease at most (the plan is the write-ahead entry; grant_json holds the credential: secret)
   cloudGrantsMigration('BIGINT'),
+  // 4: the broker's Vault logins (times only, no token) and, on each lease, the login that obtained it
+  vaultLoginsMigration('BIGINT'),
 ];
 
 /** Serialises migrations across replicas starting together. */
@@ -150,9 +153,9 @@ export class PostgresStore implements Store {
     return (
       (await this.count(
         `UPDATE leases SET state = 'active', lease_id = $1, jti = $2, token = $3, ttl_ms = $4, token_issued_at = $5, expires_at = $6,
-           due_at = $7, claim_owner = NULL, claim_until = 0
-         WHERE id = $8 AND state = 'intent' AND claim_owner = $9`,
-        [x.leaseId, x.jti, x.token, x.ttlMs, x.tokenIssuedAt, x.expiresAt, x.dueAt, id, owner],
+           due_at = $7, login_id = $8, claim_owner = NULL, claim_until = 0
+         WHERE id = $9 AND state = 'intent' AND claim_owner = $10`,
+        [x.leaseId, x.jti, x.token, x.ttlMs, x.tokenIssuedAt, x.expiresAt, x.dueAt, x.loginId, id, owner],
       )) === 1
     );
   }
@@ -362,6 +365,42 @@ export class PostgresStore implements Store {
 
   async revokeGrantsOfEndedLeases(now: number): Promise<number> {
     return this.count(GRANT_SQL.revokeOrphaned.pg, [now]);
+  }
+
+  // ---- the broker's Vault logins ----
+
+  async recordLogin(l: LoginRow): Promise<void> {
+    await this.q(LOGIN_SQL.insert.pg, [l.id, l.replica, l.method, l.loggedInAt, l.expiresAt, l.renewable ? 1 : 0, l.final ? 1 : 0, l.updatedAt]);
+  }
+
+  async updateLogin(id: string, expiresAt: number | null, final: boolean, at: number): Promise<void> {
+    await this.q(LOGIN_SQL.update.pg, [expiresAt, final ? 1 : 0, at, id]);
+  }
+
+  async logins(): Promise<LoginRow[]> {
+    return (await this.rows(LOGIN_SQL.all.pg)).map(loginFromRow);
+  }
+
+  async finalizeLogins(replica: string | null, except: string | null, at: number): Promise<number> {
+    if (replica === null) return this.count(LOGIN_SQL.finalizeAll.pg, [at, except ?? '']);
+    return this.count(LOGIN_SQL.finalizeReplica.pg, [at, except ?? '', replica]);
+  }
+
+  async leasesOfLoginDueAfter(loginId: string, after: number, limit: number): Promise<LeaseRow[]> {
+    return (await this.rows(LOGIN_SQL.dueAfter.pg, [loginId, after, limit])).map(leaseFromRow);
+  }
+
+  async bringForward(moves: readonly DueMove[]): Promise<number> {
+    if (moves.length === 0) return 0;
+    return this.count(
+      `UPDATE leases SET due_at = m.due_at FROM unnest($1::text[], $2::bigint[]) AS m (id, due_at)
+       WHERE leases.id = m.id AND leases.state = 'active' AND leases.due_at > m.due_at`,
+      [moves.map((m) => m.id), moves.map((m) => m.dueAt)],
+    );
+  }
+
+  async pruneLogins(before: number): Promise<number> {
+    return this.count(LOGIN_SQL.prune.pg, [before]);
   }
 
   async addEvent(e: EventRow): Promise<void> {

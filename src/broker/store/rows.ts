@@ -1,7 +1,7 @@
 // Column ↔ record mapping shared by both stores (columns are snake_case).
 
 import type { CloudGrant, CloudName, CloudPlan } from '../../iam/types.ts';
-import type { EventRow, GrantFacts, GrantRow, GrantState, LeaseRow, LeaseState, WorkloadRow } from '../types.ts';
+import type { EventRow, GrantFacts, GrantRow, GrantState, LeaseRow, LeaseState, LoginRow, WorkloadRow } from '../types.ts';
 
 type Raw = Record<string, unknown>;
 
@@ -48,6 +48,20 @@ export function leaseFromRow(r: Raw): LeaseRow {
     reason: strOrNull(r.reason),
     replacedBy: strOrNull(r.replaced_by),
     endedAt: numOrNull(r.ended_at),
+    loginId: strOrNull(r.login_id),
+  };
+}
+
+export function loginFromRow(r: Raw): LoginRow {
+  return {
+    id: String(r.id),
+    replica: String(r.replica),
+    method: r.method === 'jwt' ? 'jwt' : 'approle',
+    loggedInAt: num(r.logged_in_at),
+    expiresAt: numOrNull(r.expires_at),
+    renewable: num(r.renewable) === 1,
+    final: num(r.expiry_final) === 1,
+    updatedAt: num(r.updated_at),
   };
 }
 

@@ -14,11 +14,12 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { CloudGrant } from '../../iam/types.ts';
-import type { EventRow, GrantRow, Issued, LeaseRow, LeaseState, NewGrant, NewIntent, Renewed, Store, StoreStats, WorkloadRow } from '../types.ts';
+import type { DueMove, EventRow, GrantRow, Issued, LeaseRow, LeaseState, LoginRow, NewGrant, NewIntent, Renewed, Store, StoreStats, WorkloadRow } from '../types.ts';
 import { LIVE_LEASE_STATES } from '../types.ts';
-import { eventFromRow, grantFromRow, leaseFromRow, workloadFromRow } from './rows.ts';
+import { eventFromRow, grantFromRow, leaseFromRow, loginFromRow, workloadFromRow } from './rows.ts';
 import { GRANT_SQL, cloudGrantsMigration } from './grant-sql.ts';
 import { LEASE_SQL } from './lease-sql.ts';
+import { LOGIN_SQL, vaultLoginsMigration } from './login-sql.ts';
 
 /** Numbered migrations; never edit one that shipped, add the next. */
 export const SQLITE_MIGRATIONS: readonly string[] = [
@@ -47,6 +48,8 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   `CREATE INDEX leases_cache ON leases (workload_id, role, scope_key, state, expires_at);`,
   // 3: cloud grants, one per lease at most (the plan is the write-ahead entry; grant_json holds the credential: secret)
   cloudGrantsMigration('INTEGER'),
+  // 4: the broker's Vault logins (times only, no token) and, on each lease, the login that obtained it
+  vaultLoginsMigration('INTEGER'),
 ];
 
 interface QueuedWrite {
@@ -208,9 +211,9 @@ export class SqliteStore implements Store {
     return (
       (await this.run(
         `UPDATE leases SET state = 'active', lease_id = ?, jti = ?, token = ?, ttl_ms = ?, token_issued_at = ?, expires_at = ?,
-           due_at = ?, claim_owner = NULL, claim_until = 0
+           due_at = ?, login_id = ?, claim_owner = NULL, claim_until = 0
          WHERE id = ? AND state = 'intent' AND claim_owner = ?`,
-        x.leaseId, x.jti, x.token, x.ttlMs, x.tokenIssuedAt, x.expiresAt, x.dueAt, id, owner,
+        x.leaseId, x.jti, x.token, x.ttlMs, x.tokenIssuedAt, x.expiresAt, x.dueAt, x.loginId, id, owner,
       )) === 1
     );
   }
@@ -442,6 +445,43 @@ export class SqliteStore implements Store {
 
   async revokeGrantsOfEndedLeases(now: number): Promise<number> {
     return this.run(GRANT_SQL.revokeOrphaned.sqlite, now);
+  }
+
+  // ---- the broker's Vault logins ----
+
+  async recordLogin(l: LoginRow): Promise<void> {
+    await this.run(LOGIN_SQL.insert.sqlite, l.id, l.replica, l.method, l.loggedInAt, l.expiresAt, l.renewable ? 1 : 0, l.final ? 1 : 0, l.updatedAt);
+  }
+
+  async updateLogin(id: string, expiresAt: number | null, final: boolean, at: number): Promise<void> {
+    await this.run(LOGIN_SQL.update.sqlite, expiresAt, final ? 1 : 0, at, id);
+  }
+
+  async logins(): Promise<LoginRow[]> {
+    return this.all(LOGIN_SQL.all.sqlite).map(loginFromRow);
+  }
+
+  async finalizeLogins(replica: string | null, except: string | null, at: number): Promise<number> {
+    if (replica === null) return this.run(LOGIN_SQL.finalizeAll.sqlite, at, except ?? '');
+    return this.run(LOGIN_SQL.finalizeReplica.sqlite, at, except ?? '', replica);
+  }
+
+  async leasesOfLoginDueAfter(loginId: string, after: number, limit: number): Promise<LeaseRow[]> {
+    return this.all(LOGIN_SQL.dueAfter.sqlite, loginId, after, limit).map(leaseFromRow);
+  }
+
+  async bringForward(moves: readonly DueMove[]): Promise<number> {
+    if (moves.length === 0) return 0;
+    return this.write(() => {
+      const move = this.stmt(`UPDATE leases SET due_at = ? WHERE id = ? AND state = 'active' AND due_at > ?`);
+      let n = 0;
+      for (const m of moves) n += move.run(m.dueAt, m.id, m.dueAt).changes;
+      return n;
+    });
+  }
+
+  async pruneLogins(before: number): Promise<number> {
+    return this.run(LOGIN_SQL.prune.sqlite, before);
   }
 
   async addEvent(e: EventRow): Promise<void> {
