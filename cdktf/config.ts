@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import type { SigningAlgorithm } from '../src/engine/path_config.ts';
+import type { SigningAlgorithm } from '../src/engine/config.ts';
 import type { Duration } from './constructs/index.ts';
 
 export type Target = 'dev' | 'vault';

@@ -2,7 +2,7 @@
 // or integer seconds, parsed by the engine's own parser and handed to the
 // Terraform Vault provider as whole seconds.
 
-import { parseDurationMs } from '../../src/engine/duration.ts';
+import { parseDurationMs } from '../../src/sdk/duration.ts';
 
 /** A Vault duration string ("5m", "1h30m") or integer seconds. */
 export type Duration = string | number;

@@ -7,7 +7,7 @@
 import { GenericEndpoint } from '@cdktf/provider-vault/lib/generic-endpoint/index.js';
 import { Mount } from '@cdktf/provider-vault/lib/mount/index.js';
 import { Construct } from 'constructs';
-import { SIGNING_ALGORITHMS, type SigningAlgorithm } from '../../src/engine/path_config.ts';
+import { SIGNING_ALGORITHMS, type SigningAlgorithm } from '../../src/engine/config.ts';
 import { normalizeMountPath } from '../../src/server/mounts.ts';
 import { durationSeconds, type Duration } from './durations.ts';
 import type { TvmPlugin } from './tvm-plugin.ts';

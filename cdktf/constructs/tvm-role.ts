@@ -5,7 +5,8 @@
 
 import { GenericEndpoint } from '@cdktf/provider-vault/lib/generic-endpoint/index.js';
 import { Construct } from 'constructs';
-import { parseRoleInput, type RoleEntry } from '../../src/engine/path_roles.ts';
+import { type RoleEntry } from '../../src/engine/roles.ts';
+import { parseRoleInput } from '../../src/engine/path_roles.ts';
 import type { Duration } from './durations.ts';
 import type { TvmMount } from './tvm-mount.ts';
 

@@ -5,8 +5,8 @@
 import { chmodSync, existsSync, unlinkSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { describeType, showValue } from '../engine/errors.ts';
-import { parseJsonBounded } from '../engine/json.ts';
+import { describeType, showValue } from '../sdk/errors.ts';
+import { parseJsonBounded } from '../sdk/json.ts';
 import type { Broker, TokenInput } from './broker.ts';
 import { BrokerError, HTTP_STATUS, badInput, describeError, notFound } from './errors.ts';
 import { parseCloud } from './grants.ts';

@@ -2,7 +2,7 @@
 
 import { apiPath, type VaultConnection } from './connection.ts';
 import { UnexpectedResponseError } from './errors.ts';
-import type { RoleEntry } from '../engine/path_roles.ts';
+import type { RoleEntry } from '../engine/roles.ts';
 
 /** The fields of `roles/<name>` as the API names them. Durations: Vault duration strings or seconds. */
 export interface RoleInput {

@@ -1,16 +1,18 @@
 // Assembles the tvm secrets engine from its path families.
 
 import { createContext } from './context.ts';
-import { FrameworkBackend } from './framework.ts';
-import { CONFIG_KEY, configRoutes } from './path_config.ts';
+import { FrameworkBackend } from '../sdk/framework.ts';
+import { CONFIG_KEY } from './config.ts';
+import { configRoutes } from './path_config.ts';
 import { credsRoutes, credsSecret } from './path_creds.ts';
 import { introspectRoutes } from './path_introspect.ts';
 import { keyRoutes } from './path_keys.ts';
 import { revocationRoutes } from './path_revocations.ts';
-import { ROLE_PREFIX, roleRoutes } from './path_roles.ts';
+import { ROLE_PREFIX } from './roles.ts';
+import { roleRoutes } from './path_roles.ts';
 import { KEYS_KEY } from './keys.ts';
 import { LEASE_PREFIX } from './leases.ts';
-import type { Backend, Clock } from './types.ts';
+import type { Backend, Clock } from '../sdk/logical.ts';
 
 /** The engine's version (the package's), as its OpenAPI document shows it. */
 export const ENGINE_VERSION = '0.1.0';

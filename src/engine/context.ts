@@ -3,10 +3,10 @@
 
 import { KeyRing } from './keys.ts';
 import { ActiveLeases } from './leases.ts';
-import { ConfigStore } from './path_config.ts';
-import { RoleStore } from './path_roles.ts';
+import { ConfigStore } from './config.ts';
+import { RoleStore } from './roles.ts';
 import { RevocationList } from './revocations.ts';
-import type { Clock } from './types.ts';
+import type { Clock } from '../sdk/logical.ts';
 
 export interface EngineContext {
   clock: Clock;

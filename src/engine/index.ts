@@ -13,11 +13,11 @@ export type {
   Storage,
   StorageEntry,
   StoredSecret,
-} from './types.ts';
-export { OPERATIONS, HTTP_CONTENT_TYPE, HTTP_RAW_BODY, HTTP_STATUS_CODE } from './types.ts';
-export { EngineError, isEngineError, invalidField, showValue, describeType } from './errors.ts';
-export { parseJsonBounded, JsonInputError, MAX_JSON_DEPTH } from './json.ts';
-export type { EngineErrorCode } from './errors.ts';
-export { parseDurationMs, formatDurationMs } from './duration.ts';
+} from '../sdk/logical.ts';
+export { OPERATIONS, HTTP_CONTENT_TYPE, HTTP_RAW_BODY, HTTP_STATUS_CODE } from '../sdk/logical.ts';
+export { EngineError, isEngineError, invalidField, showValue, describeType } from '../sdk/errors.ts';
+export { parseJsonBounded, JsonInputError, MAX_JSON_DEPTH } from '../sdk/json.ts';
+export type { EngineErrorCode } from '../sdk/errors.ts';
+export { parseDurationMs, formatDurationMs } from '../sdk/duration.ts';
 export { createTvmBackend } from './backend.ts';
 export type { TvmBackendOptions } from './backend.ts';

@@ -3,9 +3,9 @@
 
 import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK } from 'jose';
-import type { ConfigEntry, SigningAlgorithm } from './path_config.ts';
-import { KeyedMutex, getJson, putJson } from './store.ts';
-import type { Clock, Storage } from './types.ts';
+import type { ConfigEntry, SigningAlgorithm } from './config.ts';
+import { KeyedMutex, getJson, putJson } from '../sdk/storage.ts';
+import type { Clock, Storage } from '../sdk/logical.ts';
 
 export const KEYS_KEY = 'keys';
 

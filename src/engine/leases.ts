@@ -1,8 +1,8 @@
 // Active leases per role: what max_active_leases counts, and the latest
 // expiry of each lease's token (which revocation needs).
 
-import { KeyedMutex, deleteKey, getJson, listKeys, putJson } from './store.ts';
-import type { Storage } from './types.ts';
+import { KeyedMutex, deleteKey, getJson, listKeys, putJson } from '../sdk/storage.ts';
+import type { Storage } from '../sdk/logical.ts';
 
 export const LEASE_PREFIX = 'leases/';
 

@@ -6,14 +6,16 @@ import { BlockList, isIP } from 'node:net';
 import { cloudAudience, isCloud } from '../iam/mapping.ts';
 import { CLOUDS } from '../iam/types.ts';
 import type { EngineContext } from './context.ts';
-import { EngineError, invalidField, showValue } from './errors.ts';
-import type { FieldData, Route, SecretType } from './framework.ts';
-import { effectiveConfig, type EffectiveConfig } from './path_config.ts';
-import { ROLE_NAME, roleNotFound, type RoleEntry } from './path_roles.ts';
+import { EngineError, invalidField, showValue } from '../sdk/errors.ts';
+import type { FieldData } from '../sdk/fields.ts';
+import type { Route, SecretType } from '../sdk/route.ts';
+import { type EffectiveConfig } from './config.ts';
+import { effectiveConfig } from './path_config.ts';
+import { ROLE_NAME, roleNotFound, type RoleEntry } from './roles.ts';
 import { patternCovers, patternProblem } from './patterns.ts';
 import { rfc3339, scopeOf, signToken, tokenTypeOf, type Grant } from './token.ts';
-import { deleteKey, getJson, putJson } from './store.ts';
-import type { Caller, LogicalRequest, LogicalResponse, MountLimits } from './types.ts';
+import { deleteKey, getJson, putJson } from '../sdk/storage.ts';
+import type { Caller, LogicalRequest, LogicalResponse, MountLimits } from '../sdk/logical.ts';
 
 export const SECRET_TYPE = 'tvm_token';
 /** Where a renewal keeps the token it signed, for its holder to fetch: `renewed/<role>/<jti>`. */

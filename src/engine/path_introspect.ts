@@ -1,8 +1,8 @@
 // introspect: RFC 7662 token introspection for tvm tokens.
 
 import type { EngineContext } from './context.ts';
-import { invalidField } from './errors.ts';
-import type { Route } from './framework.ts';
+import { invalidField } from '../sdk/errors.ts';
+import type { Route } from '../sdk/route.ts';
 import { effectiveConfig } from './path_config.ts';
 import { checkToken, parseScope, tokenTypeOf } from './token.ts';
 

@@ -1,9 +1,9 @@
 // keys, keys/rotate, jwks and the OIDC discovery documents.
 
 import type { EngineContext } from './context.ts';
-import type { Route } from './framework.ts';
+import type { Route } from '../sdk/route.ts';
 import { effectiveConfig } from './path_config.ts';
-import { HTTP_CONTENT_TYPE, HTTP_RAW_BODY, HTTP_STATUS_CODE, type LogicalRequest, type LogicalResponse } from './types.ts';
+import { HTTP_CONTENT_TYPE, HTTP_RAW_BODY, HTTP_STATUS_CODE, type LogicalRequest, type LogicalResponse } from '../sdk/logical.ts';
 
 function raw(body: unknown): LogicalResponse {
   return {

@@ -1,8 +1,8 @@
 // revocations: the list of revoked token ids that are not expired yet.
 
 import type { EngineContext } from './context.ts';
-import { invalidField } from './errors.ts';
-import type { Route } from './framework.ts';
+import { invalidField } from '../sdk/errors.ts';
+import type { Route } from '../sdk/route.ts';
 
 export function revocationRoutes(ctx: EngineContext): Route[] {
   return [

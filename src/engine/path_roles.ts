@@ -5,35 +5,22 @@ import { isIP } from 'node:net';
 import { IamFieldError } from '../iam/errors.ts';
 import { validateIamMapping } from '../iam/mapping.ts';
 import type { EngineContext } from './context.ts';
-import { EngineError, invalidField, showValue } from './errors.ts';
-import type { FieldData, Fields, Route } from './framework.ts';
-import { parseFields } from './framework.ts';
-import type { ConfigEntry } from './path_config.ts';
+import { EngineError, invalidField, showValue } from '../sdk/errors.ts';
+import type { FieldData, Fields } from '../sdk/fields.ts';
+import type { Route } from '../sdk/route.ts';
+import { parseFields } from '../sdk/fields.ts';
+import type { ConfigEntry } from './config.ts';
+import { ROLE_NAME, ROLE_PREFIX, type RoleEntry } from './roles.ts';
 import { patternProblem } from './patterns.ts';
-import { deleteKey, getJson, listKeys, putJson } from './store.ts';
-import type { LogicalRequest, LogicalResponse, Storage } from './types.ts';
+import { listKeys } from '../sdk/storage.ts';
+import type { LogicalRequest, LogicalResponse } from '../sdk/logical.ts';
 
-export const ROLE_PREFIX = 'roles/';
-export const ROLE_NAME = /^[A-Za-z0-9._-]{1,128}$/;
 /** Claims the token sets itself; extra_claims may not replace them. */
 export const RESERVED_CLAIMS = [
   'iss', 'sub', 'aud', 'exp', 'iat', 'nbf', 'jti', 'client_id', 'scope', 'bound_cidrs',
   'typ', 'cnf', 'auth_time', 'acr', 'amr',
 ];
 const MAX_LIST_ENTRIES = 64;
-
-/** A role as stored; durations in whole seconds, 0 meaning "the mount's default". */
-export interface RoleEntry {
-  read: string[];
-  write: string[];
-  ttl: number;
-  max_ttl: number;
-  audiences: string[];
-  bound_cidrs: string[];
-  max_active_leases: number;
-  extra_claims: Record<string, string>;
-  iam: Record<string, unknown> | null;
-}
 
 export const ROLE_FIELDS: Fields = {
   name: { type: 'string', description: 'Role name: 1 to 128 characters of A-Z a-z 0-9 . _ -' },
@@ -190,32 +177,6 @@ export function parseRoleInput(
   return validateRole(mergeRole(null, fields), mount);
 }
 
-export class RoleStore {
-  private readonly cache = new Map<string, RoleEntry | null>();
-
-  async get(storage: Storage, name: string): Promise<RoleEntry | null> {
-    if (this.cache.has(name)) return this.cache.get(name)!;
-    const role = await getJson<RoleEntry>(storage, ROLE_PREFIX + name);
-    if (this.cache.size > 10_000) this.cache.clear();
-    this.cache.set(name, role);
-    return role;
-  }
-
-  async put(storage: Storage, name: string, role: RoleEntry): Promise<void> {
-    await putJson(storage, ROLE_PREFIX + name, role);
-    this.cache.set(name, role);
-  }
-
-  async delete(storage: Storage, name: string): Promise<void> {
-    await deleteKey(storage, ROLE_PREFIX + name);
-    this.cache.set(name, null);
-  }
-
-  invalidate(name: string): void {
-    this.cache.delete(name);
-  }
-}
-
 function roleData(name: string, role: RoleEntry): Record<string, unknown> {
   return { name, ...role };
 }
@@ -277,8 +238,4 @@ max_ttl, audiences, bound CIDRs, a cap on live leases and extra claims.
 An update changes only the fields it supplies; the result must still be valid.`,
     },
   ];
-}
-
-export function roleNotFound(name: string): EngineError {
-  return new EngineError('ERR_ROLE_NOT_FOUND', `unknown role ${showValue(name)}`, { field: 'role' });
 }

@@ -1,8 +1,8 @@
 // The revocation list: jti of revoked tokens, each kept until the last moment
 // its token could still be valid, with a version so verifiers can poll deltas.
 
-import { KeyedMutex, deleteKey, getJson, listKeys, putJson } from './store.ts';
-import type { Clock, Storage } from './types.ts';
+import { KeyedMutex, deleteKey, getJson, listKeys, putJson } from '../sdk/storage.ts';
+import type { Clock, Storage } from '../sdk/logical.ts';
 
 export const REVOCATION_META_KEY = 'revocations/meta';
 export const REVOCATION_ENTRY_PREFIX = 'revocations/entries/';

@@ -2,8 +2,8 @@
 
 import { decodeProtectedHeader, jwtVerify, SignJWT, type JWTPayload } from 'jose';
 import type { EngineContext } from './context.ts';
-import type { EffectiveConfig } from './path_config.ts';
-import type { Storage } from './types.ts';
+import type { EffectiveConfig } from './config.ts';
+import type { Storage } from '../sdk/logical.ts';
 
 export const TOKEN_TYP = 'at+jwt';
 

@@ -8,8 +8,8 @@
 
 import { createHash, randomBytes } from 'node:crypto';
 import { leaseTtl } from './lease_ttl.ts';
-import { KeyedMutex } from '../engine/store.ts';
-import type { Clock, StoredSecret } from '../engine/types.ts';
+import { KeyedMutex } from '../sdk/storage.ts';
+import type { Clock, StoredSecret } from '../sdk/logical.ts';
 import { KeyTree, messageOf } from './storage/view.ts';
 import { Alarm, TimerIndex } from './timer-index.ts';
 import type { LeaseBackendCalls, LeaseEntry, PhysicalStorage, StorageOp } from './types.ts';

@@ -13,9 +13,9 @@ import { Server as HttpServer, type IncomingMessage, type ServerResponse } from 
 import { Server as HttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import { Duplex } from 'node:stream';
-import { parseDurationMs } from '../engine/duration.ts';
-import { describeType, isEngineError, showValue } from '../engine/errors.ts';
-import { JsonInputError, parseJsonBounded } from '../engine/json.ts';
+import { parseDurationMs } from '../sdk/duration.ts';
+import { describeType, isEngineError, showValue } from '../sdk/errors.ts';
+import { JsonInputError, parseJsonBounded } from '../sdk/json.ts';
 import {
   HTTP_CONTENT_TYPE,
   HTTP_RAW_BODY,
@@ -25,7 +25,7 @@ import {
   type LogicalResponse,
   type Operation,
   type StoredSecret,
-} from '../engine/types.ts';
+} from '../sdk/logical.ts';
 import { addressAllowed } from './auth/cidr.ts';
 import { lowerCaptures } from './auth/router.ts';
 import { issueLoginToken } from './auth/login.ts';

@@ -5,8 +5,8 @@
 // storage under `sys/identity/entity/<id>`.
 
 import { randomUUID } from 'node:crypto';
-import { KeyedMutex } from '../engine/store.ts';
-import type { Clock } from '../engine/types.ts';
+import { KeyedMutex } from '../sdk/storage.ts';
+import type { Clock } from '../sdk/logical.ts';
 import type { KeyValueStorage } from './policy.ts';
 
 const ENTITY_PREFIX = 'sys/identity/entity/';

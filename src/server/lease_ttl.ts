@@ -4,8 +4,8 @@
 // capped so the lease never outlives its start plus the smaller of the
 // engine's max ttl and the mount's max lease ttl, counted in whole seconds.
 
-import { EngineError } from '../engine/errors.ts';
-import type { MountLimits } from '../engine/types.ts';
+import { EngineError } from '../sdk/errors.ts';
+import type { MountLimits } from '../sdk/logical.ts';
 import { humanDuration, SYSTEM_MAX_TTL_MS } from './tokens.ts';
 
 /** A mount's lease limits (its tuned default and max lease ttl; 0: the system's). */

@@ -4,12 +4,12 @@
 
 import { deleteTree } from './auth/storage.ts';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { parseDurationMs } from '../engine/duration.ts';
-import type { Backend, Storage } from '../engine/types.ts';
+import { parseDurationMs } from '../sdk/duration.ts';
+import type { Backend, Storage } from '../sdk/logical.ts';
 import type { Logger } from './server.ts';
 import { bufferedView, type BufferedView } from './storage/buffer.ts';
 import type { PhysicalStorage, StorageOp } from './types.ts';
-import { showValue } from '../engine/errors.ts';
+import { showValue } from '../sdk/errors.ts';
 
 const TABLE_KEY = 'core/mounts';
 /** Paths no engine may be mounted at or under (Vault's protected mount paths). */

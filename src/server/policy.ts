@@ -11,9 +11,9 @@
 // unioned, `deny` overriding everything).
 
 import { parse as parseHcl } from '@cdktf/hcl2json';
-import { parseDurationMs } from '../engine/duration.ts';
-import { showValue } from '../engine/errors.ts';
-import { parseJsonBounded } from '../engine/json.ts';
+import { parseDurationMs } from '../sdk/duration.ts';
+import { showValue } from '../sdk/errors.ts';
+import { parseJsonBounded } from '../sdk/json.ts';
 
 export const CAPABILITIES = [
   'deny',

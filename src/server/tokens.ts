@@ -6,7 +6,7 @@
 // one obtained; expired tokens are swept and revoked the same way.
 
 import { createHash, randomBytes } from 'node:crypto';
-import type { Clock } from '../engine/types.ts';
+import type { Clock } from '../sdk/logical.ts';
 import type { KeyValueStorage } from './policy.ts';
 import type { Logger } from './server.ts';
 

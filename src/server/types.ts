@@ -2,7 +2,7 @@
 // SQLite), the expiration manager, and the HTTP layer that ties them to the
 // engine. Each part is in its own file; these interfaces are how they meet.
 
-import type { Storage, StoredSecret } from '../engine/types.ts';
+import type { Storage, StoredSecret } from '../sdk/logical.ts';
 import type { MountLeaseLimits } from './lease_ttl.ts';
 
 /**

@@ -2,7 +2,7 @@
 // stored under a single-use, short-lived wrapping token and the caller gets
 // `wrap_info` instead; `sys/wrapping/unwrap` hands the original back once.
 
-import type { Clock } from '../engine/types.ts';
+import type { Clock } from '../sdk/logical.ts';
 import type { KeyValueStorage } from './policy.ts';
 import { RESPONSE_WRAPPING_POLICY } from './policy.ts';
 import { TokenError, type TokenEntry, type TokenStore } from './tokens.ts';

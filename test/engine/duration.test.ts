@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatDurationMs, parseDurationMs } from '../../src/engine/duration.ts';
+import { formatDurationMs, parseDurationMs } from '../../src/sdk/duration.ts';
 
 describe('durations', () => {
   it.each([

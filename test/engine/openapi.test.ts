@@ -2,7 +2,7 @@
 // and OpenBao merge it into sys/internal/specs/openapi), and OpenBao's
 // resolve-path with the canonical path (its own, for a routed path).
 import { describe, expect, it } from 'vitest';
-import { templateOf } from '../../src/engine/openapi.ts';
+import { templateOf } from '../../src/sdk/openapi.ts';
 import { harness } from './helpers.ts';
 
 describe('OpenAPI', () => {

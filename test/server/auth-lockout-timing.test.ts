@@ -6,7 +6,7 @@
 
 import { randomUUID } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { EngineError } from '../../src/engine/errors.ts';
+import { EngineError } from '../../src/sdk/errors.ts';
 import { AuthTable, INVALID_CREDENTIALS, type AuthMount } from '../../src/server/auth/index.ts';
 import { openMemoryStorage } from '../../src/server/storage/index.ts';
 

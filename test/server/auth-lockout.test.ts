@@ -5,7 +5,7 @@
 // the memory bound. Then the login lockout through the HTTP API.
 
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { EngineError } from '../../src/engine/errors.ts';
+import { EngineError } from '../../src/sdk/errors.ts';
 import { AuthTable, type AuthMount } from '../../src/server/auth/index.ts';
 import {
   LoginLockout,

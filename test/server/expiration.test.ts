@@ -1,8 +1,8 @@
 // The expiration manager over real in-memory storage, with fake timers (the
 // clock is Date.now, faked with them) and a fake engine behind LeaseBackendCalls.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { EngineError } from '../../src/engine/errors.ts';
-import type { StoredSecret } from '../../src/engine/types.ts';
+import { EngineError } from '../../src/sdk/errors.ts';
+import type { StoredSecret } from '../../src/sdk/logical.ts';
 import {
   ExpirationManager,
   LEASE_STORAGE_PREFIX,

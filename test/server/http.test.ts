@@ -5,8 +5,8 @@ import { createServer, request as httpRequest, type Server as NodeServer } from 
 import type { AddressInfo } from 'node:net';
 import vault from 'node-vault';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EngineError } from '../../src/engine/errors.ts';
-import type { Backend, LogicalRequest, LogicalResponse } from '../../src/engine/types.ts';
+import { EngineError } from '../../src/sdk/errors.ts';
+import type { Backend, LogicalRequest, LogicalResponse } from '../../src/sdk/logical.ts';
 import { startServer } from '../../src/server/index.ts';
 import { acceptListMethod, createRequestHandler, ListMethodRewriter, MAX_BODY_BYTES, type LeaseManager } from '../../src/server/http.ts';
 import { AuthTable } from '../../src/server/auth/index.ts';

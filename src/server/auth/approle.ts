@@ -6,10 +6,10 @@
 // workload's subject is the role name.
 
 import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
-import { EngineError, invalidField, showValue } from '../../engine/errors.ts';
-import type { FieldData, Fields } from '../../engine/framework.ts';
-import { KeyedMutex } from '../../engine/store.ts';
-import type { Clock, Storage } from '../../engine/types.ts';
+import { EngineError, invalidField, showValue } from '../../sdk/errors.ts';
+import type { FieldData, Fields } from '../../sdk/fields.ts';
+import { KeyedMutex } from '../../sdk/storage.ts';
+import type { Clock, Storage } from '../../sdk/logical.ts';
 import { addressAllowed, checkCidrList, cidrSubset } from './cidr.ts';
 import type { LockoutGate } from './lockout.ts';
 import { AuthRouter, type AuthRoute } from './router.ts';

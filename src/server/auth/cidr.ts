@@ -3,7 +3,7 @@
 // blocks (a secret ID's cidr_list must sit inside its role's blocks).
 
 import { BlockList, isIP } from 'node:net';
-import { invalidField, showValue } from '../../engine/errors.ts';
+import { invalidField, showValue } from '../../sdk/errors.ts';
 
 interface Block {
   family: 4 | 6;

@@ -7,10 +7,10 @@
 
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { createRemoteJWKSet } from 'jose';
-import { EngineError, invalidField, showValue } from '../../engine/errors.ts';
-import type { FieldData, Fields } from '../../engine/framework.ts';
-import { KeyedMutex } from '../../engine/store.ts';
-import type { Clock, Storage } from '../../engine/types.ts';
+import { EngineError, invalidField, showValue } from '../../sdk/errors.ts';
+import type { FieldData, Fields } from '../../sdk/fields.ts';
+import { KeyedMutex } from '../../sdk/storage.ts';
+import type { Clock, Storage } from '../../sdk/logical.ts';
 import { addressAllowed } from './cidr.ts';
 import { audiences, JwtValidationError, SUPPORTED_ALGS, validateJwt, type KeySource } from './jwt_verify.ts';
 import { AuthRouter, type AuthRoute } from './router.ts';

@@ -11,8 +11,8 @@
 // role ID exists.
 
 import { createHash } from 'node:crypto';
-import { showValue } from '../../engine/errors.ts';
-import type { Clock } from '../../engine/types.ts';
+import { showValue } from '../../sdk/errors.ts';
+import type { Clock } from '../../sdk/logical.ts';
 import { MountError, ttlSeconds } from '../mounts.ts';
 import type { AuthTable } from './table.ts';
 

@@ -4,8 +4,8 @@
 // orphan service token carrying the entity, the workload's subject, the
 // metadata and the CIDR binding.
 
-import { EngineError } from '../../engine/errors.ts';
-import type { Clock } from '../../engine/types.ts';
+import { EngineError } from '../../sdk/errors.ts';
+import type { Clock } from '../../sdk/logical.ts';
 import type { IdentityStore } from '../identity.ts';
 import { humanDuration, sanitizePolicies, SYSTEM_MAX_TTL_MS, type TokenEntry, type TokenStore } from '../tokens.ts';
 import type { AuthMount } from './table.ts';

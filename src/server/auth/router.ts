@@ -5,8 +5,9 @@
 // ignored with a warning: the Terraform provider sends fields of newer Vault
 // versions that an older server simply does not know.
 
-import { EngineError, invalidField } from '../../engine/errors.ts';
-import { parseFields, type FieldData, type Fields, type Route } from '../../engine/framework.ts';
+import { EngineError, invalidField } from '../../sdk/errors.ts';
+import { parseFields, type FieldData, type Fields } from '../../sdk/fields.ts';
+import { type Route } from '../../sdk/route.ts';
 import type { AuthRequest, AuthResponse } from './types.ts';
 
 export type AuthHandler = (req: AuthRequest, fields: FieldData) => Promise<AuthResponse | null>;

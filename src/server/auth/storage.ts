@@ -2,7 +2,7 @@
 // keep identifiers and secrets out of storage keys.
 
 import { createHash, createHmac } from 'node:crypto';
-import type { Storage } from '../../engine/types.ts';
+import type { Storage } from '../../sdk/logical.ts';
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();

@@ -6,8 +6,8 @@
 
 import { deleteTree } from './storage.ts';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { KeyedMutex } from '../../engine/store.ts';
-import type { Clock, Storage } from '../../engine/types.ts';
+import { KeyedMutex } from '../../sdk/storage.ts';
+import type { Clock, Storage } from '../../sdk/logical.ts';
 import { MountError, normalizeMountPath, ttlSeconds, type MountConfig } from '../mounts.ts';
 import type { Logger } from '../server.ts';
 import type { PhysicalStorage } from '../types.ts';

@@ -4,8 +4,8 @@
 // shows them (durations as integer seconds, lists as lists), and what a login
 // made with them asks of the token store.
 
-import { EngineError, invalidField, showValue } from '../../engine/errors.ts';
-import type { FieldData, Fields } from '../../engine/framework.ts';
+import { EngineError, invalidField, showValue } from '../../sdk/errors.ts';
+import type { FieldData, Fields } from '../../sdk/fields.ts';
 import { checkCidrList } from './cidr.ts';
 import { SYSTEM_MAX_TTL_MS } from '../tokens.ts';
 import type { LoginAuth } from './types.ts';

@@ -3,7 +3,7 @@
 // response with data or with an `auth` (a successful login) goes out. The
 // server, not the method, turns a login's auth into an identity and a token.
 
-import type { Clock, Operation, Storage } from '../../engine/types.ts';
+import type { Clock, Operation, Storage } from '../../sdk/logical.ts';
 
 /** Auth method types this server can enable (besides the built-in token method). */
 export const AUTH_METHOD_TYPES = ['approle', 'jwt'] as const;

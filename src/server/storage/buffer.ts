@@ -4,7 +4,7 @@
 // lease they belong to. A crash then leaves both or neither: never an
 // engine record without its lease, nor a lease without its record.
 
-import type { Storage, StorageEntry } from '../../engine/types.ts';
+import type { Storage, StorageEntry } from '../../sdk/logical.ts';
 import type { PhysicalStorage, StorageOp } from '../types.ts';
 import { childOf, compareKeys } from './view.ts';
 

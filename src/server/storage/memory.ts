@@ -1,7 +1,7 @@
 // In-memory physical storage (Vault's inmem backend): for `-dev` and tests.
 // Values are copied in and out, so no caller can alias what is stored.
 
-import type { Storage } from '../../engine/types.ts';
+import type { Storage } from '../../sdk/logical.ts';
 import type { PhysicalStorage, StorageOp } from '../types.ts';
 import { KeyTree, closedError, createView } from './view.ts';
 

@@ -20,7 +20,7 @@
 // this storage, so a wrong key is refused at start, not at the first read.
 
 import { createCipheriv, createDecipheriv, createSecretKey, hkdfSync, randomBytes, type KeyObject } from 'node:crypto';
-import type { Storage } from '../../engine/types.ts';
+import type { Storage } from '../../sdk/logical.ts';
 import type { PhysicalStorage, StorageOp } from '../types.ts';
 import { StorageError, childOf, createView } from './view.ts';
 

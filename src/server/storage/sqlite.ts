@@ -15,7 +15,7 @@
 import { chmodSync, closeSync, mkdirSync, openSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
-import type { Storage } from '../../engine/types.ts';
+import type { Storage } from '../../sdk/logical.ts';
 import type { PhysicalStorage, StorageOp } from '../types.ts';
 import {
   StorageError,

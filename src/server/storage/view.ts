@@ -3,7 +3,7 @@
 // prefix ranges for indexed stores), and the barrier view that gives an engine
 // its own prefixed area of the physical storage.
 
-import type { Storage, StorageEntry } from '../../engine/types.ts';
+import type { Storage, StorageEntry } from '../../sdk/logical.ts';
 import type { PhysicalStorage } from '../types.ts';
 
 export type StorageErrorCode =

@@ -3,8 +3,9 @@
 // sys/internal/specs/openapi under the mount's path. Built from the declared
 // routes, so the document never drifts from what the backend serves.
 
-import type { FieldSchema, FieldType, Route } from './framework.ts';
-import type { Operation } from './types.ts';
+import type { FieldSchema, FieldType } from './fields.ts';
+import type { Route } from './route.ts';
+import type { Operation } from './logical.ts';
 
 /** An OpenAPI 3 schema, as much of it as fields need. */
 interface Schema {

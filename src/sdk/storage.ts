@@ -2,7 +2,7 @@
 // read-check-write sequences that must not interleave.
 
 import { EngineError } from './errors.ts';
-import type { Storage } from './types.ts';
+import type { Storage } from './logical.ts';
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();

@@ -1,0 +1,42 @@
+// A backend's routes and secret types, declared as data (Vault's framework.Path
+// and framework.Secret): a pattern with typed fields, handlers per operation,
+// an existence check, help text.
+
+import type { FieldData, Fields } from './fields.ts';
+import type { LogicalRequest, LogicalResponse, Operation, SpecialPaths, Storage } from './logical.ts';
+
+export type Handler = (req: LogicalRequest, fields: FieldData) => Promise<LogicalResponse | null>;
+
+export interface Route {
+  /** Regular-expression source for the path, anchored by the framework; named groups become fields. */
+  pattern: string;
+  fields: Fields;
+  operations: Partial<Record<Operation, Handler>>;
+  /** Decides create vs update for ACL checks; omit for paths that are never created. */
+  existenceCheck?: (req: LogicalRequest, fields: FieldData) => Promise<boolean>;
+  synopsis: string;
+  description: string;
+}
+
+export interface SecretType {
+  type: string;
+  renew: (req: LogicalRequest) => Promise<LogicalResponse | null>;
+  revoke: (req: LogicalRequest) => Promise<LogicalResponse | null>;
+}
+
+export interface FrameworkOptions {
+  /** The backend's type (`tvm`): names its OpenAPI operations. */
+  name?: string;
+  /** The backend's version, shown in its OpenAPI document. */
+  version?: string;
+  help: string;
+  routes: Route[];
+  secrets: SecretType[];
+  specialPaths: SpecialPaths;
+  /** Runs on the `rollback` operation, as Vault's PeriodicFunc: housekeeping. */
+  periodic?: (storage: Storage) => Promise<void>;
+  initialize?: (storage: Storage) => Promise<void>;
+  invalidate?: (key: string) => void;
+  cleanup?: () => Promise<void>;
+}
+
