@@ -17,7 +17,8 @@ export type FieldType =
   | 'duration' // Vault duration string ("90s", "1h30m") or integer seconds; parsed to ms
   | 'string_list' // a JSON list of strings, or one comma-separated string
   | 'string_map' // an object of string values
-  | 'object'; // any JSON object, kept as given
+  | 'object' // any JSON object, kept as given
+  | 'raw'; // any JSON value, kept as given (the handler checks it)
 
 export interface FieldSchema {
   type: FieldType;
@@ -121,6 +122,8 @@ function zeroValue(type: FieldType): unknown {
     case 'string_map':
     case 'object':
       return {};
+    case 'raw':
+      return undefined;
   }
 }
 
@@ -135,6 +138,8 @@ function parseField(name: string, schema: FieldSchema, raw: unknown): unknown {
     throw invalidField(name, `value is ${raw.length} characters; at most ${MAX_FIELD_BYTES} are accepted`);
   }
   switch (schema.type) {
+    case 'raw':
+      return raw;
     case 'string':
       if (typeof raw === 'string') return raw;
       if (typeof raw === 'number' || typeof raw === 'boolean') return String(raw);

@@ -22,7 +22,8 @@ export class FrameworkBackend implements Backend {
 
   constructor(options: FrameworkOptions) {
     this.options = options;
-    this.compiled = options.routes.map((route) => ({ route, regex: new RegExp(`^(?:${route.pattern})$`) }));
+    // `d`: the captures' positions, for the canonical path.
+    this.compiled = options.routes.map((route) => ({ route, regex: new RegExp(`^(?:${route.pattern})$`, 'd') }));
   }
 
   specialPaths(): SpecialPaths {
@@ -70,9 +71,10 @@ export class FrameworkBackend implements Backend {
         return { data: { help: this.helpText(req.path), openapi } };
       }
       case 'resolve-path': {
-        // The engine's paths are canonical as they match (names are exact, case-sensitive,
-        // with no optional slashes), so a routed path is its own canonical form.
-        return this.match(req.path) ? { data: { path: req.path } } : null;
+        // A routed path with its case-insensitive names made canonical (trimmed, lower-cased);
+        // the rest of it is exact as it matched.
+        const found = this.canonical(req.path);
+        return found === null ? null : { data: { path: found } };
       }
       default:
         break;
@@ -81,17 +83,43 @@ export class FrameworkBackend implements Backend {
     if (!match) throw new EngineError('ERR_UNSUPPORTED_PATH', 'unsupported path');
     let op: Operation = req.operation;
     let handler = match.route.operations[op];
-    // Vault's framework: a create with no create handler falls back to update.
+    // Vault's framework: a create with no create handler falls back to update, and the other way round.
     if (!handler && op === 'create') {
       op = 'update';
       handler = match.route.operations.update;
+    } else if (!handler && op === 'update' && match.route.operations.create) {
+      op = 'create';
+      handler = match.route.operations.create;
     }
     if (!handler) {
       throw new EngineError('ERR_UNSUPPORTED_OPERATION', `unsupported operation ${req.operation} on ${req.path}`);
     }
     const lenient = op === 'read' || op === 'list' || op === 'delete';
-    const fields = parseFields(match.route, match.captures, req.data ?? {}, lenient);
-    return handler(req, fields);
+    const warn = this.options.unknownFields === 'warn';
+    const data = req.data ?? {};
+    const fields = parseFields(match.route, match.captures, data, lenient || warn);
+    const response = await handler(req, fields);
+    const writing = op === 'create' || op === 'update';
+    const ignored = warn && writing ? Object.keys(data).filter((k) => !(k in match.route.fields)) : [];
+    if (ignored.length === 0) return response;
+    // Vault's words for fields a route does not know.
+    const warning = `Endpoint ignored these unrecognized parameters: [${ignored.sort().join(' ')}]`;
+    return { ...(response ?? {}), warnings: [...(response?.warnings ?? []), warning] };
+  }
+
+  /** The canonical form of a routed path (case-insensitive captures trimmed and lower-cased), or null. */
+  private canonical(path: string): string | null {
+    for (const { route, regex } of this.compiled) {
+      const m = regex.exec(path);
+      if (!m) continue;
+      const names = route.caseInsensitive ?? [];
+      const spans = names.map((n) => m.indices?.groups?.[n]).filter((x): x is [number, number] => x !== undefined);
+      spans.sort((a, b) => b[0] - a[0]);
+      let out = path;
+      for (const [start, end] of spans) out = out.slice(0, start) + out.slice(start, end).trim().toLowerCase() + out.slice(end);
+      return out;
+    }
+    return null;
   }
 
   private async handleSecret(req: LogicalRequest): Promise<LogicalResponse | null> {

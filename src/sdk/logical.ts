@@ -100,6 +100,16 @@ export interface LogicalRequest {
    * for only when needed. Absent: no limit beyond the engine's own.
    */
   mountLimits?: () => Promise<MountLimits>;
+  /** The mount's accessor and type (auth methods key their state by accessor). */
+  mountAccessor?: string;
+  mountType?: string;
+  /**
+   * What the server's own backends (sys, the token store) need of the request
+   * beyond this (the caller's token entry, its ACL, the wrapping ttl): set only
+   * by the dev server for its built-in backends, never for an engine or a
+   * plugin. Those backends read it through a typed accessor.
+   */
+  context?: object;
 }
 
 /** A mount's effective lease ttls in ms (0: none). */
@@ -127,11 +137,55 @@ export const HTTP_CONTENT_TYPE = 'http_content_type';
 export const HTTP_RAW_BODY = 'http_raw_body';
 export const HTTP_STATUS_CODE = 'http_status_code';
 
-/** A response from the engine (logical.Response). */
+/** A successful login (logical.Auth), before the server creates the identity and the token. */
+export interface LoginAuth {
+  /** The role's token policies (sanitised by the server). */
+  policies: string[];
+  noDefaultPolicy: boolean;
+  /** 0: the mount's (else the system's) default. */
+  ttlMs: number;
+  /** 0: the mount's (else the system's) max. */
+  maxTtlMs: number;
+  explicitMaxTtlMs: number;
+  numUses: number;
+  /** The issued token may be used only from these blocks. */
+  boundCidrs: string[];
+  /** Token metadata (`role_name` for AppRole, `role` and mapped claims for JWT). */
+  metadata: Record<string, string>;
+  /** Appended to the mount's name for the token's display name. */
+  displayName: string;
+  /** The entity alias: AppRole's role_id, the JWT's user claim value. */
+  alias: { name: string; metadata: Record<string, string> };
+  /**
+   * The workload's name within the mount (the AppRole role name, the JWT's
+   * user claim value): the server qualifies it by mount to form the subject
+   * of the tokens this workload vends.
+   */
+  subjectName: string;
+}
+
+/** How the HTTP layer shows an answer, where the server's own backends need more than `data` (never set by an engine). */
+export interface HttpHints {
+  /** The data repeated at the top level of the envelope, as Vault does for some sys endpoints. */
+  topLevel?: boolean;
+  /** The data is the whole body, without the envelope (sys/health, sys/seal-status), with this status. */
+  plain?: { status: number };
+  /** The accessor of a token the answer carries (wrap_info.wrapped_accessor when wrapped). */
+  wrappedAccessor?: string;
+  /** False: never wrapped (unwrap and lookup themselves). */
+  wrappable?: boolean;
+}
+
+/** A response from a backend (logical.Response). */
 export interface LogicalResponse {
   data?: Record<string, unknown>;
   secret?: SecretOut;
   warnings?: string[];
+  /** A login: the server creates the identity and the token (auth methods). */
+  login?: LoginAuth;
+  /** A token the backend created itself (the token store), as Vault's envelope shows it. */
+  auth?: Record<string, unknown>;
+  http?: HttpHints;
 }
 
 /** The answer to an existence check (decides create vs update for ACLs). */
@@ -144,7 +198,10 @@ export interface ExistenceResult {
 /** Paths with special handling, as Vault's logical.Paths. Globs end in `*`. */
 export interface SpecialPaths {
   unauthenticated: string[];
+  /** Paths that need sudo on top of the operation's capability. */
   root: string[];
+  /** The server's own backends: a valid token is needed, and the backend decides what it may see (no ACL check on the path). */
+  tokenOnly?: string[];
 }
 
 /** A secrets engine as the transports see it (logical.Backend). */

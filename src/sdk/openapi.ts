@@ -35,6 +35,7 @@ function schemaOf(field: FieldSchema): Schema {
     string_list: { type: 'array', items: { type: 'string' } },
     string_map: { type: 'object' },
     object: { type: 'object' },
+    raw: { type: 'object' },
   };
   const s: Schema = { ...base[field.type], description: field.description };
   if (field.default !== undefined) s.default = field.default;

@@ -14,6 +14,12 @@ export interface Route {
   operations: Partial<Record<Operation, Handler>>;
   /** Decides create vs update for ACL checks; omit for paths that are never created. */
   existenceCheck?: (req: LogicalRequest, fields: FieldData) => Promise<boolean>;
+  /**
+   * Path captures that are names compared without case or surrounding space:
+   * the canonical path (resolve-path) has them trimmed and lower-cased, so the
+   * ACL is checked on the one form the handler uses.
+   */
+  caseInsensitive?: string[];
   synopsis: string;
   description: string;
 }
@@ -33,6 +39,12 @@ export interface FrameworkOptions {
   routes: Route[];
   secrets: SecretType[];
   specialPaths: SpecialPaths;
+  /**
+   * A field no route declares: refused with a 400 naming it (the default: the
+   * tvm engine), or accepted with Vault's warning (Vault's own backends: clients
+   * such as the Terraform provider send fields of newer versions).
+   */
+  unknownFields?: 'refuse' | 'warn';
   /** Runs on the `rollback` operation, as Vault's PeriodicFunc: housekeeping. */
   periodic?: (storage: Storage) => Promise<void>;
   initialize?: (storage: Storage) => Promise<void>;

@@ -59,6 +59,7 @@ import {
   type TokenStore,
 } from './tokens.ts';
 import type { LeaseEntry, StorageOp } from './types.ts';
+import type { LeaseManager, ServerCore } from './context.ts';
 import type { WrapInfo, WrappedResponse, WrappingStore } from './wrapping.ts';
 
 /** Request bodies larger than this are refused with 413. */
@@ -67,47 +68,6 @@ export const MAX_BODY_BYTES = 1024 * 1024;
 const MAX_DRAIN_BYTES = 64 * 1024 * 1024;
 
 export const VAULT_VERSION = '1.17.0+tvm';
-
-/** What the HTTP layer needs from the expiration manager. */
-export interface LeaseManager {
-  /** Tracks a secret; `writes` (the engine's, held) become durable in one batch with the lease. */
-  register(input: {
-    mountPoint: string;
-    path: string;
-    secret: StoredSecret;
-    clientTokenId: string;
-    writes?: StorageOp[];
-  }): Promise<LeaseEntry> | LeaseEntry;
-  lookup(leaseId: string): Promise<LeaseEntry | null | undefined> | LeaseEntry | null | undefined;
-  renew(
-    leaseId: string,
-    incrementMs: number,
-  ): Promise<{ lease: LeaseEntry; data?: Record<string, unknown>; warnings?: string[] }>;
-  revoke(leaseId: string): Promise<unknown>;
-  revokePrefix(prefix: string): Promise<unknown>;
-  revokeByToken(tokenId: string): Promise<unknown>;
-  revokeByMount(mountPoint: string): Promise<unknown>;
-  list(prefix: string): Promise<string[]> | string[];
-}
-
-/** Everything the HTTP layer serves from. */
-export interface ServerCore {
-  clock: Clock;
-  logger?: Logger;
-  tokens: TokenStore;
-  policies: PolicyStore;
-  mounts: MountTable;
-  /** Enabled auth methods (`auth/<path>/`, besides the built-in `auth/token/`). */
-  auth: AuthTable;
-  identity: IdentityStore;
-  wrapping: WrappingStore;
-  leases: LeaseManager;
-  clusterName: string;
-  clusterId: string;
-  storageType: string;
-  /** What sys/seal-status names the seal: `shamir` (dev, as Vault's dev mode), `static` (the persistent server's seal stanza). */
-  sealType: string;
-}
 
 /** An error with the HTTP status and the messages Vault would answer with. */
 export class HttpError extends Error {

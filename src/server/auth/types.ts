@@ -3,7 +3,9 @@
 // response with data or with an `auth` (a successful login) goes out. The
 // server, not the method, turns a login's auth into an identity and a token.
 
-import type { Clock, Operation, Storage } from '../../sdk/logical.ts';
+import type { Clock, LoginAuth, Operation, Storage } from '../../sdk/logical.ts';
+
+export type { LoginAuth };
 
 /** Auth method types this server can enable (besides the built-in token method). */
 export const AUTH_METHOD_TYPES = ['approle', 'jwt'] as const;
@@ -28,33 +30,6 @@ export interface AuthRequest {
   /** The client's address (IPv4 or IPv6, no port), for CIDR bindings. */
   remoteAddr?: string;
   mount: AuthMountContext;
-}
-
-/** A successful login, before the server creates the identity and the token. */
-export interface LoginAuth {
-  /** The role's token policies (sanitised by the server). */
-  policies: string[];
-  noDefaultPolicy: boolean;
-  /** 0: the mount's (else the system's) default. */
-  ttlMs: number;
-  /** 0: the mount's (else the system's) max. */
-  maxTtlMs: number;
-  explicitMaxTtlMs: number;
-  numUses: number;
-  /** The issued token may be used only from these blocks. */
-  boundCidrs: string[];
-  /** Token metadata (`role_name` for AppRole, `role` and mapped claims for JWT). */
-  metadata: Record<string, string>;
-  /** Appended to the mount's name for the token's display name. */
-  displayName: string;
-  /** The entity alias: AppRole's role_id, the JWT's user claim value. */
-  alias: { name: string; metadata: Record<string, string> };
-  /**
-   * The workload's name within the mount (the AppRole role name, the JWT's
-   * user claim value): the server qualifies it by mount to form the subject
-   * of the tokens this workload vends.
-   */
-  subjectName: string;
 }
 
 export interface AuthResponse {
