@@ -1,0 +1,257 @@
+// The LIST method on the wire.
+//
+// Vault clients send `LIST /v1/...`, a method Node's HTTP parser (llhttp)
+// refuses outright. Every connection is therefore read through a thin shim
+// that follows HTTP/1.1 request framing (heads, Content-Length and chunked
+// bodies) and, at each request start only, renames LIST to LINK (same length,
+// so nothing else moves). The request handler treats LINK as LIST; a genuine
+// LINK (which Vault does not serve) is thus answered as a LIST.
+
+import { Server as HttpServer } from 'node:http';
+import { Server as HttpsServer } from 'node:https';
+import type { Socket } from 'node:net';
+import { Duplex } from 'node:stream';
+
+/** The method the parser sees for LIST. */
+export const LIST_ALIAS = 'LINK';
+const MAX_HEAD_BYTES = 64 * 1024;
+const CRLF = Buffer.from('\r\n');
+const HEAD_END = Buffer.from('\r\n\r\n');
+
+type FramerState = 'head' | 'body' | 'chunk-line' | 'chunk-data' | 'trailer' | 'pass';
+
+/** Follows request framing on one connection and renames LIST at request starts. */
+export class ListMethodRewriter {
+  private state: FramerState = 'head';
+  private pending: Buffer = Buffer.alloc(0);
+  private remaining = 0;
+
+  /** Transforms one chunk of the incoming byte stream; returns what the parser should see now. */
+  feed(chunk: Buffer): Buffer[] {
+    const out: Buffer[] = [];
+    let data = chunk;
+    while (data.length > 0) {
+      switch (this.state) {
+        case 'pass':
+          out.push(data);
+          return out;
+        case 'head': {
+          const buf = this.pending.length > 0 ? Buffer.concat([this.pending, data]) : data;
+          // Blank lines between requests are tolerated by the parser; pass them on as they are.
+          let start = 0;
+          while (start + 1 < buf.length && buf[start] === 13 && buf[start + 1] === 10) start += 2;
+          const end = buf.indexOf(HEAD_END, start);
+          if (end === -1) {
+            if (buf.length > MAX_HEAD_BYTES) {
+              // Far beyond any header limit: let the parser refuse it.
+              this.pending = Buffer.alloc(0);
+              this.state = 'pass';
+              out.push(buf);
+              return out;
+            }
+            this.pending = Buffer.from(buf);
+            return out;
+          }
+          this.pending = Buffer.alloc(0);
+          const head = buf.subarray(0, end + 4);
+          if (
+            head.length - start >= 5 &&
+            head[start] === 0x4c && // L
+            head[start + 1] === 0x49 && // I
+            head[start + 2] === 0x53 && // S
+            head[start + 3] === 0x54 && // T
+            head[start + 4] === 0x20
+          ) {
+            const copy = Buffer.from(head);
+            copy.write(LIST_ALIAS, start, 'latin1');
+            out.push(copy);
+          } else {
+            out.push(head);
+          }
+          this.afterHead(head.subarray(start).toString('latin1'));
+          data = buf.subarray(end + 4);
+          break;
+        }
+        case 'body':
+        case 'chunk-data': {
+          const n = Math.min(this.remaining, data.length);
+          out.push(data.subarray(0, n));
+          this.remaining -= n;
+          data = data.subarray(n);
+          if (this.remaining === 0) this.state = this.state === 'body' ? 'head' : 'chunk-line';
+          break;
+        }
+        case 'chunk-line':
+        case 'trailer': {
+          const buf = this.pending.length > 0 ? Buffer.concat([this.pending, data]) : data;
+          if (this.state === 'chunk-line') {
+            const eol = buf.indexOf(CRLF);
+            if (eol === -1) {
+              if (buf.length > 4096) return this.giveUp(out, buf);
+              this.pending = Buffer.from(buf);
+              return out;
+            }
+            this.pending = Buffer.alloc(0);
+            out.push(buf.subarray(0, eol + 2));
+            const size = parseInt(buf.subarray(0, eol).toString('latin1').split(';')[0].trim(), 16);
+            if (!Number.isFinite(size) || size < 0) return this.giveUp(out, buf.subarray(eol + 2));
+            if (size === 0) this.state = 'trailer';
+            else {
+              this.state = 'chunk-data';
+              this.remaining = size + 2; // data and its CRLF
+            }
+            data = buf.subarray(eol + 2);
+          } else {
+            // Trailer lines end with an empty line.
+            if (buf.length >= 2 && buf[0] === 13 && buf[1] === 10) {
+              this.pending = Buffer.alloc(0);
+              out.push(buf.subarray(0, 2));
+              this.state = 'head';
+              data = buf.subarray(2);
+              break;
+            }
+            const end = buf.indexOf(HEAD_END);
+            if (end === -1) {
+              if (buf.length > MAX_HEAD_BYTES) return this.giveUp(out, buf);
+              this.pending = Buffer.from(buf);
+              return out;
+            }
+            this.pending = Buffer.alloc(0);
+            out.push(buf.subarray(0, end + 4));
+            this.state = 'head';
+            data = buf.subarray(end + 4);
+          }
+          break;
+        }
+      }
+    }
+    return out;
+  }
+
+  private giveUp(out: Buffer[], rest: Buffer): Buffer[] {
+    this.pending = Buffer.alloc(0);
+    this.state = 'pass';
+    out.push(rest);
+    return out;
+  }
+
+  private afterHead(head: string): void {
+    let contentLength = 0;
+    let chunked = false;
+    let upgrade = false;
+    for (const line of head.split('\r\n').slice(1)) {
+      const colon = line.indexOf(':');
+      if (colon <= 0) continue;
+      const name = line.slice(0, colon).trim().toLowerCase();
+      const value = line.slice(colon + 1).trim();
+      if (name === 'content-length') contentLength = Number(value);
+      else if (name === 'transfer-encoding') chunked = value.toLowerCase().split(',').map((s) => s.trim()).includes('chunked');
+      else if (name === 'upgrade') upgrade = true;
+    }
+    if (upgrade || head.startsWith('CONNECT ')) this.state = 'pass';
+    else if (chunked) this.state = 'chunk-line';
+    else if (Number.isSafeInteger(contentLength) && contentLength > 0) {
+      this.state = 'body';
+      this.remaining = contentLength;
+    } else if (!Number.isSafeInteger(contentLength) || contentLength < 0) this.state = 'pass';
+    else this.state = 'head';
+  }
+}
+
+/** A connection as the HTTP server sees it: the real socket's bytes through the LIST rewriter. */
+class RewritingSocket extends Duplex {
+  private readonly socket: Socket;
+  private readonly rewriter = new ListMethodRewriter();
+
+  constructor(socket: Socket) {
+    super({ allowHalfOpen: true });
+    this.socket = socket;
+    socket.on('data', (chunk: Buffer) => {
+      let ok = true;
+      for (const part of this.rewriter.feed(chunk)) if (part.length > 0) ok = this.push(part) && ok;
+      if (!ok) socket.pause();
+    });
+    socket.on('end', () => this.push(null));
+    socket.on('timeout', () => this.emit('timeout'));
+    socket.on('error', (err) => this.destroy(err));
+    socket.on('close', () => this.destroy());
+    socket.on('drain', () => this.emit('drain'));
+  }
+
+  get remoteAddress(): string | undefined {
+    return this.socket.remoteAddress;
+  }
+  get remotePort(): number | undefined {
+    return this.socket.remotePort;
+  }
+  get remoteFamily(): string | undefined {
+    return this.socket.remoteFamily;
+  }
+  get localAddress(): string | undefined {
+    return this.socket.localAddress;
+  }
+  get localPort(): number | undefined {
+    return this.socket.localPort;
+  }
+  get encrypted(): boolean {
+    return (this.socket as Socket & { encrypted?: boolean }).encrypted === true;
+  }
+
+  setTimeout(ms: number, callback?: () => void): this {
+    this.socket.setTimeout(ms);
+    if (callback) this.once('timeout', callback);
+    return this;
+  }
+  setNoDelay(noDelay?: boolean): this {
+    this.socket.setNoDelay(noDelay);
+    return this;
+  }
+  setKeepAlive(enable?: boolean, delay?: number): this {
+    this.socket.setKeepAlive(enable, delay);
+    return this;
+  }
+  ref(): this {
+    this.socket.ref();
+    return this;
+  }
+  unref(): this {
+    this.socket.unref();
+    return this;
+  }
+
+  override _read(): void {
+    this.socket.resume();
+  }
+  override _write(chunk: Buffer, encoding: BufferEncoding, callback: (err?: Error | null) => void): void {
+    this.socket.write(chunk, encoding, callback);
+  }
+  override _writev(chunks: Array<{ chunk: Buffer; encoding: BufferEncoding }>, callback: (err?: Error | null) => void): void {
+    this.socket.cork();
+    for (let i = 0; i < chunks.length; i++) {
+      this.socket.write(chunks[i].chunk, chunks[i].encoding, i === chunks.length - 1 ? callback : undefined);
+    }
+    this.socket.uncork();
+  }
+  override _final(callback: (err?: Error | null) => void): void {
+    this.socket.end(callback);
+  }
+  override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
+    this.socket.destroy(err ?? undefined);
+    callback(err);
+  }
+}
+
+/**
+ * Makes an http or https server accept Vault's LIST method: its connection
+ * listener gets each connection through the rewriting shim.
+ */
+export function acceptListMethod(server: HttpServer | HttpsServer): void {
+  const event = server instanceof HttpsServer ? 'secureConnection' : 'connection';
+  const listeners = server.listeners(event) as Array<(this: unknown, socket: Socket) => void>;
+  const original = listeners.find((l) => l.name === 'connectionListener') ?? (listeners.length === 1 ? listeners[0] : undefined);
+  if (!original) throw new Error(`cannot install LIST support: no ${event} listener on the server`);
+  server.removeListener(event, original);
+  server.on(event, (socket: Socket) => {
+    original.call(server, new RewritingSocket(socket) as unknown as Socket);
+  });
+}
