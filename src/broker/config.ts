@@ -97,6 +97,28 @@ function cloudBlocks(v: unknown): CloudBlocks {
   }
 }
 
+/**
+ * An AppRole or JWT login block: both name the method's mount path (default:
+ * the method's name), one required identifier (`idKey`), and a secret given
+ * inline (`secretKey`) or as a file (`<secretKey>_file`).
+ */
+function loginBlock(
+  a: Obj,
+  method: 'approle' | 'jwt',
+  idKey: string,
+  secretKey: string,
+  rel: (p: string) => string,
+): { path: string; id: string; secret?: string; secretFile?: string } {
+  const where = `auth "${method}"`;
+  const file = str(a, `${secretKey}_file`, where);
+  return {
+    path: str(a, 'path', where) ?? method,
+    id: str(a, idKey, where) ?? fail(`${where} needs ${idKey}`),
+    secret: str(a, secretKey, where),
+    secretFile: file && rel(file),
+  };
+}
+
 export function parseConfig(raw: Obj, baseDir: string, env: Record<string, string | undefined> = process.env): BrokerConfig {
   const rel = (p: string) => resolve(baseDir, p);
   const v = block(raw.vault, 'vault') ?? fail('a vault { address = ... } block is required');
@@ -108,23 +130,11 @@ export function parseConfig(raw: Obj, baseDir: string, env: Record<string, strin
     const tokenFile = str(a, 'token_file', 'auth "token"');
     auth = { method: 'token', token: str(a, 'token', 'auth "token"') ?? (tokenFile ? undefined : env.VAULT_TOKEN), tokenFile: tokenFile && rel(tokenFile) };
   } else if (method === 'approle') {
-    const file = str(a, 'secret_id_file', 'auth "approle"');
-    auth = {
-      method: 'approle',
-      path: str(a, 'path', 'auth "approle"') ?? 'approle',
-      roleId: str(a, 'role_id', 'auth "approle"') ?? fail('auth "approle" needs role_id'),
-      secretId: str(a, 'secret_id', 'auth "approle"'),
-      secretIdFile: file && rel(file),
-    };
+    const l = loginBlock(a, method, 'role_id', 'secret_id', rel);
+    auth = { method, path: l.path, roleId: l.id, secretId: l.secret, secretIdFile: l.secretFile };
   } else if (method === 'jwt') {
-    const file = str(a, 'jwt_file', 'auth "jwt"');
-    auth = {
-      method: 'jwt',
-      path: str(a, 'path', 'auth "jwt"') ?? 'jwt',
-      role: str(a, 'role', 'auth "jwt"') ?? fail('auth "jwt" needs role'),
-      jwt: str(a, 'jwt', 'auth "jwt"'),
-      jwtFile: file && rel(file),
-    };
+    const l = loginBlock(a, method, 'role', 'jwt', rel);
+    auth = { method, path: l.path, role: l.id, jwt: l.secret, jwtFile: l.secretFile };
   } else {
     fail(`vault.auth "${method}" is not one of token, approle, jwt`);
   }

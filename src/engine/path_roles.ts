@@ -173,7 +173,7 @@ export function parseRoleInput(
 ): RoleEntry {
   validateRoleName(name);
   const route = { pattern: '', fields: ROLE_FIELDS, operations: {}, synopsis: '', description: '' };
-  const fields = parseFields(route, {}, input, false);
+  const fields = parseFields(route, {}, input, { unknown: 'refuse', required: true });
   return validateRole(mergeRole(null, fields), mount);
 }
 

@@ -27,6 +27,11 @@ export interface FieldSchema {
   required?: boolean;
   /** The field can hold a secret (a token, a secret id, a key): errors name it, never show its value. */
   secret?: boolean;
+  /**
+   * For a `raw` field the handler checks itself (the server's own backends,
+   * whose error words clients match): the type help and OpenAPI show.
+   */
+  shownAs?: Exclude<FieldType, 'raw'>;
 }
 
 export type Fields = Record<string, FieldSchema>;
@@ -61,16 +66,24 @@ export class FieldData {
   }
 }
 
+/** How parseFields treats what the route does not declare, and whether required fields are checked. */
+export interface ParseMode {
+  /** Fields no route declares: refused with a 400 naming them, or skipped (the caller may warn). */
+  unknown: 'refuse' | 'skip';
+  /** Check required fields (writes); an empty string counts as missing, as in Vault's auth methods. */
+  required: boolean;
+}
+
 /**
  * Validates the request against the route's fields: unknown fields are refused
- * (except on reads, lists and deletes, whose query strings clients pad freely),
- * every supplied value is parsed to its type, and required fields must be there.
+ * or skipped as the mode says, every supplied value is parsed to its type, and
+ * required fields must be there (on writes).
  */
 export function parseFields(
   route: { fields: Fields },
   captures: Record<string, string>,
   data: Record<string, unknown>,
-  lenient: boolean,
+  mode: ParseMode,
 ): FieldData {
   if (data === null || typeof data !== 'object' || Array.isArray(data)) {
     throw new EngineError('ERR_INVALID_REQUEST', 'request body must be a JSON object');
@@ -83,7 +96,7 @@ export function parseFields(
   for (const [name, raw] of Object.entries(data)) {
     const schema = route.fields[name];
     if (!schema) {
-      if (lenient) continue;
+      if (mode.unknown === 'skip') continue;
       const known = Object.keys(route.fields).filter((k) => !(k in captures));
       throw new EngineError(
         'ERR_UNKNOWN_FIELD',
@@ -98,9 +111,9 @@ export function parseFields(
     if (raw === null || raw === undefined) continue;
     values.set(name, parseField(name, schema, raw));
   }
-  if (!lenient) {
+  if (mode.required) {
     for (const [name, schema] of Object.entries(route.fields)) {
-      if (schema.required && !values.has(name)) {
+      if (schema.required && (!values.has(name) || values.get(name) === '')) {
         throw new EngineError('ERR_MISSING_FIELD', `missing required field ${name}`, { field: name });
       }
     }
@@ -142,6 +155,8 @@ function parseField(name: string, schema: FieldSchema, raw: unknown): unknown {
       return raw;
     case 'string':
       if (typeof raw === 'string') return raw;
+      // A secret is never a number: refused, and nothing of the value is shown.
+      if (schema.secret) throw invalidField(name, 'expected a string');
       if (typeof raw === 'number' || typeof raw === 'boolean') return String(raw);
       throw invalidField(name, `expected a string, got ${got(raw)}`);
     case 'int': {

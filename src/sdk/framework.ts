@@ -45,7 +45,7 @@ export class FrameworkBackend implements Backend {
   async handleExistenceCheck(req: LogicalRequest): Promise<ExistenceResult> {
     const match = this.match(req.path);
     if (!match || !match.route.existenceCheck) return { checkFound: false, exists: false };
-    const fields = parseFields(match.route, match.captures, {}, true);
+    const fields = parseFields(match.route, match.captures, {}, { unknown: 'skip', required: false });
     return { checkFound: true, exists: await match.route.existenceCheck(req, fields) };
   }
 
@@ -94,13 +94,14 @@ export class FrameworkBackend implements Backend {
     if (!handler) {
       throw new EngineError('ERR_UNSUPPORTED_OPERATION', `unsupported operation ${req.operation} on ${req.path}`);
     }
-    const lenient = op === 'read' || op === 'list' || op === 'delete';
-    const warn = this.options.unknownFields === 'warn';
-    const data = req.data ?? {};
-    const fields = parseFields(match.route, match.captures, data, lenient || warn);
-    const response = await handler(req, fields);
     const writing = op === 'create' || op === 'update';
-    const ignored = warn && writing ? Object.keys(data).filter((k) => !(k in match.route.fields)) : [];
+    const mode = this.options.unknownFields ?? 'refuse';
+    const data = req.data ?? {};
+    // Reads, lists and deletes take padded query strings: their unknown fields are never refused.
+    const unknown = mode === 'refuse' && writing ? 'refuse' : 'skip';
+    const fields = parseFields(match.route, match.captures, data, { unknown, required: writing });
+    const response = await handler(req, fields);
+    const ignored = mode === 'warn' && writing ? Object.keys(data).filter((k) => !(k in match.route.fields)) : [];
     if (ignored.length === 0) return response;
     // Vault's words for fields a route does not know.
     const warning = `Endpoint ignored these unrecognized parameters: [${ignored.sort().join(' ')}]`;
@@ -150,7 +151,7 @@ export class FrameworkBackend implements Backend {
       for (const name of names) {
         const f = route.fields[name];
         const def = f.default === undefined ? '' : ` (default: ${JSON.stringify(f.default)})`;
-        lines.push(`  ${name} (${f.type})${def}: ${f.description}`);
+        lines.push(`  ${name} (${f.shownAs ?? f.type})${def}: ${f.description}`);
       }
     }
     return lines.join('\n');

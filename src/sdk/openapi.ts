@@ -37,7 +37,7 @@ function schemaOf(field: FieldSchema): Schema {
     object: { type: 'object' },
     raw: { type: 'object' },
   };
-  const s: Schema = { ...base[field.type], description: field.description };
+  const s: Schema = { ...base[field.shownAs ?? field.type], description: field.description };
   if (field.default !== undefined) s.default = field.default;
   return s;
 }

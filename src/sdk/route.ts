@@ -42,9 +42,11 @@ export interface FrameworkOptions {
   /**
    * A field no route declares: refused with a 400 naming it (the default: the
    * tvm engine), or accepted with Vault's warning (Vault's own backends: clients
-   * such as the Terraform provider send fields of newer versions).
+   * such as the Terraform provider send fields of newer versions), or
+   * accepted silently (the server's sys and token backends, as the dev server
+   * always has).
    */
-  unknownFields?: 'refuse' | 'warn';
+  unknownFields?: 'refuse' | 'warn' | 'ignore';
   /** Runs on the `rollback` operation, as Vault's PeriodicFunc: housekeeping. */
   periodic?: (storage: Storage) => Promise<void>;
   initialize?: (storage: Storage) => Promise<void>;

@@ -67,6 +67,12 @@ export class PostgresStore implements Store {
     return (await this.q(sql, params)).rows;
   }
 
+  /** The first row of a read, mapped; null when there is none. */
+  private async first<T>(fromRow: (r: Raw) => T, sql: string, params: unknown[] = []): Promise<T | null> {
+    const r = await this.rows(sql, params);
+    return r[0] ? fromRow(r[0]) : null;
+  }
+
   private async count(sql: string, params: unknown[] = []): Promise<number> {
     return (await this.q(sql, params)).rowCount ?? 0;
   }
@@ -88,9 +94,7 @@ export class PostgresStore implements Store {
   }
 
   async migrate(): Promise<number> {
-    const c = await this.pool.connect();
-    try {
-      await c.query('BEGIN');
+    return this.tx(async (c) => {
       await c.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
       await c.query('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)');
       const r = await c.query<{ v: number | null }>('SELECT MAX(version) AS v FROM schema_migrations');
@@ -100,14 +104,8 @@ export class PostgresStore implements Store {
         await c.query('INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)', [i + 1, Date.now()]);
         version = i + 1;
       }
-      await c.query('COMMIT');
       return version;
-    } catch (err) {
-      await c.query('ROLLBACK').catch(() => undefined);
-      throw err;
-    } finally {
-      c.release();
-    }
+    });
   }
 
   async close(): Promise<void> {
@@ -125,8 +123,7 @@ export class PostgresStore implements Store {
   }
 
   async getWorkload(id: string): Promise<WorkloadRow | null> {
-    const r = await this.rows('SELECT * FROM workloads WHERE id = $1', [id]);
-    return r[0] ? workloadFromRow(r[0]) : null;
+    return this.first(workloadFromRow, 'SELECT * FROM workloads WHERE id = $1', [id]);
   }
 
   async heartbeat(id: string, at: number): Promise<boolean> {
@@ -174,23 +171,19 @@ export class PostgresStore implements Store {
   }
 
   async getLease(id: string): Promise<LeaseRow | null> {
-    const r = await this.rows('SELECT * FROM leases WHERE id = $1', [id]);
-    return r[0] ? leaseFromRow(r[0]) : null;
+    return this.first(leaseFromRow, 'SELECT * FROM leases WHERE id = $1', [id]);
   }
 
   async getLeaseByJti(jti: string): Promise<LeaseRow | null> {
-    const r = await this.rows('SELECT * FROM leases WHERE jti = $1 ORDER BY created_at DESC LIMIT 1', [jti]);
-    return r[0] ? leaseFromRow(r[0]) : null;
+    return this.first(leaseFromRow, 'SELECT * FROM leases WHERE jti = $1 ORDER BY created_at DESC LIMIT 1', [jti]);
   }
 
   async getLeaseByVaultId(leaseId: string): Promise<LeaseRow | null> {
-    const r = await this.rows('SELECT * FROM leases WHERE lease_id = $1 ORDER BY created_at DESC LIMIT 1', [leaseId]);
-    return r[0] ? leaseFromRow(r[0]) : null;
+    return this.first(leaseFromRow, 'SELECT * FROM leases WHERE lease_id = $1 ORDER BY created_at DESC LIMIT 1', [leaseId]);
   }
 
   async chainEnd(id: string): Promise<LeaseRow | null> {
-    const r = await this.rows(LEASE_SQL.chainEnd.pg, [id]);
-    return r[0] ? leaseFromRow(r[0]) : null;
+    return this.first(leaseFromRow, LEASE_SQL.chainEnd.pg, [id]);
   }
 
   async linkSuccessor(id: string, successorId: string): Promise<boolean> {
@@ -198,11 +191,11 @@ export class PostgresStore implements Store {
   }
 
   async findCached(workloadId: string, role: string, scopeKey: string): Promise<LeaseRow | null> {
-    const r = await this.rows(
+    return this.first(
+      leaseFromRow,
       `SELECT * FROM leases WHERE workload_id = $1 AND role = $2 AND scope_key = $3 AND state = 'active' ORDER BY expires_at DESC LIMIT 1`,
       [workloadId, role, scopeKey],
     );
-    return r[0] ? leaseFromRow(r[0]) : null;
   }
 
   async leasesOfWorkload(workloadId: string, states: readonly LeaseState[]): Promise<LeaseRow[]> {
@@ -313,13 +306,11 @@ export class PostgresStore implements Store {
   }
 
   async getGrant(id: string): Promise<GrantRow | null> {
-    const r = await this.rows('SELECT * FROM cloud_grants WHERE id = $1', [id]);
-    return r[0] ? grantFromRow(r[0]) : null;
+    return this.first(grantFromRow, 'SELECT * FROM cloud_grants WHERE id = $1', [id]);
   }
 
   async grantOfLease(leaseRowId: string): Promise<GrantRow | null> {
-    const r = await this.rows('SELECT * FROM cloud_grants WHERE lease_row_id = $1 ORDER BY created_at DESC LIMIT 1', [leaseRowId]);
-    return r[0] ? grantFromRow(r[0]) : null;
+    return this.first(grantFromRow, 'SELECT * FROM cloud_grants WHERE lease_row_id = $1 ORDER BY created_at DESC LIMIT 1', [leaseRowId]);
   }
 
   async grantsOfLeases(leaseRowIds: readonly string[]): Promise<Map<string, GrantRow>> {

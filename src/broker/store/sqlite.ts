@@ -168,6 +168,12 @@ export class SqliteStore implements Store {
     return this.stmt(sql).get(...params) as Record<string, unknown> | undefined;
   }
 
+  /** The first row of a read, mapped; null when there is none. */
+  private first<T>(fromRow: (r: Record<string, unknown>) => T, sql: string, ...params: unknown[]): T | null {
+    const r = this.one(sql, ...params);
+    return r ? fromRow(r) : null;
+  }
+
   /** A write statement through the group commit; resolves to its changed row count. */
   private run(sql: string, ...params: unknown[]): Promise<number> {
     const stmt = this.stmt(sql);
@@ -183,8 +189,7 @@ export class SqliteStore implements Store {
   }
 
   async getWorkload(id: string): Promise<WorkloadRow | null> {
-    const r = this.one('SELECT * FROM workloads WHERE id = ?', id);
-    return r ? workloadFromRow(r) : null;
+    return this.first(workloadFromRow, 'SELECT * FROM workloads WHERE id = ?', id);
   }
 
   async heartbeat(id: string, at: number): Promise<boolean> {
@@ -231,23 +236,19 @@ export class SqliteStore implements Store {
   }
 
   async getLease(id: string): Promise<LeaseRow | null> {
-    const r = this.one('SELECT * FROM leases WHERE id = ?', id);
-    return r ? leaseFromRow(r) : null;
+    return this.first(leaseFromRow, 'SELECT * FROM leases WHERE id = ?', id);
   }
 
   async getLeaseByJti(jti: string): Promise<LeaseRow | null> {
-    const r = this.one('SELECT * FROM leases WHERE jti = ? ORDER BY created_at DESC LIMIT 1', jti);
-    return r ? leaseFromRow(r) : null;
+    return this.first(leaseFromRow, 'SELECT * FROM leases WHERE jti = ? ORDER BY created_at DESC LIMIT 1', jti);
   }
 
   async getLeaseByVaultId(leaseId: string): Promise<LeaseRow | null> {
-    const r = this.one('SELECT * FROM leases WHERE lease_id = ? ORDER BY created_at DESC LIMIT 1', leaseId);
-    return r ? leaseFromRow(r) : null;
+    return this.first(leaseFromRow, 'SELECT * FROM leases WHERE lease_id = ? ORDER BY created_at DESC LIMIT 1', leaseId);
   }
 
   async chainEnd(id: string): Promise<LeaseRow | null> {
-    const r = this.one(LEASE_SQL.chainEnd.sqlite, id);
-    return r ? leaseFromRow(r) : null;
+    return this.first(leaseFromRow, LEASE_SQL.chainEnd.sqlite, id);
   }
 
   async linkSuccessor(id: string, successorId: string): Promise<boolean> {
@@ -255,12 +256,12 @@ export class SqliteStore implements Store {
   }
 
   async findCached(workloadId: string, role: string, scopeKey: string): Promise<LeaseRow | null> {
-    const r = this.one(
+    return this.first(
+      leaseFromRow,
       `SELECT * FROM leases WHERE workload_id = ? AND role = ? AND scope_key = ? AND state = 'active'
        ORDER BY expires_at DESC LIMIT 1`,
       workloadId, role, scopeKey,
     );
-    return r ? leaseFromRow(r) : null;
   }
 
   async leasesOfWorkload(workloadId: string, states: readonly LeaseState[]): Promise<LeaseRow[]> {
@@ -379,13 +380,11 @@ export class SqliteStore implements Store {
   }
 
   async getGrant(id: string): Promise<GrantRow | null> {
-    const r = this.one('SELECT * FROM cloud_grants WHERE id = ?', id);
-    return r ? grantFromRow(r) : null;
+    return this.first(grantFromRow, 'SELECT * FROM cloud_grants WHERE id = ?', id);
   }
 
   async grantOfLease(leaseRowId: string): Promise<GrantRow | null> {
-    const r = this.one('SELECT * FROM cloud_grants WHERE lease_row_id = ? ORDER BY created_at DESC LIMIT 1', leaseRowId);
-    return r ? grantFromRow(r) : null;
+    return this.first(grantFromRow, 'SELECT * FROM cloud_grants WHERE lease_row_id = ? ORDER BY created_at DESC LIMIT 1', leaseRowId);
   }
 
   async grantsOfLeases(leaseRowIds: readonly string[]): Promise<Map<string, GrantRow>> {

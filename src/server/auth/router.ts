@@ -68,7 +68,7 @@ export class AuthRouter {
   async exists(req: AuthRequest): Promise<boolean | undefined> {
     const m = this.match(req.path);
     if (!m?.route.existenceCheck) return undefined;
-    return m.route.existenceCheck(req, parseFields(asRoute(m.route), m.captures, {}, true));
+    return m.route.existenceCheck(req, parseFields(asRoute(m.route), m.captures, {}, { unknown: 'skip', required: false }));
   }
 
   async handle(req: AuthRequest): Promise<AuthResponse | null> {
@@ -92,7 +92,7 @@ export class AuthRouter {
       if (v !== undefined && v !== null && typeof v !== 'string') throw invalidField(name, 'expected a string');
     }
     const parsed = Object.fromEntries(Object.entries(data).filter(([k]) => !(m.route.raw ?? []).includes(k)));
-    const fields = parseFields(asRoute(m.route), m.captures, parsed, true);
+    const fields = parseFields(asRoute(m.route), m.captures, parsed, { unknown: 'skip', required: false });
     const writing = op === 'create' || op === 'update';
     if (writing) {
       for (const name of m.route.required ?? []) {
