@@ -8,33 +8,14 @@ import type { CloudGrant } from '../../iam/types.ts';
 import type { DueMove, EventRow, GrantRow, Issued, LeaseRow, LeaseState, LoginRow, NewGrant, NewIntent, Renewed, Store, StoreStats, WorkloadRow } from '../types.ts';
 import { LIVE_LEASE_STATES } from '../types.ts';
 import { GRANT_SQL, cloudGrantsMigration, pgClaim } from './grant-sql.ts';
-import { LEASE_SQL } from './lease-sql.ts';
+import { LEASE_SQL, registryMigration } from './lease-sql.ts';
 import { LOGIN_SQL, vaultLoginsMigration } from './login-sql.ts';
 import { eventFromRow, grantFromRow, leaseFromRow, loginFromRow, workloadFromRow } from './rows.ts';
 
 /** Numbered migrations; never edit one that shipped, add the next. */
 export const POSTGRES_MIGRATIONS: readonly string[] = [
   // 1: registry
-  `CREATE TABLE workloads (
-     id TEXT PRIMARY KEY, name TEXT NOT NULL, heartbeat_interval_ms BIGINT NOT NULL, pid INTEGER,
-     host TEXT NOT NULL, replica TEXT NOT NULL, state TEXT NOT NULL, reason TEXT,
-     created_at BIGINT NOT NULL, last_heartbeat_at BIGINT NOT NULL, ended_at BIGINT);
-   CREATE INDEX workloads_state ON workloads (state);
-   CREATE TABLE leases (
-     id TEXT PRIMARY KEY, workload_id TEXT NOT NULL REFERENCES workloads (id), role TEXT NOT NULL,
-     scope_key TEXT NOT NULL, state TEXT NOT NULL, lease_id TEXT, jti TEXT, token TEXT,
-     ttl_ms BIGINT NOT NULL DEFAULT 0, created_at BIGINT NOT NULL, token_issued_at BIGINT NOT NULL DEFAULT 0,
-     expires_at BIGINT NOT NULL DEFAULT 0, due_at BIGINT NOT NULL DEFAULT 0, attempts INTEGER NOT NULL DEFAULT 0,
-     renewals INTEGER NOT NULL DEFAULT 0, last_error TEXT, claim_owner TEXT, claim_until BIGINT NOT NULL DEFAULT 0,
-     reason TEXT, replaced_by TEXT, ended_at BIGINT);
-   CREATE INDEX leases_due ON leases (state, due_at);
-   CREATE INDEX leases_jti ON leases (jti);
-   CREATE INDEX leases_lease_id ON leases (lease_id);
-   CREATE INDEX leases_workload ON leases (workload_id, state);
-   CREATE TABLE events (
-     id BIGSERIAL PRIMARY KEY, at BIGINT NOT NULL, kind TEXT NOT NULL, workload_id TEXT,
-     lease_row_id TEXT, reason TEXT, detail TEXT);
-   CREATE INDEX events_workload ON events (workload_id, kind, at);`,
+  registryMigration('BIGINT'),
   // 2: the cache lookup (workload, role, scope), as SQLite's migration 2
   `CREATE INDEX leases_cache ON leases (workload_id, role, scope_key, state, expires_at);`,
   // 3: cloud grants, one per lease at most (the plan is the write-ahead entry; grant_json holds the credential: secret)

@@ -18,32 +18,13 @@ import type { DueMove, EventRow, GrantRow, Issued, LeaseRow, LeaseState, LoginRo
 import { LIVE_LEASE_STATES } from '../types.ts';
 import { eventFromRow, grantFromRow, leaseFromRow, loginFromRow, workloadFromRow } from './rows.ts';
 import { GRANT_SQL, cloudGrantsMigration } from './grant-sql.ts';
-import { LEASE_SQL } from './lease-sql.ts';
+import { LEASE_SQL, registryMigration } from './lease-sql.ts';
 import { LOGIN_SQL, vaultLoginsMigration } from './login-sql.ts';
 
 /** Numbered migrations; never edit one that shipped, add the next. */
 export const SQLITE_MIGRATIONS: readonly string[] = [
   // 1: registry
-  `CREATE TABLE workloads (
-     id TEXT PRIMARY KEY, name TEXT NOT NULL, heartbeat_interval_ms INTEGER NOT NULL, pid INTEGER,
-     host TEXT NOT NULL, replica TEXT NOT NULL, state TEXT NOT NULL, reason TEXT,
-     created_at INTEGER NOT NULL, last_heartbeat_at INTEGER NOT NULL, ended_at INTEGER);
-   CREATE INDEX workloads_state ON workloads (state);
-   CREATE TABLE leases (
-     id TEXT PRIMARY KEY, workload_id TEXT NOT NULL REFERENCES workloads (id), role TEXT NOT NULL,
-     scope_key TEXT NOT NULL, state TEXT NOT NULL, lease_id TEXT, jti TEXT, token TEXT,
-     ttl_ms INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL, token_issued_at INTEGER NOT NULL DEFAULT 0,
-     expires_at INTEGER NOT NULL DEFAULT 0, due_at INTEGER NOT NULL DEFAULT 0, attempts INTEGER NOT NULL DEFAULT 0,
-     renewals INTEGER NOT NULL DEFAULT 0, last_error TEXT, claim_owner TEXT, claim_until INTEGER NOT NULL DEFAULT 0,
-     reason TEXT, replaced_by TEXT, ended_at INTEGER);
-   CREATE INDEX leases_due ON leases (state, due_at);
-   CREATE INDEX leases_jti ON leases (jti);
-   CREATE INDEX leases_lease_id ON leases (lease_id);
-   CREATE INDEX leases_workload ON leases (workload_id, state);
-   CREATE TABLE events (
-     id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, kind TEXT NOT NULL, workload_id TEXT,
-     lease_row_id TEXT, reason TEXT, detail TEXT);
-   CREATE INDEX events_workload ON events (workload_id, kind, at);`,
+  registryMigration('INTEGER'),
   // 2: the cache lookup (workload, role, scope) without scanning every lease of the workload
   `CREATE INDEX leases_cache ON leases (workload_id, role, scope_key, state, expires_at);`,
   // 3: cloud grants, one per lease at most (the plan is the write-ahead entry; grant_json holds the credential: secret)
