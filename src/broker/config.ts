@@ -7,9 +7,10 @@ import { parse as parseHcl } from '@cdktf/hcl2json';
 import { parseCloudBlocks, type CloudBlocks } from '../iam/providers.ts';
 import type { ListenSettings } from './api.ts';
 import { parseDurationMs } from './api.ts';
-import { DEFAULT_SETTINGS, type BrokerSettings } from './broker.ts';
+import { DEFAULT_SETTINGS, type AnomalySettings, type BrokerSettings } from './broker.ts';
 import { BrokerError } from './errors.ts';
 import { DEFAULT_LOOP, type LoopSettings } from './loop.ts';
+import type { RenewalTiming } from './timing.ts';
 import type { VaultAuth, VaultSettings } from './vault.ts';
 
 export type StoreConfig = { kind: 'sqlite'; path: string } | { kind: 'postgres'; url: string };
@@ -77,6 +78,24 @@ function dur(o: Obj | undefined, key: string, where: string): number | undefined
   } catch (err) {
     fail((err as Error).message);
   }
+}
+
+/** The settings of T that are numbers. */
+type NumberSetting<T> = { [K in keyof T]-?: T[K] extends number ? K : never }[keyof T];
+
+/**
+ * The number settings one block sets: `keys` maps each config key to its
+ * setting, read in that order; a key left out of the file is left out here, so
+ * the result spreads over the defaults. A setting named `...Ms` is a duration
+ * (`dur`), any other a non-negative number (`num`): the names carry the unit.
+ */
+function numbers<T>(o: Obj | undefined, where: string, keys: Record<string, NumberSetting<T>>): Partial<T> {
+  const out: Partial<Record<NumberSetting<T>, number>> = {};
+  for (const [key, setting] of Object.entries(keys)) {
+    const v = String(setting).endsWith('Ms') ? dur(o, key, where) : num(o, key, where);
+    if (v !== undefined) out[setting] = v;
+  }
+  return out as Partial<T>;
 }
 
 function logTo(v: string | undefined, rel: (p: string) => string): string {
@@ -169,34 +188,20 @@ export function parseConfig(raw: Obj, baseDir: string, env: Record<string, strin
     replica: str(raw, 'replica', 'config') ?? d.replica,
     roles: (roles as string[] | undefined) ?? [],
     timing: {
-      renewFraction: d.timing.renewFraction,
-      earliestFraction: d.timing.earliestFraction,
-      reserveMs: dur(r, 'reserve', 'renewal') ?? d.timing.reserveMs,
-      jitterFraction: num(r, 'jitter', 'renewal') ?? d.timing.jitterFraction,
-      backoffMinMs: dur(r, 'backoff_min', 'renewal') ?? d.timing.backoffMinMs,
-      backoffMaxMs: dur(r, 'backoff_max', 'renewal') ?? d.timing.backoffMaxMs,
-      expiryMarginMs: dur(r, 'expiry_margin', 'renewal') ?? d.timing.expiryMarginMs,
+      ...d.timing,
+      ...numbers<RenewalTiming>(r, 'renewal', { reserve: 'reserveMs', jitter: 'jitterFraction', backoff_min: 'backoffMinMs', backoff_max: 'backoffMaxMs', expiry_margin: 'expiryMarginMs' }),
     },
-    replaceGraceMs: dur(r, 'replace_grace', 'renewal') ?? d.replaceGraceMs,
-    maxLeaseAgeMs: dur(r, 'max_age', 'renewal') ?? d.maxLeaseAgeMs,
-    heartbeatTolerance: num(w, 'heartbeat_tolerance', 'workloads') ?? d.heartbeatTolerance,
-    anomaly: {
-      windowMs: dur(an, 'window', 'anomaly') ?? d.anomaly.windowMs,
-      baselineMs: dur(an, 'baseline', 'anomaly') ?? d.anomaly.baselineMs,
-      multiple: num(an, 'multiple', 'anomaly') ?? d.anomaly.multiple,
-      minCount: num(an, 'min_count', 'anomaly') ?? d.anomaly.minCount,
-    },
-    maxRevokeAttempts: num(rv, 'max_attempts', 'revocation') ?? d.maxRevokeAttempts,
-    claimTtlMs: dur(lp, 'claim_ttl', 'loop') ?? d.claimTtlMs,
-    batchSize: num(lp, 'batch', 'loop') ?? d.batchSize,
-    concurrency: num(lp, 'concurrency', 'loop') ?? d.concurrency,
+    ...numbers<BrokerSettings>(r, 'renewal', { replace_grace: 'replaceGraceMs', max_age: 'maxLeaseAgeMs' }),
+    ...numbers<BrokerSettings>(w, 'workloads', { heartbeat_tolerance: 'heartbeatTolerance' }),
+    anomaly: { ...d.anomaly, ...numbers<AnomalySettings>(an, 'anomaly', { window: 'windowMs', baseline: 'baselineMs', multiple: 'multiple', min_count: 'minCount' }) },
+    ...numbers<BrokerSettings>(rv, 'revocation', { max_attempts: 'maxRevokeAttempts' }),
+    ...numbers<BrokerSettings>(lp, 'loop', { claim_ttl: 'claimTtlMs', batch: 'batchSize', concurrency: 'concurrency' }),
     revokeOnShutdown: (raw.revoke_on_shutdown as boolean | undefined) ?? true,
   };
   if (broker.timing.backoffMinMs > broker.timing.backoffMaxMs) fail('renewal.backoff_min must not exceed renewal.backoff_max');
   const loop: LoopSettings = {
-    tickMs: dur(lp, 'tick', 'loop') ?? DEFAULT_LOOP.tickMs,
-    triggerIntervalMs: dur(lp, 'trigger_interval', 'loop') ?? DEFAULT_LOOP.triggerIntervalMs,
-    reconcileIntervalMs: dur(lp, 'reconcile_interval', 'loop') ?? DEFAULT_LOOP.reconcileIntervalMs,
+    ...DEFAULT_LOOP,
+    ...numbers<LoopSettings>(lp, 'loop', { tick: 'tickMs', trigger_interval: 'triggerIntervalMs', reconcile_interval: 'reconcileIntervalMs' }),
   };
   return {
     vault: { address, mount: str(v, 'mount', 'vault') ?? 'tvm', auth, timeoutMs: dur(v, 'timeout', 'vault') ?? 30_000 },
