@@ -296,39 +296,28 @@ export async function createProviders(b: CloudBlocks, deps: ProviderDeps = {}): 
   }
   if (b.gcp) {
     const { createGcpProvider } = await import('./gcp/provider.ts');
-    const g = b.gcp;
+    // The block's settings are the provider's options of the same names; only the file is read here.
+    const { credentialsFile, ...settings } = b.gcp;
     let sourceCredentials: AuthClient | undefined;
-    if (g.credentialsFile) {
+    if (credentialsFile) {
       const { GoogleAuth } = await import('google-auth-library');
-      const keyFile = path(g.credentialsFile);
-      read(g.credentialsFile, 'GCP credentials');
+      const keyFile = path(credentialsFile);
+      read(credentialsFile, 'GCP credentials');
       sourceCredentials = (await new GoogleAuth({ keyFile, scopes: ['https://www.googleapis.com/auth/cloud-platform'] }).getClient()) as AuthClient;
     }
-    out.gcp = createGcpProvider({
-      stsEndpoint: g.stsEndpoint,
-      iamCredentialsEndpoint: g.iamCredentialsEndpoint,
-      universeDomain: g.universeDomain,
-      maxTokenLifetimeS: g.maxTokenLifetimeS,
-      sourceCredentials,
-    }) as unknown as CloudProvider;
+    out.gcp = createGcpProvider({ ...settings, sourceCredentials }) as unknown as CloudProvider;
   }
   if (b.azure) {
     const { createAzureProvider } = await import('./azure/provider.ts');
-    const z = b.azure;
+    // As for GCP: the settings pass through by name; the CA file becomes an agent.
+    const { caFile, ...settings } = b.azure;
     let agent;
-    if (z.caFile) {
+    if (caFile) {
       const { Agent } = await import('node:https');
       const { rootCertificates } = await import('node:tls');
-      agent = new Agent({ ca: [...rootCertificates, read(z.caFile, 'Azure CA')], keepAlive: true });
+      agent = new Agent({ ca: [...rootCertificates, read(caFile, 'Azure CA')], keepAlive: true });
     }
-    out.azure = createAzureProvider({
-      authorityHost: z.authorityHost,
-      blobEndpoint: z.blobEndpoint,
-      managementEndpoint: z.managementEndpoint,
-      managementScope: z.managementScope,
-      maxRetries: z.maxRetries,
-      agent,
-    }) as unknown as CloudProvider;
+    out.azure = createAzureProvider({ ...settings, agent }) as unknown as CloudProvider;
   }
   if (b.kubernetes) {
     const { createKubernetesProvider } = await import('./kubernetes/provider.ts');

@@ -4,6 +4,8 @@
 //
 // Layout of src/iam/:
 //   types.ts, errors.ts          this contract, one error family
+//   target.ts, scopes.ts         what the clouds' target parsers and scope tables share (pure)
+//   mint.ts                      issue and renew for credentials minted afresh each time (GCP, Azure)
 //   mapping.ts                   role.iam validation for the engine (pure)
 //   <cloud>/target.ts            parse + validate that cloud's target (pure)
 //   <cloud>/scopes.ts            scope translation table (pure)

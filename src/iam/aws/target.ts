@@ -10,6 +10,7 @@
 //   deny_on_revoke  default true: revoke puts an inline deny policy on the role for the session
 
 import { IamFieldError } from '../errors.ts';
+import { targetObject } from '../target.ts';
 
 export type AwsMethod = 'web_identity' | 'assume_role';
 
@@ -60,15 +61,8 @@ function str(raw: Record<string, unknown>, key: string, field: string): string |
 }
 
 export function parseAwsTarget(raw: unknown, field: string): AwsTarget {
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
-    throw new IamFieldError(field, 'expected an object with role_arn (and optionally method, audience, region, deny_on_revoke)');
-  }
-  const obj = raw as Record<string, unknown>;
-  for (const key of Object.keys(obj)) {
-    if (!(KNOWN_FIELDS as readonly string[]).includes(key)) {
-      throw new IamFieldError(`${field}.${key}`, `unknown field; expected any of ${KNOWN_FIELDS.join(', ')}`);
-    }
-  }
+  const expected = 'role_arn (and optionally method, audience, region, deny_on_revoke)';
+  const obj = targetObject(raw, field, { expected, fields: KNOWN_FIELDS, anyOf: true });
   const roleArn = str(obj, 'role_arn', field);
   if (roleArn === undefined || roleArn === '') {
     throw new IamFieldError(`${field}.role_arn`, 'required: the ARN of the role to assume, arn:aws:iam::<account>:role/<name>');

@@ -48,6 +48,7 @@ import {
 } from '@azure/core-rest-pipeline';
 import { BlobServiceClient, type StoragePipelineOptions } from '@azure/storage-blob';
 import { CloudError, IamFieldError, type CloudErrorCode } from '../errors.ts';
+import { mintedGrants } from '../mint.ts';
 import type { CloudCredential, CloudGrant, CloudPlan, CloudProvider, GrantRequest, TeardownResult } from '../types.ts';
 import { azureModule, MAX_USER_DELEGATION_KEY_S, type AzureTarget } from './module.ts';
 import { sasTime, signSas, SAS_VERSION } from './sas.ts';
@@ -322,17 +323,8 @@ export function createAzureProvider(options: AzureProviderOptions = {}): CloudPr
     cloud: 'azure',
     module: azureModule,
     plan,
-    async issue(req, p) {
-      const grant = await mint(req, p as AzurePlan);
-      if (!grant) {
-        throw new CloudError('azure', 'ERR_CLOUD_LIMIT', `the lease's hard end ${iso(req.leaseMaxExpiresAt)} leaves no time for an Azure SAS`);
-      }
-      return grant;
-    },
-    async renew(req, p, current) {
-      // A new key and new SAS from the renewed tvm token; the old SAS lapses on its own.
-      return (await mint(req, p as AzurePlan)) ?? current;
-    },
+    // A renewal: a new key and new SAS from the renewed tvm token.
+    ...mintedGrants('azure', 'an Azure SAS', mint),
     async teardown(plan, grant, reason, now): Promise<TeardownResult> {
       const p = plan as AzurePlan;
       if (reason === 'rollback' || grant === null) {

@@ -36,7 +36,7 @@
 //   - blob names over 1,024 characters or 254 segments, empty segments, "." or
 //     ".." segments, a trailing "/" and backslashes (URLs and clients rewrite them)
 
-import { IamFieldError } from '../errors.ts';
+import { forEachScope } from '../scopes.ts';
 import type { Scopes } from '../types.ts';
 import type { AzureTarget } from './target.ts';
 
@@ -169,30 +169,25 @@ function scopeKey(r: AzblobResource): string {
  */
 export function sasScopesFor(target: Pick<AzureTarget, 'storage_account' | 'hierarchical_namespace'>, scopes: Scopes): SasScope[] {
   const byKey = new Map<string, SasScope>();
-  for (const access of ['read', 'write'] as const) {
-    scopes[access].forEach((pattern, i) => {
-      if (!isAzblobPattern(pattern)) return;
-      const parsed = parseAzblobPattern(pattern, target);
-      if (typeof parsed === 'string') throw new IamFieldError(`${access}[${i}]`, `${pattern}: ${parsed}`);
-      const permissions = access === 'write' ? WRITE_PERMISSIONS : parsed.kind === 'blob' ? READ_BLOB_PERMISSIONS : READ_PERMISSIONS;
-      const key = scopeKey(parsed);
-      const source = `${access}:${pattern}`;
-      const existing = byKey.get(key);
-      if (existing) {
-        existing.permissions = mergePermissions(existing.permissions, permissions);
-        if (!existing.patterns.includes(source)) existing.patterns.push(source);
-        return;
-      }
-      const scope: SasScope = {
-        resource: parsed.kind === 'container' ? 'c' : parsed.kind === 'blob' ? 'b' : 'd',
-        container: parsed.container,
-        permissions: mergePermissions('', permissions),
-        patterns: [source],
-      };
-      if (parsed.kind !== 'container') scope.path = parsed.path;
-      if (parsed.kind === 'directory') scope.depth = parsed.depth;
-      byKey.set(key, scope);
-    });
-  }
+  forEachScope(scopes, isAzblobPattern, (pattern) => parseAzblobPattern(pattern, target), (access, parsed, _field, pattern) => {
+    const permissions = access === 'write' ? WRITE_PERMISSIONS : parsed.kind === 'blob' ? READ_BLOB_PERMISSIONS : READ_PERMISSIONS;
+    const key = scopeKey(parsed);
+    const source = `${access}:${pattern}`;
+    const existing = byKey.get(key);
+    if (existing) {
+      existing.permissions = mergePermissions(existing.permissions, permissions);
+      if (!existing.patterns.includes(source)) existing.patterns.push(source);
+      return;
+    }
+    const scope: SasScope = {
+      resource: parsed.kind === 'container' ? 'c' : parsed.kind === 'blob' ? 'b' : 'd',
+      container: parsed.container,
+      permissions: mergePermissions('', permissions),
+      patterns: [source],
+    };
+    if (parsed.kind !== 'container') scope.path = parsed.path;
+    if (parsed.kind === 'directory') scope.depth = parsed.depth;
+    byKey.set(key, scope);
+  });
   return [...byKey.values()];
 }

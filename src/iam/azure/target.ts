@@ -22,6 +22,7 @@
 //                                not ending in "."; required when revoke_user_delegation_keys is true.
 
 import { IamFieldError } from '../errors.ts';
+import { targetObject } from '../target.ts';
 
 export interface AzureTarget {
   /** Lowercase GUID. */
@@ -92,15 +93,7 @@ function resourceGroup(raw: unknown, field: string): string {
 
 /** Validates `iam.azure` as written; throws IamFieldError naming `<field>.<key>`. */
 export function parseAzureTarget(raw: unknown, field: string): AzureTarget {
-  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
-    throw new IamFieldError(field, 'expected an object with tenant_id, client_id and storage_account');
-  }
-  const input = raw as Record<string, unknown>;
-  for (const key of Object.keys(input)) {
-    if (!(FIELDS as readonly string[]).includes(key)) {
-      throw new IamFieldError(`${field}.${key}`, `unknown field; expected ${FIELDS.join(', ')}`);
-    }
-  }
+  const input = targetObject(raw, field, { expected: 'tenant_id, client_id and storage_account', fields: FIELDS });
   const target: AzureTarget = {
     tenant_id: guid(input.tenant_id, `${field}.tenant_id`),
     client_id: guid(input.client_id, `${field}.client_id`),

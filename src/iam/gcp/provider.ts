@@ -30,6 +30,7 @@ import { GoogleAuth, IdentityPoolClient, Impersonated, type AuthClient } from 'g
 // Not re-exported by the package index; the library's own RFC 8693 client.
 import { StsCredentials, type StsCredentialsOptions } from 'google-auth-library/build/src/auth/stscredentials.js';
 import { CloudError, IamFieldError, type CloudErrorCode } from '../errors.ts';
+import { mintedGrants } from '../mint.ts';
 import type { CloudCredential, CloudGrant, CloudPlan, CloudProvider, GrantRequest, TeardownResult } from '../types.ts';
 import { gcpModule, MAX_SERVICE_ACCOUNT_TOKEN_LIFETIME_S, type GcpTarget } from './module.ts';
 import { accessBoundaryFor, type CredentialAccessBoundary } from './scopes.ts';
@@ -289,17 +290,7 @@ export function createGcpProvider(options: GcpProviderOptions = {}): CloudProvid
     cloud: 'gcp',
     module: gcpModule,
     plan,
-    async issue(req, p) {
-      const grant = await mint(req, p as GcpPlan);
-      if (!grant) {
-        throw new CloudError('gcp', 'ERR_CLOUD_LIMIT', `the lease's hard end ${iso(req.leaseMaxExpiresAt)} leaves no time for a GCP token`);
-      }
-      return grant;
-    },
-    async renew(req, p, current) {
-      // A fresh token from the renewed tvm token; the old one lapses on its own.
-      return (await mint(req, p as GcpPlan)) ?? current;
-    },
+    ...mintedGrants('gcp', 'a GCP token', mint),
     async teardown(_p, grant, reason): Promise<TeardownResult> {
       const detail = grant
         ? `GCP access tokens cannot be revoked; relies on expiry at ${iso(grant.expiresAt)}`

@@ -37,6 +37,7 @@
 // `options.accessBoundary`; it binds first: about six prefix reads in distinct buckets).
 
 import { IamFieldError } from '../errors.ts';
+import { forEachScope } from '../scopes.ts';
 import type { Scopes } from '../types.ts';
 
 export const GCS_SCHEME = 'gs';
@@ -163,38 +164,32 @@ export function hasGcsScope(scopes: Scopes): boolean {
 export function accessBoundaryFor(scopes: Scopes): CredentialAccessBoundary {
   const groups = new Map<string, RuleGroup>();
   let cab: CredentialAccessBoundary = { accessBoundary: { accessBoundaryRules: [] } };
-  for (const access of ['read', 'write'] as const) {
-    scopes[access].forEach((pattern, i) => {
-      if (!isGcsPattern(pattern)) return;
-      const field = `${access}[${i}]`;
-      const parsed = parseGcsPattern(pattern);
-      if (typeof parsed === 'string') throw new IamFieldError(field, `${pattern}: ${parsed}`);
-      const key = `${access} ${parsed.bucket}`;
-      const group = groups.get(key) ?? { access, bucket: parsed.bucket, conditions: [], whole: false };
-      groups.set(key, group);
-      const condition = scopeCondition(access, parsed);
-      if (parsed.kind === 'bucket') {
-        group.whole = true;
-        group.conditions = condition === null ? null : [condition];
-      } else if (!group.whole && condition !== null && group.conditions !== null && !group.conditions.includes(condition)) {
-        group.conditions.push(condition);
-      }
-      cab = { accessBoundary: { accessBoundaryRules: [...groups.values()].map(ruleOf) } };
-      const count = cab.accessBoundary.accessBoundaryRules.length;
-      if (count > MAX_ACCESS_BOUNDARY_RULES) {
-        throw new IamFieldError(
-          field,
-          `${pattern}: a GCP access boundary holds at most ${MAX_ACCESS_BOUNDARY_RULES} rules (one per bucket and access); this is rule ${count}`,
-        );
-      }
-      const size = JSON.stringify(cab).length;
-      if (size > MAX_ACCESS_BOUNDARY_CHARS) {
-        throw new IamFieldError(
-          field,
-          `${pattern}: the GCP access boundary would be ${size} characters; STS accepts at most ${MAX_ACCESS_BOUNDARY_CHARS}`,
-        );
-      }
-    });
-  }
+  forEachScope(scopes, isGcsPattern, parseGcsPattern, (access, parsed, field, pattern) => {
+    const key = `${access} ${parsed.bucket}`;
+    const group = groups.get(key) ?? { access, bucket: parsed.bucket, conditions: [], whole: false };
+    groups.set(key, group);
+    const condition = scopeCondition(access, parsed);
+    if (parsed.kind === 'bucket') {
+      group.whole = true;
+      group.conditions = condition === null ? null : [condition];
+    } else if (!group.whole && condition !== null && group.conditions !== null && !group.conditions.includes(condition)) {
+      group.conditions.push(condition);
+    }
+    cab = { accessBoundary: { accessBoundaryRules: [...groups.values()].map(ruleOf) } };
+    const count = cab.accessBoundary.accessBoundaryRules.length;
+    if (count > MAX_ACCESS_BOUNDARY_RULES) {
+      throw new IamFieldError(
+        field,
+        `${pattern}: a GCP access boundary holds at most ${MAX_ACCESS_BOUNDARY_RULES} rules (one per bucket and access); this is rule ${count}`,
+      );
+    }
+    const size = JSON.stringify(cab).length;
+    if (size > MAX_ACCESS_BOUNDARY_CHARS) {
+      throw new IamFieldError(
+        field,
+        `${pattern}: the GCP access boundary would be ${size} characters; STS accepts at most ${MAX_ACCESS_BOUNDARY_CHARS}`,
+      );
+    }
+  });
   return cab;
 }

@@ -13,6 +13,7 @@
 // own credentials when no provider is set) so its lifetime can be capped.
 
 import { IamFieldError } from '../errors.ts';
+import { targetObject } from '../target.ts';
 
 export interface GcpTarget {
   /** `//iam.googleapis.com/projects/<number>/locations/global/workloadIdentityPools/<pool>/providers/<provider>`. */
@@ -66,15 +67,7 @@ function parseServiceAccount(raw: unknown, field: string): string {
 
 /** Validates `iam.gcp` as written; throws IamFieldError naming `<field>.<key>`. */
 export function parseGcpTarget(raw: unknown, field: string): GcpTarget {
-  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
-    throw new IamFieldError(field, 'expected an object with workload_identity_provider and/or service_account');
-  }
-  const input = raw as Record<string, unknown>;
-  for (const key of Object.keys(input)) {
-    if (!(FIELDS as readonly string[]).includes(key)) {
-      throw new IamFieldError(`${field}.${key}`, `unknown field; expected ${FIELDS.join(', ')}`);
-    }
-  }
+  const input = targetObject(raw, field, { expected: 'workload_identity_provider and/or service_account', fields: FIELDS });
   const target: GcpTarget = {};
   if (input.workload_identity_provider !== undefined) {
     target.workload_identity_provider = parseProvider(input.workload_identity_provider, `${field}.workload_identity_provider`);

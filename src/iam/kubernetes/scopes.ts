@@ -43,6 +43,7 @@
 // and names RBAC or the API server would read differently (".", "..", "%", "/").
 
 import { IamFieldError } from '../errors.ts';
+import { forEachScope } from '../scopes.ts';
 import type { Scopes } from '../types.ts';
 import { labelProblem, subdomainProblem, MAX_SUBDOMAIN_LENGTH } from './target.ts';
 
@@ -233,24 +234,18 @@ function compare(a: string, b: string): number {
  */
 export function roleRulesFor(scopes: Scopes): NamespaceRules[] {
   const byNs = new Map<string, Map<string, RuleGroup>>();
-  for (const access of ['read', 'write'] as const) {
-    scopes[access].forEach((pattern, i) => {
-      if (!isK8sPattern(pattern)) return;
-      const field = `${access}[${i}]`;
-      const parsed = parseK8sPattern(pattern);
-      if (typeof parsed === 'string') throw new IamFieldError(field, `${pattern}: ${parsed}`);
-      const verbs = verbsFor(access, parsed);
-      if (typeof verbs === 'string') throw new IamFieldError(field, `${pattern}: ${verbs}`);
-      const resource = parsed.subresource === null ? parsed.resource : `${parsed.resource}/${parsed.subresource}`;
-      const groups = byNs.get(parsed.namespace) ?? new Map<string, RuleGroup>();
-      byNs.set(parsed.namespace, groups);
-      const key = `${parsed.group} ${resource} ${verbs.join(',')}`;
-      const g = groups.get(key) ?? { group: parsed.group, resource, verbs, names: [] };
-      groups.set(key, g);
-      if (parsed.name === null) g.names = null;
-      else if (g.names !== null && !g.names.includes(parsed.name)) g.names.push(parsed.name);
-    });
-  }
+  forEachScope(scopes, isK8sPattern, parseK8sPattern, (access, parsed, field, pattern) => {
+    const verbs = verbsFor(access, parsed);
+    if (typeof verbs === 'string') throw new IamFieldError(field, `${pattern}: ${verbs}`);
+    const resource = parsed.subresource === null ? parsed.resource : `${parsed.resource}/${parsed.subresource}`;
+    const groups = byNs.get(parsed.namespace) ?? new Map<string, RuleGroup>();
+    byNs.set(parsed.namespace, groups);
+    const key = `${parsed.group} ${resource} ${verbs.join(',')}`;
+    const g = groups.get(key) ?? { group: parsed.group, resource, verbs, names: [] };
+    groups.set(key, g);
+    if (parsed.name === null) g.names = null;
+    else if (g.names !== null && !g.names.includes(parsed.name)) g.names.push(parsed.name);
+  });
   return [...byNs.entries()]
     .sort(([a], [b]) => compare(a, b))
     .map(([namespace, groups]) => ({

@@ -19,6 +19,7 @@
 //                    API server fills with its own (the audiences it accepts itself).
 
 import { IamFieldError } from '../errors.ts';
+import { targetObject } from '../target.ts';
 
 export interface KubernetesTarget {
   /** Normalised: no trailing slash. */
@@ -129,15 +130,8 @@ function parseAudiences(raw: unknown, field: string): string[] {
 
 /** Validates `iam.kubernetes` as written; throws IamFieldError naming `<field>.<key>`. */
 export function parseKubernetesTarget(raw: unknown, field: string): KubernetesTarget {
-  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
-    throw new IamFieldError(field, 'expected an object with api_server and namespace (and optionally service_account, ca_cert, audiences)');
-  }
-  const input = raw as Record<string, unknown>;
-  for (const key of Object.keys(input)) {
-    if (!(FIELDS as readonly string[]).includes(key)) {
-      throw new IamFieldError(`${field}.${key}`, `unknown field; expected any of ${FIELDS.join(', ')}`);
-    }
-  }
+  const expected = 'api_server and namespace (and optionally service_account, ca_cert, audiences)';
+  const input = targetObject(raw, field, { expected, fields: FIELDS, anyOf: true });
   const api_server = parseApiServer(input.api_server, `${field}.api_server`);
   const ns = input.namespace;
   if (typeof ns !== 'string' || ns === '') {
