@@ -4,8 +4,9 @@
 import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK } from 'jose';
 import type { ConfigEntry, SigningAlgorithm } from './config.ts';
-import { KeyedMutex, getJson, putJson } from '../sdk/storage.ts';
-import type { Clock, Storage } from '../sdk/logical.ts';
+import { getJson, putJson } from '../sdk/storage.ts';
+import type { Storage } from '../sdk/logical.ts';
+import { StoredRecordCache } from './cache.ts';
 
 export const KEYS_KEY = 'keys';
 
@@ -56,19 +57,7 @@ async function newKey(alg: SigningAlgorithm, now: number, maxTtlMs: number): Pro
   };
 }
 
-export class KeyRing {
-  private loaded: Loaded | null = null;
-  private readonly mutex = new KeyedMutex();
-  private readonly clock: Clock;
-
-  constructor(clock: Clock) {
-    this.clock = clock;
-  }
-
-  invalidate(): void {
-    this.loaded = null;
-  }
-
+export class KeyRing extends StoredRecordCache<Loaded> {
   /** The key that signs now; creates the first key, or rotates when the algorithm changed. */
   async signingKey(storage: Storage, config: ConfigEntry): Promise<SigningKey> {
     const loaded = this.loaded ?? (await this.load(storage));
@@ -89,7 +78,7 @@ export class KeyRing {
     config: ConfigEntry,
     onlyIf: (entry: KeyRingEntry) => boolean = () => true,
   ): Promise<StoredKey> {
-    return this.mutex.run('ring', async () => {
+    return this.exclusive(async () => {
       this.loaded = null;
       const { entry } = await this.load(storage);
       const current = entry.keys.find((k) => k.kid === entry.active);
@@ -110,7 +99,7 @@ export class KeyRing {
 
   /** Keeps the active key's ttl ceiling at the largest max_ttl it served under. */
   async onConfigChange(storage: Storage, config: ConfigEntry): Promise<void> {
-    await this.mutex.run('ring', async () => {
+    await this.exclusive(async () => {
       this.loaded = null;
       const { entry } = await this.load(storage);
       const maxTtlMs = config.max_ttl * 1000;
@@ -140,7 +129,7 @@ export class KeyRing {
 
   /** Drops keys whose tokens have all expired. */
   async prune(storage: Storage): Promise<number> {
-    return this.mutex.run('ring', async () => {
+    return this.exclusive(async () => {
       this.loaded = null;
       const { entry } = await this.load(storage);
       const now = this.clock();

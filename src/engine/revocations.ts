@@ -1,8 +1,9 @@
 // The revocation list: jti of revoked tokens, each kept until the last moment
 // its token could still be valid, with a version so verifiers can poll deltas.
 
-import { KeyedMutex, deleteKey, getJson, listKeys, putJson } from '../sdk/storage.ts';
-import type { Clock, Storage } from '../sdk/logical.ts';
+import { deleteKey, getJson, listKeys, putJson } from '../sdk/storage.ts';
+import type { Storage } from '../sdk/logical.ts';
+import { StoredRecordCache } from './cache.ts';
 
 export const REVOCATION_META_KEY = 'revocations/meta';
 export const REVOCATION_ENTRY_PREFIX = 'revocations/entries/';
@@ -20,18 +21,11 @@ interface Loaded {
   entries: Map<string, RevocationEntry>;
 }
 
-export class RevocationList {
-  private loaded: Loaded | null = null;
+export class RevocationList extends StoredRecordCache<Loaded> {
   private loading: Promise<Loaded> | null = null;
-  private readonly mutex = new KeyedMutex();
-  private readonly clock: Clock;
 
-  constructor(clock: Clock) {
-    this.clock = clock;
-  }
-
-  invalidate(): void {
-    this.loaded = null;
+  override invalidate(): void {
+    super.invalidate();
     this.loading = null;
   }
 
@@ -42,7 +36,7 @@ export class RevocationList {
 
   /** Adds a jti until `expMs`; a second add of the same jti keeps the later expiry. */
   async add(storage: Storage, jti: string, expMs: number): Promise<RevocationEntry> {
-    return this.mutex.run('list', async () => {
+    return this.exclusive(async () => {
       const loaded = await this.load(storage);
       const exp = Math.ceil(expMs / 1000);
       const existing = loaded.entries.get(jti);
@@ -73,7 +67,7 @@ export class RevocationList {
 
   /** Removes entries whose tokens have expired anyway. */
   async prune(storage: Storage): Promise<number> {
-    return this.mutex.run('list', async () => {
+    return this.exclusive(async () => {
       const loaded = await this.load(storage);
       const nowS = this.clock() / 1000;
       let removed = 0;
