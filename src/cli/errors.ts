@@ -1,20 +1,14 @@
 // The CLI's error classes. Commands throw them; only main.ts turns errors into
 // an exit code and the one stderr line `tvm: <message>`.
 
-import { TvmClientError } from '../client/errors.ts';
+import { CodedError, TvmClientError } from '../client/errors.ts';
 
 export { VaultRequestError, ServerUnreachableError, InvalidInputError, TvmClientError } from '../client/errors.ts';
 
 export type CliErrorCode = 'ERR_USAGE' | 'ERR_TOKEN_INVALID' | 'ERR_NOT_FOUND' | 'ERR_CHECK_FAILED';
 
-export class CliError extends Error {
-  readonly code: CliErrorCode;
-
-  constructor(code: CliErrorCode, message: string, options: { cause?: unknown } = {}) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause });
-    this.name = 'CliError';
-    this.code = code;
-  }
+export class CliError extends CodedError<CliErrorCode> {
+  override name = 'CliError';
 }
 
 /** The command line itself is wrong: a missing argument, an unusable option value. Exit 2. */

@@ -7,14 +7,21 @@ export type ClientErrorCode =
   | 'ERR_INVALID_INPUT' // the caller's input is unusable before any request (bad VAULT_ADDR, ...)
   | 'ERR_UNEXPECTED_RESPONSE'; // a 2xx answer that is not shaped like Vault's
 
-export class TvmClientError extends Error {
-  readonly code: ClientErrorCode;
+/**
+ * An error with a stable string code callers switch on, and an optional cause.
+ * This library's family stands on it, and so does the CLI's, one layer up.
+ */
+export class CodedError<Code extends string> extends Error {
+  readonly code: Code;
 
-  constructor(code: ClientErrorCode, message: string, options: { cause?: unknown } = {}) {
+  constructor(code: Code, message: string, options: { cause?: unknown } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
-    this.name = 'TvmClientError';
     this.code = code;
   }
+}
+
+export class TvmClientError extends CodedError<ClientErrorCode> {
+  override name = 'TvmClientError';
 }
 
 /** Vault answered, with an error status. `errors` are Vault's own messages. */
