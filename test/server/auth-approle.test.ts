@@ -176,6 +176,24 @@ describe('roles', () => {
   });
 });
 
+describe('help', () => {
+  it("answers a path's help from its route declarations, and the method's at its root", async () => {
+    const role = await h.call('GET', 'auth/approle/role/x?help=1');
+    expect(role.status).toBe(200);
+    expect(role.body.help).toMatch(/^Registers a role: the token a login with it gets/);
+    expect(role.body.help).toContain('token_policies (string_list): Policies of the issued tokens.');
+    // AppRole has no legacy bound_cidrs (its CIDRs are secret_id_bound_cidrs and token_bound_cidrs).
+    expect(role.body.help).not.toMatch(/^ {2}bound_cidrs /m);
+    const secret = await h.call('GET', 'auth/approle/role/x/secret-id/lookup?help=1');
+    expect(secret.body.help).toMatch(/^Reads a secret ID's properties by its value\./);
+    // Login needs no token, nor does its help.
+    const login = await h.call('GET', 'auth/approle/login?help=1', undefined, null);
+    expect(login.status).toBe(200);
+    expect(login.body.help).toContain('secret_id (string)');
+    expect((await h.call('GET', 'auth/approle/?help=1')).body.help).toMatch(/^The AppRole auth method lets machines and services log in/);
+  });
+});
+
 describe('login and vending', () => {
   it('logs in with role_id and secret_id and vends only the role its policy names, as the workload', async () => {
     const { roleId } = await role('orders-service', {});

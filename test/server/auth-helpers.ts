@@ -2,6 +2,8 @@
 // movable clock and a logger that records everything, and a fetch helper
 // that returns Vault's envelope (or its errors) with the status.
 import vault from 'node-vault';
+import type { LogicalRequest } from '../../src/sdk/logical.ts';
+import type { AuthMount } from '../../src/server/auth/index.ts';
 import { startServer, type Logger } from '../../src/server/index.ts';
 
 export type Client = ReturnType<typeof vault>;
@@ -71,6 +73,25 @@ export async function startHarness(options: { configPath?: string } = {}): Promi
     call,
     client: (token) => vault({ apiVersion: 'v1', endpoint: server.address, token }),
     close: () => server.close(),
+  };
+}
+
+/** A request to an auth mount's backend, as the server makes it (for tests that call the backend itself). */
+export function backendRequest(
+  mount: AuthMount,
+  operation: LogicalRequest['operation'],
+  path: string,
+  data: Record<string, unknown> = {},
+): LogicalRequest {
+  return {
+    operation,
+    path,
+    data,
+    caller: { displayName: '' },
+    storage: mount.storage,
+    mountPoint: `auth/${mount.entry.path}`,
+    mountAccessor: mount.entry.accessor,
+    mountType: mount.entry.type,
   };
 }
 

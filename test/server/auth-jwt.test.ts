@@ -237,6 +237,18 @@ describe('roles', () => {
   });
 });
 
+describe('help', () => {
+  it("answers a path's help from its route declarations", async () => {
+    const role = await h.call('GET', 'auth/jwt/role/x?help=1');
+    expect(role.status).toBe(200);
+    expect(role.body.help).toMatch(/^Defines a role: what a login JWT must show/);
+    expect(role.body.help).toContain('bound_audiences (string_list)');
+    const config = await h.call('GET', 'auth/jwt/config?help=1');
+    expect(config.body.help).toMatch(/^Configures where the keys that verify login JWTs come from/);
+    expect((await h.call('GET', 'auth/jwt/login?help=1', undefined, null)).body.help).toContain('jwt (string): The signed JWT.');
+  });
+});
+
 describe('login', () => {
   it('logs a workload in with its signed JWT and vends as that workload', async () => {
     const jwt = await sign();

@@ -7,8 +7,10 @@
 import { randomUUID } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { EngineError } from '../../src/sdk/errors.ts';
-import { AuthTable, INVALID_CREDENTIALS, type AuthMount } from '../../src/server/auth/index.ts';
+import { INVALID_CREDENTIALS } from '../../src/server/approle/index.ts';
+import { AuthTable, type AuthMount } from '../../src/server/auth/index.ts';
 import { openMemoryStorage } from '../../src/server/storage/index.ts';
+import { backendRequest } from './auth-helpers.ts';
 
 const WARMUP = 300;
 const ROUNDS = 2000;
@@ -17,13 +19,7 @@ let mount: AuthMount;
 let roleId: string;
 
 async function call(operation: 'create' | 'read' | 'update', path: string, data: Record<string, unknown> = {}) {
-  return mount.backend.handle({
-    operation,
-    path,
-    data,
-    storage: mount.storage,
-    mount: { path: mount.entry.path, accessor: mount.entry.accessor, type: mount.entry.type },
-  });
+  return mount.backend.handleRequest(backendRequest(mount, operation, path, data));
 }
 
 /** One login's time in nanoseconds, and its answer. */

@@ -18,7 +18,7 @@ import { authMountInfo } from '../../src/server/auth/table.ts';
 import { MountError } from '../../src/server/mounts.ts';
 import { openMemoryStorage } from '../../src/server/storage/index.ts';
 import type { PhysicalStorage } from '../../src/server/types.ts';
-import { startHarness, type Harness } from './auth-helpers.ts';
+import { backendRequest, startHarness, type Harness } from './auth-helpers.ts';
 
 const MINUTE = 60_000;
 const INVALID = { status: 400, message: 'invalid role or secret ID' };
@@ -38,26 +38,15 @@ async function call(
   data: Record<string, unknown> = {},
   operation: 'create' | 'update' | 'read' = 'update',
 ): Promise<Record<string, unknown> | null> {
-  const response = await m.backend.handle({
-    operation,
-    path,
-    data,
-    storage: m.storage,
-    mount: { path: m.entry.path, accessor: m.entry.accessor, type: m.entry.type },
-  });
+  const response = await m.backend.handleRequest(backendRequest(m, operation, path, data));
   return response?.data ?? null;
 }
 
 async function login(roleId: string, secretId?: string, m: AuthMount = mount): Promise<Outcome> {
   try {
-    const response = await m.backend.handle({
-      operation: 'update',
-      path: 'login',
-      data: { role_id: roleId, ...(secretId === undefined ? {} : { secret_id: secretId }) },
-      storage: m.storage,
-      mount: { path: m.entry.path, accessor: m.entry.accessor, type: m.entry.type },
-    });
-    expect(response?.auth).toBeDefined();
+    const data = { role_id: roleId, ...(secretId === undefined ? {} : { secret_id: secretId }) };
+    const response = await m.backend.handleRequest(backendRequest(m, 'update', 'login', data));
+    expect(response?.login).toBeDefined();
     return { status: 200 };
   } catch (err) {
     if (!(err instanceof EngineError)) throw err;

@@ -14,7 +14,6 @@ import { createHash } from 'node:crypto';
 import { showValue } from '../../sdk/errors.ts';
 import type { Clock } from '../../sdk/logical.ts';
 import { MountError, ttlSeconds } from '../mounts.ts';
-import type { AuthTable } from './table.ts';
 
 // ---------------------------------------------------------------------------
 // Constants
@@ -280,13 +279,19 @@ function shownAlias(alias: string): string {
 // ---------------------------------------------------------------------------
 // sys/locked-users
 
+/** What sys/locked-users reads: the auth mounts and their failure counts (the auth table). */
+export interface LockoutSource {
+  list(): Array<{ entry: { accessor: string; user_lockout_config?: UserLockoutConfig } }>;
+  readonly lockout: LoginLockout;
+}
+
 /**
  * `GET sys/locked-users` (optionally `?mount_accessor=`): the data Vault
  * answers with, for the one (root) namespace this server has. With an
  * accessor, that mount alone (counts 0 when nothing is locked, as in Vault);
  * without, every mount with a locked alias, most locked first.
  */
-export function lockedUsers(auth: AuthTable, mountAccessor?: string): Record<string, unknown> {
+export function lockedUsers(auth: LockoutSource, mountAccessor?: string): Record<string, unknown> {
   const accessor = mountAccessor?.trim() ?? '';
   const mounts = auth.list().filter((m) => (accessor === '' ? true : m.entry.accessor === accessor));
   const byMount = mounts
@@ -309,7 +314,7 @@ export function lockedUsers(auth: AuthTable, mountAccessor?: string): Record<str
  * the alias's failures. Idempotent, as in Vault: unlocking an alias that is
  * not locked, or of an unknown mount, succeeds. Missing parts are a 400.
  */
-export function unlockUser(auth: AuthTable, mountAccessor: string, aliasIdentifier: string): void {
+export function unlockUser(auth: LockoutSource, mountAccessor: string, aliasIdentifier: string): void {
   if (mountAccessor.trim() === '') throw new MountError('missing mount_accessor');
   if (aliasIdentifier.trim() === '') throw new MountError('missing alias_identifier');
   // The login handler keys on the trimmed role ID; unlock the same way.

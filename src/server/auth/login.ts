@@ -5,11 +5,10 @@
 // metadata and the CIDR binding.
 
 import { EngineError } from '../../sdk/errors.ts';
-import type { Clock } from '../../sdk/logical.ts';
+import type { Clock, LoginAuth } from '../../sdk/logical.ts';
 import type { IdentityStore } from '../identity.ts';
 import { humanDuration, sanitizePolicies, SYSTEM_MAX_TTL_MS, type TokenEntry, type TokenStore } from '../tokens.ts';
 import type { AuthMount } from './table.ts';
-import type { LoginAuth } from './types.ts';
 
 export interface LoginDeps {
   tokens: TokenStore;

@@ -7,16 +7,19 @@
 import { deleteTree } from './storage.ts';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { KeyedMutex } from '../../sdk/storage.ts';
-import type { Clock, Storage } from '../../sdk/logical.ts';
+import type { Backend, Clock, Storage } from '../../sdk/logical.ts';
+import { createAppRoleBackend } from '../approle/index.ts';
+import { createJwtBackend } from '../jwt/index.ts';
 import { MountError, normalizeMountPath, ttlSeconds, type MountConfig } from '../mounts.ts';
 import type { Logger } from '../server.ts';
 import type { PhysicalStorage } from '../types.ts';
-import { AppRoleBackend } from './approle.ts';
-import { JwtBackend } from './jwt.ts';
 import { applyUserLockoutInput, lockoutPolicy, LoginLockout, userLockoutData, type UserLockoutConfig } from './lockout.ts';
-import { AUTH_METHOD_TYPES, type AuthBackend, type AuthMethodType } from './types.ts';
 
 const TABLE_KEY = 'core/auth';
+
+/** Auth method types this server can enable (besides the built-in token method). */
+export const AUTH_METHOD_TYPES = ['approle', 'jwt'] as const;
+export type AuthMethodType = (typeof AUTH_METHOD_TYPES)[number];
 
 /** An auth mount as stored (field names as `sys/auth` shows them). */
 export interface AuthMountEntry {
@@ -46,7 +49,8 @@ export interface AuthTuneInput {
 
 export interface AuthMount {
   entry: AuthMountEntry;
-  backend: AuthBackend;
+  /** The method on the backend framework: its requests carry the mount's accessor and type. */
+  backend: Backend;
   storage: Storage;
 }
 
@@ -214,15 +218,14 @@ export class AuthTable {
   }
 
   private start(entry: AuthMountEntry): AuthMount {
-    let backend: AuthBackend;
-    if (entry.type === 'approle') {
-      const approle = new AppRoleBackend({ clock: this.clock });
-      // The policy is read at each login, from the entry as last tuned.
-      approle.useLockout(this.lockout.gate(entry.accessor, () => lockoutPolicy(this.entryOf(entry.uuid)?.user_lockout_config)));
-      backend = approle;
-    } else {
-      backend = new JwtBackend({ clock: this.clock });
-    }
+    const backend =
+      entry.type === 'approle'
+        ? createAppRoleBackend({
+            clock: this.clock,
+            // The policy is read at each login, from the entry as last tuned.
+            lockout: this.lockout.gate(entry.accessor, () => lockoutPolicy(this.entryOf(entry.uuid)?.user_lockout_config)),
+          })
+        : createJwtBackend({ clock: this.clock });
     return { entry, backend, storage: this.storage.view(`auth/${entry.uuid}/`) };
   }
 

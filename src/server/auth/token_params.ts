@@ -8,7 +8,7 @@ import { EngineError, invalidField, showValue } from '../../sdk/errors.ts';
 import type { FieldData, Fields } from '../../sdk/fields.ts';
 import { checkCidrList } from './cidr.ts';
 import { SYSTEM_MAX_TTL_MS } from '../tokens.ts';
-import type { LoginAuth } from './types.ts';
+import type { LoginAuth, LogicalRequest } from '../../sdk/logical.ts';
 
 /** The stored token settings (snake_case as in the API; durations in seconds). */
 export interface TokenParams {
@@ -30,8 +30,9 @@ export interface TokenParams {
  * The warning Vault's methods give when a role's token_max_ttl is above the
  * mount's max lease ttl (its tokens will be capped there, silently, at login).
  */
-export function maxTtlWarnings(params: TokenParams, mountMaxSeconds: number | undefined, warning: string): string[] | undefined {
-  return params.token_max_ttl > (mountMaxSeconds ?? SYSTEM_MAX_TTL_MS / 1000) ? [warning] : undefined;
+export async function maxTtlWarnings(params: TokenParams, req: LogicalRequest, warning: string): Promise<string[] | undefined> {
+  const mountMaxMs = (await req.mountLimits?.())?.maxTtlMs || SYSTEM_MAX_TTL_MS;
+  return params.token_max_ttl * 1000 > mountMaxMs ? [warning] : undefined;
 }
 
 export const TOKEN_FIELDS: Fields = {
