@@ -3,6 +3,7 @@
 // secrets by type (renew, revoke). The framework parses and validates fields
 // before any handler runs, so handlers only see well-typed data.
 
+import { lowerCaptures } from './canonical.ts';
 import { EngineError, showValue } from './errors.ts';
 import { parseFields } from './fields.ts';
 import type { Backend, ExistenceResult, LogicalRequest, LogicalResponse, Operation, SpecialPaths, Storage } from './logical.ts';
@@ -67,13 +68,13 @@ export class FrameworkBackend implements Backend {
           title: this.options.name ?? 'backend',
           version: this.options.version ?? '',
           unauthenticated: this.options.specialPaths.unauthenticated,
+          ...(this.options.description === undefined ? {} : { description: this.options.description }),
+          ...(this.options.tag === undefined ? {} : { tag: this.options.tag }),
         });
         return { data: { help: this.helpText(req.path), openapi } };
       }
       case 'resolve-path': {
-        // A routed path with its case-insensitive names made canonical (trimmed, lower-cased);
-        // the rest of it is exact as it matched.
-        const found = this.canonical(req.path);
+        const found = this.canonicalPath(req.path);
         return found === null ? null : { data: { path: found } };
       }
       default:
@@ -108,17 +109,22 @@ export class FrameworkBackend implements Backend {
     return { ...(response ?? {}), warnings: [...(response?.warnings ?? []), warning] };
   }
 
-  /** The canonical form of a routed path (case-insensitive captures trimmed and lower-cased), or null. */
-  private canonical(path: string): string | null {
+  /**
+   * The canonical form of a routed path, as resolve-path answers it: its
+   * case-insensitive captures trimmed and lower-cased, the rest exact as it
+   * matched; null when no route matches. Synchronous, for callers inside the
+   * server that cannot wait on a request.
+   */
+  canonicalPath(path: string): string | null {
     for (const { route, regex } of this.compiled) {
       const m = regex.exec(path);
       if (!m) continue;
-      const names = route.caseInsensitive ?? [];
-      const spans = names.map((n) => m.indices?.groups?.[n]).filter((x): x is [number, number] => x !== undefined);
-      spans.sort((a, b) => b[0] - a[0]);
-      let out = path;
-      for (const [start, end] of spans) out = out.slice(0, start) + out.slice(start, end).trim().toLowerCase() + out.slice(end);
-      return out;
+      return lowerCaptures(path, m, route.caseInsensitive ?? [], (name) => {
+        const canonical = name.trim().toLowerCase();
+        // A name of spaces only would leave the path of another route, or of none.
+        if (canonical === '') throw new EngineError('ERR_INVALID_FIELD', 'invalid name: empty once surrounding whitespace is removed');
+        return canonical;
+      });
     }
     return null;
   }

@@ -174,6 +174,8 @@ export interface HttpHints {
   wrappedAccessor?: string;
   /** False: never wrapped (unwrap and lookup themselves). */
   wrappable?: boolean;
+  /** The lease the answer is about (sys/leases/renew, an unwrapped secret): the envelope's lease fields. */
+  lease?: { id: string; durationSeconds: number; renewable: boolean };
 }
 
 /** A response from a backend (logical.Response). */

@@ -55,6 +55,40 @@ export function templateOf(pattern: string): string {
   return `/${path}`;
 }
 
+/**
+ * Every path template a pattern stands for: an optional group `(?:...)?` is
+ * taken with and without its contents, as Vault's framework expands optional
+ * parameters (`(?:leases/)?renew(?:/(?<url_lease_id>.+))?` is four paths).
+ */
+export function templatesOf(pattern: string): string[] {
+  const group = optionalGroup(pattern);
+  if (!group) return [templateOf(pattern)];
+  const before = pattern.slice(0, group.start);
+  const after = pattern.slice(group.end + 2);
+  const inner = pattern.slice(group.start + 3, group.end);
+  return [...templatesOf(before + after), ...templatesOf(before + inner + after)];
+}
+
+/** The first `(?:...)?` group at any depth: where its `(` and its `)` are. */
+function optionalGroup(pattern: string): { start: number; end: number } | null {
+  const open: number[] = [];
+  for (let i = 0; i < pattern.length; i++) {
+    const c = pattern[i];
+    if (c === '\\') {
+      i++;
+    } else if (c === '[') {
+      // A character class: skip to its end (no groups inside).
+      while (i < pattern.length && pattern[i] !== ']') i += pattern[i] === '\\' ? 2 : 1;
+    } else if (c === '(') {
+      open.push(i);
+    } else if (c === ')') {
+      const start = open.pop();
+      if (start !== undefined && pattern.startsWith('(?:', start) && pattern[i + 1] === '?') return { start, end: i };
+    }
+  }
+  return null;
+}
+
 const idOf = (mountType: string, verb: string, template: string): string =>
   [mountType, verb, ...template.split('/').filter((s) => s !== '').map((s) => s.replace(/[{}.]/g, ''))].join('-');
 
@@ -65,10 +99,16 @@ export function openApiDocument(options: {
   title: string;
   version: string;
   unauthenticated: string[];
+  /** The document's info.description (default: the tvm engine's). */
+  description?: string;
+  /** The operations' tag, as Vault's: secrets (the default), auth, system, identity. */
+  tag?: string;
 }): OpenApiDocument {
   const paths: OpenApiDocument['paths'] = {};
   for (const route of options.routes) {
-    const template = templateOf(route.pattern);
+    for (const template of templatesOf(route.pattern)) addPath(route, template);
+  }
+  function addPath(route: Route, template: string): void {
     const params = Object.keys(route.fields).filter((name) => template.includes(`{${name}}`));
     const bodyFields = Object.entries(route.fields).filter(([name]) => !params.includes(name));
     const item: Record<string, unknown> = {
@@ -94,7 +134,7 @@ export function openApiDocument(options: {
       const op: Record<string, unknown> = {
         summary: route.synopsis,
         operationId: idOf(options.mountType, verb, template),
-        tags: ['secrets'],
+        tags: [options.tag ?? 'secrets'],
         responses: { 200: { description: 'OK' }, 204: { description: 'empty body' } },
       };
       if (withBody && bodyFields.length > 0) {
@@ -124,7 +164,7 @@ export function openApiDocument(options: {
     openapi: '3.0.2',
     info: {
       title: options.title,
-      description: 'The tvm secrets engine: short-lived, narrowly scoped signed tokens under Vault leases.',
+      description: options.description ?? 'The tvm secrets engine: short-lived, narrowly scoped signed tokens under Vault leases.',
       version: options.version,
       license: { name: 'Mozilla Public License 2.0', url: 'https://www.mozilla.org/en-US/MPL/2.0' },
     },

@@ -35,6 +35,10 @@ export interface FrameworkOptions {
   name?: string;
   /** The backend's version, shown in its OpenAPI document. */
   version?: string;
+  /** One sentence on what the backend is, for its OpenAPI document (default: the tvm engine's). */
+  description?: string;
+  /** Its OpenAPI operations' tag, as Vault's: secrets (the default), auth, system, identity. */
+  tag?: string;
   help: string;
   routes: Route[];
   secrets: SecretType[];

@@ -11,7 +11,7 @@ import type { TokenEntry, TokenStore } from './tokens.ts';
 import type { LeaseEntry, StorageOp } from './types.ts';
 import type { WrappingStore } from './wrapping.ts';
 import { EngineError } from '../sdk/errors.ts';
-import type { Clock, LogicalRequest, StoredSecret } from '../sdk/logical.ts';
+import type { Backend, Clock, LogicalRequest, StoredSecret } from '../sdk/logical.ts';
 
 /** What the HTTP layer needs from the expiration manager. */
 export interface LeaseManager {
@@ -54,6 +54,23 @@ export interface ServerCore {
   sealType: string;
 }
 
+/** One entry of the router's mount table, as the system backend sees it. */
+export interface RoutedMount {
+  /** The path prefix with its trailing slash: `sys/`, `auth/token/`, `auth/approle/`, `tvm/`. */
+  prefix: string;
+  /** The backend's type (`system`, `token`, `approle`, `tvm`). */
+  type: string;
+  backend: Backend;
+}
+
+/** What the system backend asks of the router. */
+export interface RouterView {
+  /** The one form of a request path the ACL is checked on (names compared without case made canonical). */
+  canonical(path: string): Promise<string>;
+  /** Every mount, built-in and enabled, longest prefix first. */
+  mounts(): RoutedMount[];
+}
+
 /**
  * The request as the server's own backends see it, beyond the logical
  * request: the services, and the caller's token (its entry, raw id, ACL).
@@ -61,6 +78,7 @@ export interface ServerCore {
  */
 export class ServerRequest {
   readonly core: ServerCore;
+  readonly router: RouterView;
   /** The full canonical request path (`sys/leases/renew`), for capability checks on it. */
   readonly path: string;
   /** The caller's token, once authenticated; absent on unauthenticated paths. */
@@ -72,8 +90,9 @@ export class ServerRequest {
   wrapTtlMs?: number;
   remoteAddr?: string;
 
-  constructor(core: ServerCore, path: string) {
+  constructor(core: ServerCore, router: RouterView, path: string) {
     this.core = core;
+    this.router = router;
     this.path = path;
   }
 

@@ -32,6 +32,7 @@ export function authMethodBackend(options: AuthMethodOptions): FrameworkBackend 
   return new FrameworkBackend({
     name: options.name,
     description: options.description,
+    tag: 'auth',
     help: options.help.trim(),
     routes: options.routes,
     secrets: [],

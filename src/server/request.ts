@@ -1,0 +1,56 @@
+// A request as the transport parsed it, and the answer before it is put in
+// Vault's envelope: what http.ts hands the core and gets back.
+
+import type { ACL } from './policy.ts';
+import type { TokenEntry } from './tokens.ts';
+import type { WrapInfo } from './wrapping.ts';
+
+/** The operations a request can ask for: Vault's logical ones, with patch and help from the transport. */
+export type HttpOperation = 'read' | 'list' | 'create' | 'update' | 'delete' | 'patch' | 'help';
+
+/** One parsed request. */
+export interface RequestContext {
+  requestId: string;
+  method: string;
+  /** The path after /v1/, decoded, canonical (see canonicalPath), without a leading slash; lists end in `/`. */
+  path: string;
+  operation: HttpOperation;
+  data: Record<string, unknown>;
+  /** The raw X-Vault-Token / Bearer token, when given. */
+  rawToken?: string;
+  token?: TokenEntry;
+  acl?: ACL;
+  remoteAddr?: string;
+  wrapTtlMs?: number;
+  /** This request used up the token's last use: it is revoked after the answer. */
+  lastUse?: boolean;
+  /** A backend served the path; unrouted paths are never logged whole. */
+  routed?: boolean;
+}
+
+/** An answer before it is put in the envelope. */
+export interface Reply {
+  status?: number;
+  data?: Record<string, unknown> | null;
+  auth?: Record<string, unknown> | null;
+  leaseId?: string;
+  leaseDuration?: number;
+  renewable?: boolean;
+  warnings?: string[] | null;
+  /** Fields repeated at the top level, as Vault does for some legacy sys endpoints. */
+  top?: Record<string, unknown>;
+  /** A JSON body sent as is, without the envelope (sys/health, sys/seal-status). */
+  plain?: unknown;
+  /** A raw body (logical.HTTPRawBody). */
+  raw?: { status: number; contentType: string; body: string | Uint8Array };
+  /** 204 No Content. */
+  empty?: boolean;
+  /** The accessor of a token carried in the response (wrap_info.wrapped_accessor). */
+  wrappedAccessor?: string;
+  /** Whether wrapping may apply (false for unwrap itself and non-logical answers). */
+  wrappable?: boolean;
+  /** The envelope's mount_type. */
+  mountType?: string;
+  /** Set once the response was wrapped. */
+  wrapInfo?: WrapInfo;
+}
