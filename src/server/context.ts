@@ -6,7 +6,7 @@ import type { AuthTable } from './auth/table.ts';
 import type { IdentityStore } from './identity.ts';
 import type { MountTable } from './mounts.ts';
 import type { ACL, AclOperation, PolicyStore } from './policy.ts';
-import type { Logger } from './server.ts';
+import type { Logger } from './logger.ts';
 import type { TokenEntry, TokenStore } from './tokens.ts';
 import type { LeaseEntry, StorageOp } from './types.ts';
 import type { WrappingStore } from './wrapping.ts';

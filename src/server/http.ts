@@ -16,7 +16,7 @@ import { Router, serve } from './core.ts';
 import { badRequest, errorChain, HttpError, translateError, unroutedPath } from './errors.ts';
 import { LIST_ALIAS } from './list_method.ts';
 import type { HttpOperation, Reply, RequestContext } from './request.ts';
-import type { Logger } from './server.ts';
+import type { Logger } from './logger.ts';
 import { STATUS_PATHS, VAULT_VERSION } from './sys/path_health.ts';
 
 export { VAULT_VERSION };

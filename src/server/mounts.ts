@@ -6,7 +6,7 @@ import { deleteTree } from './auth/storage.ts';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { parseDurationMs } from '../sdk/duration.ts';
 import type { Backend, Storage } from '../sdk/logical.ts';
-import type { Logger } from './server.ts';
+import type { Logger } from './logger.ts';
 import { bufferedView, type BufferedView } from './storage/buffer.ts';
 import type { PhysicalStorage, StorageOp } from './types.ts';
 import { showValue } from '../sdk/errors.ts';

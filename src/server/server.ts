@@ -25,16 +25,13 @@ import type { BufferedView } from './storage/buffer.ts';
 import { PolicyStore, ROOT_POLICY } from './policy.ts';
 import { openMemoryStorage, openSealedStorage, openSqliteStorage } from './storage/index.ts';
 import { newTokenId, TokenStore } from './tokens.ts';
+import type { Logger } from './logger.ts';
 import type { LeaseBackendCalls, PhysicalStorage } from './types.ts';
+
+export type { Logger };
 import { WrappingStore } from './wrapping.ts';
 
 /** Structured logging; fields never hold tokens or other secrets. */
-export interface Logger {
-  debug(msg: string, fields?: Record<string, unknown>): void;
-  info(msg: string, fields?: Record<string, unknown>): void;
-  warn(msg: string, fields?: Record<string, unknown>): void;
-  error(msg: string, fields?: Record<string, unknown>): void;
-}
 
 export interface ServerOptions {
   /** Dev mode: in-memory storage, a fresh root token, tvm/ mounted with a demo role. */

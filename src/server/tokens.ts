@@ -8,7 +8,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Clock } from '../sdk/logical.ts';
 import type { KeyValueStorage } from './policy.ts';
-import type { Logger } from './server.ts';
+import type { Logger } from './logger.ts';
 
 export const TOKEN_PREFIX = 'hvs.';
 /** Vault's default system max TTL (32 days), the cap of every token's life. */

@@ -11,7 +11,7 @@ import type { Backend, Clock, Storage } from '../../sdk/logical.ts';
 import { createAppRoleBackend } from '../approle/index.ts';
 import { createJwtBackend } from '../jwt/index.ts';
 import { MountError, normalizeMountPath, ttlSeconds, type MountConfig } from '../mounts.ts';
-import type { Logger } from '../server.ts';
+import type { Logger } from '../logger.ts';
 import type { PhysicalStorage } from '../types.ts';
 import { applyUserLockoutInput, lockoutPolicy, LoginLockout, userLockoutData, type UserLockoutConfig } from './lockout.ts';
 
