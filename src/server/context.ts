@@ -4,7 +4,7 @@
 
 import type { AuthTable } from './auth/table.ts';
 import type { IdentityStore } from './identity.ts';
-import type { MountTable } from './mounts.ts';
+import type { SecretsTable } from './mounts.ts';
 import type { ACL, AclOperation, PolicyStore } from './policy.ts';
 import type { Logger } from './logger.ts';
 import type { TokenEntry, TokenStore } from './tokens.ts';
@@ -41,7 +41,7 @@ export interface ServerCore {
   logger?: Logger;
   tokens: TokenStore;
   policies: PolicyStore;
-  mounts: MountTable;
+  mounts: SecretsTable;
   /** Enabled auth methods (`auth/<path>/`, besides the built-in `auth/token/`). */
   auth: AuthTable;
   identity: IdentityStore;

@@ -20,7 +20,7 @@ import { acceptListMethod } from './list_method.ts';
 import type { ServerCore } from './context.ts';
 import { IdentityStore } from './identity.ts';
 import { mountLeaseLimits } from './lease_ttl.ts';
-import { MountTable, type Mount } from './mounts.ts';
+import { SecretsTable, type Mount } from './mounts.ts';
 import type { BufferedView } from './storage/buffer.ts';
 import { PolicyStore, ROOT_POLICY } from './policy.ts';
 import { openMemoryStorage, openSealedStorage, openSqliteStorage } from './storage/index.ts';
@@ -149,7 +149,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   let storage: PhysicalStorage | undefined;
   let expiration: ExpirationManager | undefined;
   let tokens: TokenStore | undefined;
-  let mounts: MountTable | undefined;
+  let mounts: SecretsTable | undefined;
   let authTable: AuthTable | undefined;
   let rollbackTimer: NodeJS.Timeout | undefined;
 
@@ -179,7 +179,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     if (options.wrapStorage) storage = options.wrapStorage(storage);
     const store = storage;
     const policies = new PolicyStore(store);
-    const mountTable = new MountTable({
+    const mountTable = new SecretsTable({
       storage: store,
       createBackend: () => createTvmBackend({ apiAddr, clock }),
       ...(logger ? { logger } : {}),
@@ -301,7 +301,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
  * works on a buffered view of its storage; its writes go back to the manager,
  * which commits them in one batch with the lease's own change.
  */
-function leaseBackendCalls(mounts: MountTable): LeaseBackendCalls {
+function leaseBackendCalls(mounts: SecretsTable): LeaseBackendCalls {
   const request = (
     lease: Parameters<LeaseBackendCalls['revoke']>[0],
     operation: 'renew' | 'revoke',
@@ -378,7 +378,7 @@ function leaseBackendCalls(mounts: MountTable): LeaseBackendCalls {
 }
 
 /** Vault's periodic rollback: lets each engine do its housekeeping. */
-async function rollback(mounts: MountTable, logger?: Logger): Promise<void> {
+async function rollback(mounts: SecretsTable, logger?: Logger): Promise<void> {
   for (const m of mounts.list()) {
     try {
       await m.backend.handleRequest({
@@ -395,7 +395,7 @@ async function rollback(mounts: MountTable, logger?: Logger): Promise<void> {
   }
 }
 
-async function writeDemoRole(mounts: MountTable): Promise<void> {
+async function writeDemoRole(mounts: SecretsTable): Promise<void> {
   const mount = mounts.get('tvm/')!;
   await mount.backend.handleRequest({
     operation: 'create',

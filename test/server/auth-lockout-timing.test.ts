@@ -41,7 +41,7 @@ function median(values: number[]): number {
 
 beforeAll(async () => {
   const table = new AuthTable({ storage: openMemoryStorage(), clock: () => Date.now() });
-  mount = await table.enable({ path: 'approle', type: 'approle' });
+  mount = await table.mount({ path: 'approle', type: 'approle' });
   // Lockout stays on (its path is measured too), with a threshold no run reaches.
   await table.tune('approle/', { user_lockout_config: { lockout_threshold: '1000000000' } });
   await call('create', 'role/app', { token_policies: ['default'] });

@@ -72,7 +72,7 @@ beforeEach(async () => {
   now = Date.UTC(2026, 10, 23, 12, 0, 0);
   storage = openMemoryStorage();
   table = new AuthTable({ storage, clock: () => now });
-  mount = await table.enable({ path: 'approle', type: 'approle' });
+  mount = await table.mount({ path: 'approle', type: 'approle' });
 });
 
 describe('lockout with Vault\'s defaults (5 failures, 15m, 15m)', () => {
@@ -117,7 +117,7 @@ describe('lockout with Vault\'s defaults (5 failures, 15m, 15m)', () => {
   it('locks one role ID on one mount: other role IDs and mounts log in', async () => {
     const a = await role('a');
     const b = await role('b');
-    const other = await table.enable({ path: 'approle2', type: 'approle' });
+    const other = await table.mount({ path: 'approle2', type: 'approle' });
     const c = await role('c', other, { role_id: a.roleId });
     await fail(a.roleId, 5);
     expect(await login(a.roleId, a.secretId)).toEqual(LOCKED);
@@ -283,7 +283,7 @@ describe('tuning user_lockout_config', () => {
   });
 
   it('refuses it on a JWT mount, as Vault does for methods without lockout; {} is no change anywhere', async () => {
-    await table.enable({ path: 'jwt', type: 'jwt' });
+    await table.mount({ path: 'jwt', type: 'jwt' });
     await expect(table.tune('jwt/', { user_lockout_config: { lockout_threshold: '3' } })).rejects.toThrow(
       'tuning of user lockout configuration for auth type "jwt" not allowed',
     );
@@ -296,7 +296,7 @@ describe('sys/locked-users', () => {
   it('lists the locked role IDs by mount accessor, in Vault\'s shape', async () => {
     const a = await role('a');
     const b = await role('b');
-    const other = await table.enable({ path: 'approle2', type: 'approle' });
+    const other = await table.mount({ path: 'approle2', type: 'approle' });
     const c = await role('c', other);
     expect(lockedUsers(table)).toEqual({
       by_namespace: [{ namespace_id: 'root', namespace_path: '', counts: 0, mount_accessors: [] }],
@@ -360,7 +360,7 @@ describe('sys/locked-users', () => {
     const { roleId } = await role('app');
     await fail(roleId, 5);
     expect(table.lockout.size).toBe(1);
-    await table.disable('approle', async () => undefined);
+    await table.unmount('approle', async () => undefined);
     expect(table.lockout.size).toBe(0);
   });
 });

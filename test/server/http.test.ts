@@ -13,7 +13,7 @@ import { acceptListMethod, ListMethodRewriter } from '../../src/server/list_meth
 import type { LeaseManager } from '../../src/server/context.ts';
 import { AuthTable } from '../../src/server/auth/index.ts';
 import { IdentityStore } from '../../src/server/identity.ts';
-import { MountTable } from '../../src/server/mounts.ts';
+import { SecretsTable } from '../../src/server/mounts.ts';
 import { PolicyStore } from '../../src/server/policy.ts';
 import { openMemoryStorage } from '../../src/server/storage/index.ts';
 import { TokenStore } from '../../src/server/tokens.ts';
@@ -524,7 +524,7 @@ describe('transport with a fake engine', () => {
     const policies = new PolicyStore(storage);
     await policies.load();
     const tokens = new TokenStore({ storage, clock, revokeLeases: async () => undefined });
-    const mounts = new MountTable({ storage, createBackend: () => fake });
+    const mounts = new SecretsTable({ storage, createBackend: () => fake });
     await mounts.mount({ path: 'fake', type: 'tvm' });
     const wrapping = new WrappingStore({ storage, tokens, clock });
     rootToken = (

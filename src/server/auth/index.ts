@@ -2,6 +2,6 @@
 // methods themselves are src/server/approle and src/server/jwt. Explicit
 // exports only.
 export { AUTH_METHOD_TYPES, AuthTable, authMountInfo } from './table.ts';
-export type { AuthMethodType, AuthMount, AuthMountEntry, EnableAuthInput } from './table.ts';
+export type { AuthMethodType, AuthMount, AuthMountEntry } from './table.ts';
 export { issueLoginToken, loginDisplayName, workloadSubject } from './login.ts';
 export type { IssuedLogin, LoginDeps } from './login.ts';

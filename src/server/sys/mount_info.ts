@@ -9,7 +9,7 @@ import { badRequest } from '../errors.ts';
 import { boolField, checked, stringField, stringMapField } from '../fields.ts';
 
 export function systemMountInfo(core: ServerCore): Record<string, unknown> {
-  return builtinMountInfo(core.mounts.systemIds.system, {
+  return builtinMountInfo(core.mounts.builtinIds.system, {
     type: 'system',
     description: 'system endpoints used for control, policy and debugging',
     config: { default_lease_ttl: 0, max_lease_ttl: 0, force_no_cache: false, passthrough_request_headers: ['Accept'] },
@@ -18,7 +18,7 @@ export function systemMountInfo(core: ServerCore): Record<string, unknown> {
 }
 
 export function tokenMountInfo(core: ServerCore): Record<string, unknown> {
-  return builtinMountInfo(core.mounts.systemIds.token, {
+  return builtinMountInfo(core.mounts.builtinIds.token, {
     type: 'token',
     description: 'token based credentials',
     config: { default_lease_ttl: 0, max_lease_ttl: 0, force_no_cache: false, token_type: 'default-service' },

@@ -58,14 +58,14 @@ export function pathAuth(): Route[] {
           return { data: authMountInfo(mount.entry), http: { topLevel: true } };
         },
         update: async (req, f) => {
-          await serverRequest(req).core.auth.enable(mountInput(req.data, f.get<string>('path')));
+          await serverRequest(req).core.auth.mount(mountInput(req.data, f.get<string>('path')));
           return null;
         },
         delete: async (req, f) => {
           const { core } = serverRequest(req);
           const path = mountPathOf(f.get<string>('path'));
           if (path === 'token/') throw badRequest('token credential backend cannot be disabled');
-          await core.auth.disable(path, async (mount) => {
+          await core.auth.unmount(path, async (mount) => {
             // Everything the method issued goes: its tokens, their children and their leases.
             await core.tokens.revokeByPathPrefix(`auth/${mount.entry.path}`);
             await core.identity.dropMountAliases(mount.entry.accessor);
