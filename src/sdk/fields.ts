@@ -192,37 +192,29 @@ function parseField(name: string, schema: FieldSchema, raw: unknown): unknown {
       });
     }
     case 'string_map': {
-      let obj: unknown = raw;
-      if (typeof raw === 'string') {
-        try {
-          obj = parseJsonBounded(raw);
-        } catch {
-          throw invalidField(name, `expected an object of strings, got ${got(raw)}`);
-        }
-      }
-      if (obj === null || typeof obj !== 'object' || Array.isArray(obj)) {
-        throw invalidField(name, `expected an object of strings, got ${got(raw)}`);
-      }
+      const obj = jsonObject(raw, () => invalidField(name, `expected an object of strings, got ${got(raw)}`));
       const out: Record<string, string> = {};
-      for (const [k, v] of Object.entries(obj as Record<string, unknown>)) {
+      for (const [k, v] of Object.entries(obj)) {
         if (typeof v !== 'string') throw invalidField(`${name}.${k.length > 40 ? `${k.slice(0, 40)}...` : k}`, `expected a string, got ${got(v)}`);
         out[k] = v;
       }
       return out;
     }
-    case 'object': {
-      let obj: unknown = raw;
-      if (typeof raw === 'string') {
-        try {
-          obj = parseJsonBounded(raw);
-        } catch {
-          throw invalidField(name, `expected a JSON object, got ${got(raw)}`);
-        }
-      }
-      if (obj === null || typeof obj !== 'object' || Array.isArray(obj)) {
-        throw invalidField(name, `expected a JSON object, got ${got(raw)}`);
-      }
-      return obj;
+    case 'object':
+      return jsonObject(raw, () => invalidField(name, `expected a JSON object, got ${got(raw)}`));
+  }
+}
+
+/** A JSON object given as one, or as its JSON text; anything else is `refused()`. */
+function jsonObject(raw: unknown, refused: () => Error): Record<string, unknown> {
+  let obj: unknown = raw;
+  if (typeof raw === 'string') {
+    try {
+      obj = parseJsonBounded(raw);
+    } catch {
+      throw refused();
     }
   }
+  if (obj === null || typeof obj !== 'object' || Array.isArray(obj)) throw refused();
+  return obj as Record<string, unknown>;
 }

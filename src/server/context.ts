@@ -13,7 +13,7 @@ import type { WrappingStore } from './wrapping.ts';
 import { EngineError } from '../sdk/errors.ts';
 import type { Backend, Clock, LogicalRequest, StoredSecret } from '../sdk/logical.ts';
 
-/** What the HTTP layer needs from the expiration manager. */
+/** What the core needs from the expiration manager. */
 export interface LeaseManager {
   /** Tracks a secret; `writes` (the engine's, held) become durable in one batch with the lease. */
   register(input: {
@@ -35,7 +35,7 @@ export interface LeaseManager {
   list(prefix: string): Promise<string[]> | string[];
 }
 
-/** Everything the HTTP layer serves from. */
+/** Everything the core serves from. */
 export interface ServerCore {
   clock: Clock;
   logger?: Logger;

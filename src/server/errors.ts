@@ -4,9 +4,8 @@
 
 import { isEngineError, showValue } from '../sdk/errors.ts';
 import { isLeaseError } from './expiration.ts';
-import { MountError } from './mounts.ts';
 import { PolicyParseError } from './policy.ts';
-import { TokenError } from './tokens.ts';
+import { StatusError } from './status_error.ts';
 
 /** An error with the HTTP status and the messages Vault would answer with. */
 export class HttpError extends Error {
@@ -39,7 +38,7 @@ export const UNSUPPORTED_OPERATION = 'unsupported operation';
 export function translateError(err: unknown): HttpError {
   if (err instanceof HttpError) return err;
   if (isEngineError(err)) return new HttpError(err.status, err.message);
-  if (err instanceof TokenError || err instanceof MountError) return new HttpError(err.status, err.message);
+  if (err instanceof StatusError) return new HttpError(err.status, err.message);
   if (err instanceof PolicyParseError) return new HttpError(400, err.message);
   if (isLeaseError(err)) {
     return err.status >= 500 && err.code !== 'ERR_EXPIRATION_STOPPED'

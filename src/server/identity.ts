@@ -7,7 +7,8 @@
 import { randomUUID } from 'node:crypto';
 import { KeyedMutex } from '../sdk/storage.ts';
 import type { Clock } from '../sdk/logical.ts';
-import type { KeyValueStorage } from './policy.ts';
+import type { KeyValueStorage } from './types.ts';
+import { loadRecords } from './storage/records.ts';
 
 const ENTITY_PREFIX = 'sys/identity/entity/';
 
@@ -44,7 +45,6 @@ export interface AliasInput {
 }
 
 const encoder = new TextEncoder();
-const decoder = new TextDecoder();
 
 export class IdentityStore {
   private readonly storage: KeyValueStorage;
@@ -62,11 +62,7 @@ export class IdentityStore {
   async load(): Promise<void> {
     this.entities.clear();
     this.byAlias.clear();
-    for (const key of await this.storage.list(ENTITY_PREFIX)) {
-      if (key.endsWith('/')) continue;
-      const raw = await this.storage.get(ENTITY_PREFIX + key);
-      if (raw) this.index(JSON.parse(decoder.decode(raw)) as Entity);
-    }
+    for (const entity of await loadRecords<Entity>(this.storage, ENTITY_PREFIX)) this.index(entity);
   }
 
   get(id: string): Entity | null {

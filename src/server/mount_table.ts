@@ -14,6 +14,7 @@ import type { Backend, Storage } from '../sdk/logical.ts';
 import { KeyedMutex } from '../sdk/storage.ts';
 import { deleteTree } from './auth/storage.ts';
 import type { Logger } from './logger.ts';
+import { StatusError } from './status_error.ts';
 import { bufferedView, type BufferedView } from './storage/buffer.ts';
 import type { PhysicalStorage, StorageOp } from './types.ts';
 
@@ -46,14 +47,8 @@ export interface Mounted<E extends MountEntry> {
   storage: Storage;
 }
 
-export class MountError extends Error {
-  readonly status: number;
-  constructor(message: string, status = 400) {
-    super(message);
-    this.name = 'MountError';
-    this.status = status;
-  }
-}
+/** A mount table error, with the status Vault answers it with. */
+export class MountError extends StatusError {}
 
 /** The body of a mount call (sys/mounts/<path>, sys/auth/<path>), checked by the table. */
 export interface MountInput {

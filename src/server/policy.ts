@@ -14,6 +14,8 @@ import { parse as parseHcl } from '@cdktf/hcl2json';
 import { parseDurationMs } from '../sdk/duration.ts';
 import { showValue } from '../sdk/errors.ts';
 import { parseJsonBounded } from '../sdk/json.ts';
+import { loadRecords } from './storage/records.ts';
+import type { KeyValueStorage } from './types.ts';
 
 export const CAPABILITIES = [
   'deny',
@@ -53,14 +55,8 @@ const LEGACY: Record<string, number> = {
 /** A parameter constraint: parameter name (lower-cased) to allowed/denied values; an empty list means any value. */
 export type ParameterValues = Record<string, unknown[]>;
 
-export interface PathRule {
+export interface PathRule extends Permissions {
   path: string;
-  capabilities: number;
-  allowedParameters?: ParameterValues;
-  deniedParameters?: ParameterValues;
-  requiredParameters?: string[];
-  minWrappingTtlMs?: number;
-  maxWrappingTtlMs?: number;
 }
 
 export interface Policy {
@@ -631,17 +627,8 @@ export const RESPONSE_WRAPPING_POLICY = 'response-wrapping';
 // The policy store: named policies kept in physical storage, compiled ACLs
 // cached per policy set (cleared whenever a policy changes).
 
-/** The part of PhysicalStorage the stores here need. */
-export interface KeyValueStorage {
-  get(key: string): Promise<Uint8Array | null>;
-  put(key: string, value: Uint8Array): Promise<void>;
-  delete(key: string): Promise<void>;
-  list(prefix: string): Promise<string[]>;
-}
-
 const POLICY_PREFIX = 'sys/policy/';
 const encoder = new TextEncoder();
-const decoder = new TextDecoder();
 
 export class PolicyStore {
   private readonly storage: KeyValueStorage;
@@ -656,11 +643,7 @@ export class PolicyStore {
   async load(): Promise<void> {
     this.policies.clear();
     this.acls.clear();
-    for (const key of await this.storage.list(POLICY_PREFIX)) {
-      if (key.endsWith('/')) continue;
-      const raw = await this.storage.get(POLICY_PREFIX + key);
-      if (!raw) continue;
-      const stored = JSON.parse(decoder.decode(raw)) as { name: string; policy: string };
+    for (const stored of await loadRecords<{ name: string; policy: string }>(this.storage, POLICY_PREFIX)) {
       this.policies.set(stored.name, await parsePolicy(stored.name, stored.policy));
     }
     if (!this.policies.has(DEFAULT_POLICY_NAME)) {

@@ -1,7 +1,8 @@
 // startServer: the dev server (`-dev`: in-memory, demo role) or a persistent
 // server from a config file (SQLite storage that survives restarts). Wires the
-// storage, policy store, token store, mount table (one engine per mount),
-// expiration manager and response wrapping behind the HTTP layer.
+// storage, policy store, token store, the secrets and auth mount tables,
+// identity, the expiration manager and response wrapping behind the core
+// (core.ts) and its transport (http.ts).
 
 import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';

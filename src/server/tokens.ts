@@ -7,7 +7,9 @@
 
 import { createHash, randomBytes } from 'node:crypto';
 import type { Clock } from '../sdk/logical.ts';
-import type { KeyValueStorage } from './policy.ts';
+import type { KeyValueStorage } from './types.ts';
+import { loadRecords } from './storage/records.ts';
+import { StatusError } from './status_error.ts';
 import type { Logger } from './logger.ts';
 
 export const TOKEN_PREFIX = 'hvs.';
@@ -82,14 +84,8 @@ export interface CreateTokenInput {
   maxTtlMs?: number;
 }
 
-export class TokenError extends Error {
-  readonly status: number;
-  constructor(message: string, status = 400) {
-    super(message);
-    this.name = 'TokenError';
-    this.status = status;
-  }
-}
+/** A token store error, with the status Vault answers it with. */
+export class TokenError extends StatusError {}
 
 export interface TokenStoreOptions {
   storage: KeyValueStorage;
@@ -102,7 +98,6 @@ export interface TokenStoreOptions {
 }
 
 const encoder = new TextEncoder();
-const decoder = new TextDecoder();
 
 export function hashToken(id: string): string {
   return createHash('sha256').update(id).digest('hex');
@@ -153,12 +148,7 @@ export class TokenStore {
     this.byHash.clear();
     this.byAccessor.clear();
     this.children.clear();
-    for (const key of await this.storage.list(ENTRY_PREFIX)) {
-      if (key.endsWith('/')) continue;
-      const raw = await this.storage.get(ENTRY_PREFIX + key);
-      if (!raw) continue;
-      this.index(JSON.parse(decoder.decode(raw)) as TokenEntry);
-    }
+    for (const entry of await loadRecords<TokenEntry>(this.storage, ENTRY_PREFIX)) this.index(entry);
   }
 
   /** Starts the periodic sweep of expired tokens. */

@@ -1,6 +1,6 @@
 // Contracts between the dev server's parts: physical storage (memory or
-// SQLite), the expiration manager, and the HTTP layer that ties them to the
-// engine. Each part is in its own file; these interfaces are how they meet.
+// SQLite), the expiration manager, and the core that ties them to the
+// backends. Each part is in its own file; these interfaces are how they meet.
 
 import type { Storage, StoredSecret } from '../sdk/logical.ts';
 import type { MountLeaseLimits } from './lease_ttl.ts';
@@ -72,4 +72,12 @@ export interface LeaseBackendCalls {
   ): Promise<{ secret: StoredSecret; data?: Record<string, unknown>; warnings?: string[]; writes?: StorageOp[]; mount?: MountLeaseLimits }>;
   /** The batch holding these ops failed: the owning engine drops what it cached of them. */
   discard(lease: LeaseEntry, writes: StorageOp[]): void;
+}
+
+/** The part of PhysicalStorage the stores (policies, tokens, identity) need. */
+export interface KeyValueStorage {
+  get(key: string): Promise<Uint8Array | null>;
+  put(key: string, value: Uint8Array): Promise<void>;
+  delete(key: string): Promise<void>;
+  list(prefix: string): Promise<string[]>;
 }

@@ -3,7 +3,7 @@
 // `wrap_info` instead; `sys/wrapping/unwrap` hands the original back once.
 
 import type { Clock } from '../sdk/logical.ts';
-import type { KeyValueStorage } from './policy.ts';
+import type { KeyValueStorage } from './types.ts';
 import { RESPONSE_WRAPPING_POLICY } from './policy.ts';
 import { TokenError, type TokenEntry, type TokenStore } from './tokens.ts';
 
