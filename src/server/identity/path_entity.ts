@@ -30,7 +30,9 @@ export function pathEntity(): Route[] {
         },
       },
       synopsis: 'The identity entities.',
-      description: 'Every entity\'s id, with its name and aliases under key_info.',
+      description: `
+Every entity's id, with its name and its aliases (mount, accessor and alias
+name) under key_info, as Vault's listing has them.`,
     },
     {
       pattern: 'entity/id/(?<id>[^/]+)',
@@ -43,7 +45,9 @@ export function pathEntity(): Route[] {
         },
       },
       synopsis: 'An identity entity.',
-      description: 'The entity with its aliases (one per auth mount it logged in through), metadata and policies.',
+      description: `
+The entity with its aliases (one per auth mount it logged in through),
+metadata and policies.`,
     },
   ];
 }

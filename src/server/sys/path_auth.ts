@@ -28,7 +28,9 @@ export function pathAuth(): Route[] {
         },
       },
       synopsis: 'The enabled auth methods.',
-      description: 'Every auth method by its path, the built-in token method first.',
+      description: `
+Every auth method by its path, the built-in token method first, with its type,
+accessor, description and ttls; the fields are repeated at the top level.`,
     },
     {
       pattern: 'auth/(?<path>.+?)/tune',
@@ -43,7 +45,8 @@ export function pathAuth(): Route[] {
         update: async (req, f) => tuneAuth(req, f.get<string>('path')),
       },
       synopsis: 'Tune an auth method.',
-      description: 'Reads or changes an auth method\'s ttls, description and user lockout settings.',
+      description: `
+Reads or changes an auth method's ttls, description and user lockout settings.`,
     },
     {
       pattern: 'auth/(?<path>.+)',
@@ -74,7 +77,9 @@ export function pathAuth(): Route[] {
         },
       },
       synopsis: 'Enable, read or disable an auth method.',
-      description: 'Enables an auth method (type approle or jwt) at a path under auth/, reads it, or disables it with every token it issued.',
+      description: `
+Enables an auth method (type approle or jwt) at a path under auth/, reads it,
+or disables it with every token it issued.`,
     },
   ];
 }

@@ -22,7 +22,8 @@ export function pathCapabilities(): Route[] {
       fields: PATHS,
       operations: { update: async (req) => capabilities(req, serverRequest(req).acl!) },
       synopsis: 'The calling token\'s capabilities on paths.',
-      description: 'For each path, the capabilities the calling token\'s policies grant on it.',
+      description: `
+For each path, the capabilities the calling token's policies grant on it.`,
     },
     {
       pattern: 'capabilities',
@@ -36,7 +37,8 @@ export function pathCapabilities(): Route[] {
         },
       },
       synopsis: 'A token\'s capabilities on paths.',
-      description: 'For each path, the capabilities the given token\'s policies grant on it.',
+      description: `
+For each path, the capabilities the given token's policies grant on it.`,
     },
     {
       pattern: 'capabilities-accessor',
@@ -50,7 +52,8 @@ export function pathCapabilities(): Route[] {
         },
       },
       synopsis: 'The capabilities on paths of the token with an accessor.',
-      description: 'For each path, the capabilities granted to the token the accessor names.',
+      description: `
+For each path, the capabilities granted to the token the accessor names.`,
     },
   ];
 }

@@ -39,7 +39,9 @@ export function pathHealth(): Route[] {
         },
       },
       synopsis: 'The server\'s health.',
-      description: 'Whether the server is initialised, unsealed and active, with its version and cluster: what load balancers probe.',
+      description: `
+Whether the server is initialised, unsealed and active, with its version and
+cluster: what load balancers probe.`,
     },
     {
       pattern: 'seal-status',
@@ -66,7 +68,9 @@ export function pathHealth(): Route[] {
         },
       },
       synopsis: 'The seal\'s status.',
-      description: 'The seal type (shamir for the dev server, static for a persistent server\'s seal stanza) and whether it is sealed (never, once started).',
+      description: `
+The seal type (shamir for the dev server, static for a persistent server's
+seal stanza) and whether it is sealed (never, once started).`,
     },
     {
       pattern: 'leader',
@@ -84,14 +88,18 @@ export function pathHealth(): Route[] {
           }),
       },
       synopsis: 'The cluster\'s leader.',
-      description: 'This server runs alone: no high availability, no leader address.',
+      description: `
+The dev server runs alone: no high availability, no leader address. (In
+production, the real server's raft cluster answers this.)`,
     },
     {
       pattern: 'init',
       fields: {},
       operations: { read: async () => plain({ initialized: true }) },
       synopsis: 'Whether the server is initialised.',
-      description: 'Always true: the server initialises itself when it starts.',
+      description: `
+Always true: the dev server initialises itself when it starts, and a
+persistent server on its first start (printing the root token once).`,
     },
   ];
 }

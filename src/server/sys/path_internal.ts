@@ -40,7 +40,9 @@ export function pathInternal(): Route[] {
         },
       },
       synopsis: 'The mounts the token can reach.',
-      description: 'Secrets engines and auth methods on which the request\'s token has any capability; empty without a token.',
+      description: `
+Secrets engines and auth methods on which the request's token has any
+capability; empty without a token.`,
     },
     {
       pattern: 'internal/ui/mounts/(?<path>.+)',
@@ -75,7 +77,9 @@ export function pathInternal(): Route[] {
         },
       },
       synopsis: 'The mount of a path.',
-      description: 'The mount a path is under, if the token can reach it (403 otherwise, whether or not it exists).',
+      description: `
+The mount a path is under, if the token can reach it (403 otherwise, whether
+or not it exists).`,
     },
     {
       pattern: 'internal/specs/openapi',
@@ -105,7 +109,9 @@ export function pathInternal(): Route[] {
         },
       },
       synopsis: 'The OpenAPI document of every mount the token can reach.',
-      description: 'Merged from each backend\'s declared routes (their fields, operations and help), with each mount\'s path in front.',
+      description: `
+Merged from each backend's declared routes (their fields, operations and
+help), with each mount's path in front.`,
     },
   ];
 }

@@ -40,7 +40,9 @@ export function pathLeases(): Route[] {
         },
       },
       synopsis: 'Look a lease up.',
-      description: 'A lease\'s path, issue and expiry times, last renewal, ttl and whether it can be renewed.',
+      description: `
+A lease's path, issue and expiry times, last renewal, ttl and whether it can
+be renewed.`,
     },
     {
       pattern: 'leases/lookup/(?<prefix>.*)',
@@ -53,14 +55,20 @@ export function pathLeases(): Route[] {
         },
       },
       synopsis: 'List leases by prefix (sudo).',
-      description: 'The lease ids under a prefix: folders end in a slash.',
+      description: `
+The lease ids under a prefix (a mount and a path, such as tvm/creds/orders/),
+one level at a time: folders end in a slash. Needs sudo, since lease ids are
+secrets.`,
     },
     {
       pattern: '(?:leases/)?renew(?:/(?<url_lease_id>.+))?',
       fields: { ...LEASE_ID, increment: checked('duration', 'The ttl asked for, from now (capped by the role and the mount).') },
       operations: { update: renew },
       synopsis: 'Renew a lease.',
-      description: 'Extends a lease by the increment asked for; the engine answers with a new token for it. Only the token that obtained the lease, its ancestors, a token of the same entity, or sudo may renew it.',
+      description: `
+Extends a lease by the increment asked for; the engine answers with a new
+token for it. Only the token that obtained the lease, its ancestors, a token
+of the same entity, or sudo may renew it.`,
     },
     {
       pattern: '(?:leases/)?revoke(?:/(?<url_lease_id>.+))?',
@@ -72,7 +80,9 @@ export function pathLeases(): Route[] {
         },
       },
       synopsis: 'Revoke a lease.',
-      description: 'Revokes a lease now: the engine lists its token as revoked.',
+      description: `
+Revokes a lease now, through the engine that issued it: the token it carries
+is listed as revoked, and the lease is gone from the expiration manager.`,
     },
     {
       pattern: '(?:leases/)?revoke-prefix/(?<prefix>.+)',
@@ -84,7 +94,9 @@ export function pathLeases(): Route[] {
         },
       },
       synopsis: 'Revoke every lease under a prefix (sudo).',
-      description: 'Revokes all the leases whose path starts with the prefix, e.g. every lease of one role.',
+      description: `
+Revokes all the leases whose path starts with the prefix, e.g. every lease of
+one role.`,
     },
   ];
 }

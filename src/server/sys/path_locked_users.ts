@@ -15,7 +15,9 @@ export function pathLockedUsers(): Route[] {
         read: async (req) => ({ data: lockedUsers(serverRequest(req).core.auth, stringField(req.data, 'mount_accessor')) }),
       },
       synopsis: 'The locked-out aliases.',
-      description: 'Per auth mount accessor, the aliases (AppRole role IDs) locked out by failed logins, with their counts.',
+      description: `
+Per auth mount accessor, the aliases (AppRole role IDs) locked out by failed
+logins, with their counts.`,
     },
     {
       pattern: 'locked-users/(?<mount_accessor>.+?)/unlock/(?<alias_identifier>.+)',
@@ -30,7 +32,9 @@ export function pathLockedUsers(): Route[] {
         },
       },
       synopsis: 'Unlock an alias.',
-      description: 'Ends an alias\'s lockout now and forgets its failed logins.',
+      description: `
+Ends an alias's lockout now and forgets its failed logins, as if the lockout
+duration had passed.`,
     },
   ];
 }

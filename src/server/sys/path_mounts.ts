@@ -29,7 +29,10 @@ export function pathMounts(): Route[] {
         },
       },
       synopsis: 'The mounted secrets engines.',
-      description: 'Every secrets engine by its path, sys/ first.',
+      description: `
+Every secrets engine by its path, sys/ first, with its type, accessor,
+description and lease ttls; the fields are repeated at the top level, as
+Vault's legacy answer has them.`,
     },
     {
       pattern: 'mounts/(?<path>.+?)/tune',
@@ -39,7 +42,9 @@ export function pathMounts(): Route[] {
         update: async (req, f) => tuneMount(req, f.get<string>('path')),
       },
       synopsis: 'Tune a mount.',
-      description: 'Reads or changes a mount\'s default and max lease ttls and its description. A new max caps the leases issued afterwards and their renewals.',
+      description: `
+Reads or changes a mount's default and max lease ttls and its description. A
+new max caps the leases issued afterwards and their renewals.`,
     },
     {
       pattern: 'mounts/(?<path>.+)',
@@ -75,7 +80,9 @@ export function pathMounts(): Route[] {
         },
       },
       synopsis: 'Mount, read or unmount a secrets engine.',
-      description: 'Mounts a secrets engine (type tvm) at a path, reads it, or unmounts it, revoking every lease it issued.',
+      description: `
+Mounts a secrets engine (type tvm) at a path, reads it, or unmounts it,
+revoking every lease it issued.`,
     },
   ];
 }

@@ -22,7 +22,9 @@ export function pathPolicies(): Route[] {
       fields: {},
       operations: { list },
       synopsis: 'The ACL policies.',
-      description: 'The names of every ACL policy, root and default among them.',
+      description: `
+The names of every ACL policy, root and default among them, sorted as Vault
+lists them.`,
     },
     {
       pattern: 'policies/acl/(?<name>[^/]+)',
@@ -36,7 +38,10 @@ export function pathPolicies(): Route[] {
         delete: (req, f) => policy(req, f, false),
       },
       synopsis: 'Read, write or delete an ACL policy.',
-      description: 'An ACL policy: path rules with capabilities (create, read, update, patch, delete, list, sudo, deny), allowed and denied parameters, and wrapping ttl bounds.',
+      description: `
+An ACL policy: path rules with capabilities (create, read, update, patch,
+delete, list, sudo, deny), allowed and denied parameters, and wrapping ttl
+bounds.`,
     },
     {
       pattern: 'policy/?',
@@ -49,7 +54,9 @@ export function pathPolicies(): Route[] {
         list,
       },
       synopsis: 'The ACL policies (legacy path).',
-      description: 'As sys/policies/acl, with the names also under `policies` and at the top level.',
+      description: `
+As sys/policies/acl, with the names also under "policies" and at the top
+level.`,
     },
     {
       pattern: 'policy/(?<name>[^/]+)',
@@ -67,7 +74,9 @@ export function pathPolicies(): Route[] {
         delete: (req, f) => policy(req, f, true),
       },
       synopsis: 'Read, write or delete an ACL policy (legacy path).',
-      description: 'As sys/policies/acl/<name>, with the document under `rules`.',
+      description: `
+As sys/policies/acl/<name>, with the document under "rules", as Vault's legacy
+endpoint has it (writing "rules" answers a deprecation warning).`,
     },
   ];
 }

@@ -35,7 +35,9 @@ export function pathWrapping(): Route[] {
         },
       },
       synopsis: 'Unwrap a wrapped response.',
-      description: 'Answers the response a wrapping token holds, once: the token is revoked by this.',
+      description: `
+Answers the response a wrapping token holds, once: the token is revoked by
+this.`,
     },
     {
       pattern: 'wrapping/lookup',
@@ -44,7 +46,9 @@ export function pathWrapping(): Route[] {
         update: async (req) => ({ data: serverRequest(req).core.wrapping.lookup(wrappingToken(req)), http: { wrappable: false } }),
       },
       synopsis: 'Look a wrapping token up.',
-      description: 'The wrapping token\'s creation time, ttl and creation path, without unwrapping it.',
+      description: `
+The wrapping token's creation time, ttl and creation path, without unwrapping
+it.`,
     },
     {
       pattern: 'wrapping/wrap',
@@ -56,7 +60,8 @@ export function pathWrapping(): Route[] {
         },
       },
       synopsis: 'Wrap data.',
-      description: 'Wraps the request\'s data in a wrapping token (X-Vault-Wrap-TTL is required).',
+      description: `
+Wraps the request's data in a wrapping token (X-Vault-Wrap-TTL is required).`,
     },
   ];
 }

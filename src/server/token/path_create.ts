@@ -34,14 +34,19 @@ export function pathCreate(): Route[] {
       fields: CREATE_FIELDS,
       operations: { update: (req) => createToken(req, false) },
       synopsis: 'Create a token.',
-      description: 'A child of the calling token (revoked with it), or an orphan with no_parent (root or sudo).',
+      description: `
+A child of the calling token (revoked with it), or an orphan with no_parent
+(root or sudo).`,
     },
     {
       pattern: 'create-orphan',
       fields: CREATE_FIELDS,
       operations: { update: (req) => createToken(req, true) },
       synopsis: 'Create an orphan token.',
-      description: 'A token with no parent: it outlives the calling token.',
+      description: `
+A token with no parent: revoking the calling token does not revoke it. The
+same fields as create; its policies must still be a subset of the caller's
+unless the caller is root or has sudo.`,
     },
   ];
 }

@@ -19,7 +19,9 @@ export function pathLookup(): Route[] {
       fields: {},
       operations: { read: lookupSelf, update: lookupSelf },
       synopsis: 'Look up the calling token.',
-      description: 'The calling token\'s policies, ttl, metadata, entity and accessor.',
+      description: `
+The calling token's policies, ttl, metadata, entity and accessor; the token
+itself is shown back as its id.`,
     },
     {
       pattern: 'lookup',
@@ -35,7 +37,9 @@ export function pathLookup(): Route[] {
         },
       },
       synopsis: 'Look up a token.',
-      description: 'A token\'s policies, ttl, metadata, entity and accessor.',
+      description: `
+A token's policies, ttl, metadata, entity and accessor. Without a token field
+the calling token is looked up; a wrapping token is refused.`,
     },
     {
       pattern: 'lookup-accessor',
@@ -50,7 +54,10 @@ export function pathLookup(): Route[] {
         },
       },
       synopsis: 'Look up a token by its accessor.',
-      description: 'The token\'s properties, without its id.',
+      description: `
+The properties of the token an accessor names (policies, ttl, metadata,
+entity), without its id: an operator can inspect a workload's token without
+holding it.`,
     },
   ];
 }

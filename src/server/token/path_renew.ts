@@ -21,7 +21,9 @@ export function pathRenew(): Route[] {
         },
       },
       synopsis: 'Renew the calling token.',
-      description: 'Extends the calling token\'s ttl by the increment asked for, within its max ttl.',
+      description: `
+Extends the calling token's ttl by the increment asked for, within its max
+ttl.`,
     },
     {
       pattern: 'renew',
@@ -35,7 +37,8 @@ export function pathRenew(): Route[] {
         },
       },
       synopsis: 'Renew a token.',
-      description: 'Extends a token\'s ttl by the increment asked for, within its max ttl.',
+      description: `
+Extends a token's ttl by the increment asked for, within its max ttl.`,
     },
   ];
 }

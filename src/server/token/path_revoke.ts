@@ -18,7 +18,9 @@ export function pathRevoke(): Route[] {
         },
       },
       synopsis: 'Revoke the calling token.',
-      description: 'Revokes the calling token, its children and their leases.',
+      description: `
+Revokes the calling token, its children and every lease they obtained: the
+engine lists the tokens it issued under them as revoked.`,
     },
     {
       pattern: 'revoke',
@@ -32,7 +34,8 @@ export function pathRevoke(): Route[] {
         },
       },
       synopsis: 'Revoke a token.',
-      description: 'Revokes a token, its children and their leases. An unknown token is no error.',
+      description: `
+Revokes a token, its children and their leases. An unknown token is no error.`,
     },
     {
       pattern: 'revoke-accessor',
@@ -46,7 +49,8 @@ export function pathRevoke(): Route[] {
         },
       },
       synopsis: 'Revoke a token by its accessor.',
-      description: 'Revokes the token an accessor names, its children and their leases.',
+      description: `
+Revokes the token an accessor names, its children and their leases.`,
     },
   ];
 }
