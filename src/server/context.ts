@@ -3,11 +3,11 @@
 // identity) learn of the request beyond a logical request (ServerRequest).
 
 import type { AuthTable } from './auth/table.ts';
-import type { IdentityStore } from './identity.ts';
+import type { IdentityStore } from './identity/store.ts';
 import type { SecretsTable } from './mounts.ts';
 import type { ACL, AclOperation, PolicyStore } from './policy.ts';
 import type { Logger } from './logger.ts';
-import type { TokenEntry, TokenStore } from './tokens.ts';
+import type { TokenEntry, TokenStore } from './token/store.ts';
 import type { LeaseEntry, StorageOp } from './types.ts';
 import type { WrappingStore } from './wrapping.ts';
 import { EngineError } from '../sdk/errors.ts';

@@ -32,7 +32,7 @@ import {
   UNSUPPORTED_OPERATION,
 } from './errors.ts';
 import { identityBackend } from './identity/backend.ts';
-import { effectiveMountLimits, leaseTtl, mountLeaseLimits } from './lease_ttl.ts';
+import { effectiveMountLimits, leaseTtl, mountLeaseLimits, SYSTEM_MAX_TTL_MS } from './lease_ttl.ts';
 import type { Mount } from './mounts.ts';
 import { checkParameters, checkWrapping, type AclOperation } from './policy.ts';
 import type { HttpOperation, Reply, RequestContext } from './request.ts';
@@ -40,7 +40,7 @@ import type { BufferedView } from './storage/buffer.ts';
 import { systemBackend } from './sys/backend.ts';
 import { STATUS_PATHS } from './sys/path_health.ts';
 import { tokenBackend } from './token/backend.ts';
-import { authBlock, SYSTEM_MAX_TTL_MS } from './tokens.ts';
+import { authBlock } from './token/store.ts';
 import type { LeaseEntry } from './types.ts';
 import type { WrappedResponse } from './wrapping.ts';
 

@@ -10,7 +10,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { parseDurationMs } from '../sdk/duration.ts';
 import { JsonInputError, parseJsonBounded } from '../sdk/json.ts';
-import { canonicalPath } from './canonical.ts';
+import { canonicalPath } from './request.ts';
 import type { ServerCore } from './context.ts';
 import { Router, serve } from './core.ts';
 import { badRequest, errorChain, HttpError, translateError, unroutedPath } from './errors.ts';

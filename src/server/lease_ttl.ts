@@ -6,7 +6,23 @@
 
 import { EngineError } from '../sdk/errors.ts';
 import type { MountLimits } from '../sdk/logical.ts';
-import { humanDuration, SYSTEM_MAX_TTL_MS } from './tokens.ts';
+
+/** Vault's default system max TTL (32 days), the cap of every token's life. */
+export const SYSTEM_MAX_TTL_MS = 768 * 3_600_000;
+
+/**
+ * A duration as Vault's ttl warnings print it (its framework's humanDuration):
+ * Go's form without zero parts, `10h`, `1h30m`, `59m58s`, `0s`.
+ */
+export function humanDuration(ms: number): string {
+  let rest = Math.max(0, Math.floor(ms / 1000));
+  if (rest === 0) return '0s';
+  const h = Math.floor(rest / 3600);
+  rest -= h * 3600;
+  const m = Math.floor(rest / 60);
+  const s = rest - m * 60;
+  return `${h > 0 ? `${h}h` : ''}${m > 0 || (h > 0 && s > 0) ? `${m}m` : ''}${s > 0 ? `${s}s` : ''}`;
+}
 
 /** A mount's lease limits (its tuned default and max lease ttl; 0: the system's). */
 export interface MountLeaseLimits {

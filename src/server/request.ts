@@ -1,8 +1,9 @@
-// A request as the transport parsed it, and the answer before it is put in
-// Vault's envelope: what http.ts hands the core and gets back.
+// A request as the transport parsed it (its path in the one canonical form),
+// and the answer before it is put in Vault's envelope: what http.ts hands
+// the core and gets back.
 
 import type { ACL } from './policy.ts';
-import type { TokenEntry } from './tokens.ts';
+import type { TokenEntry } from './token/store.ts';
 import type { WrapInfo } from './wrapping.ts';
 
 /** The operations a request can ask for: Vault's logical ones, with patch and help from the transport. */
@@ -53,4 +54,16 @@ export interface Reply {
   mountType?: string;
   /** Set once the response was wrapped. */
   wrapInfo?: WrapInfo;
+}
+
+/**
+ * The one form of a request path that routing, the ACL check and the handler
+ * all use: no leading slash, no repeated slashes, and a trailing slash only on
+ * lists (`sys/mounts//victim/` is `sys/mounts/victim`). Names a backend compares
+ * without case are made canonical later, by the backend that knows them
+ * (its resolve-path).
+ */
+export function canonicalPath(path: string, list: boolean): string {
+  const out = path.replace(/\/{2,}/g, '/').replace(/^\//, '').replace(/\/$/, '');
+  return list ? `${out}/` : out;
 }

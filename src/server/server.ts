@@ -19,13 +19,13 @@ import { effectiveMountLimits } from './lease_ttl.ts';
 import { createRequestHandler } from './http.ts';
 import { acceptListMethod } from './list_method.ts';
 import type { ServerCore } from './context.ts';
-import { IdentityStore } from './identity.ts';
+import { IdentityStore } from './identity/store.ts';
 import { mountLeaseLimits } from './lease_ttl.ts';
 import { SecretsTable, type Mount } from './mounts.ts';
 import type { BufferedView } from './storage/buffer.ts';
 import { PolicyStore, ROOT_POLICY } from './policy.ts';
 import { openMemoryStorage, openSealedStorage, openSqliteStorage } from './storage/index.ts';
-import { newTokenId, TokenStore } from './tokens.ts';
+import { newTokenId, TokenStore } from './token/store.ts';
 import type { Logger } from './logger.ts';
 import type { LeaseBackendCalls, PhysicalStorage } from './types.ts';
 

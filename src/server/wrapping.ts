@@ -5,7 +5,7 @@
 import type { Clock } from '../sdk/logical.ts';
 import type { KeyValueStorage } from './types.ts';
 import { RESPONSE_WRAPPING_POLICY } from './policy.ts';
-import { TokenError, type TokenEntry, type TokenStore } from './tokens.ts';
+import { TokenError, type TokenEntry, type TokenStore } from './token/store.ts';
 
 const RESPONSE_PREFIX = 'sys/wrapping/response/';
 const encoder = new TextEncoder();

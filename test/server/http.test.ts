@@ -12,11 +12,11 @@ import { createRequestHandler, MAX_BODY_BYTES } from '../../src/server/http.ts';
 import { acceptListMethod, ListMethodRewriter } from '../../src/server/list_method.ts';
 import type { LeaseManager } from '../../src/server/context.ts';
 import { AuthTable } from '../../src/server/auth/index.ts';
-import { IdentityStore } from '../../src/server/identity.ts';
+import { IdentityStore } from '../../src/server/identity/store.ts';
 import { SecretsTable } from '../../src/server/mounts.ts';
 import { PolicyStore } from '../../src/server/policy.ts';
 import { openMemoryStorage } from '../../src/server/storage/index.ts';
-import { TokenStore } from '../../src/server/tokens.ts';
+import { TokenStore } from '../../src/server/token/store.ts';
 import type { LeaseEntry } from '../../src/server/types.ts';
 import { WrappingStore } from '../../src/server/wrapping.ts';
 

@@ -5,7 +5,7 @@ import vault from 'node-vault';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer } from '../../src/server/index.ts';
 import { openMemoryStorage } from '../../src/server/storage/index.ts';
-import { hashToken, sanitizePolicies, tokenDisplayName, TokenStore } from '../../src/server/tokens.ts';
+import { hashToken, sanitizePolicies, tokenDisplayName, TokenStore } from '../../src/server/token/store.ts';
 
 type Server = Awaited<ReturnType<typeof startServer>>;
 type Client = ReturnType<typeof vault>;

@@ -6,8 +6,9 @@
 
 import { EngineError } from '../../sdk/errors.ts';
 import type { Clock, LoginAuth } from '../../sdk/logical.ts';
-import type { IdentityStore } from '../identity.ts';
-import { humanDuration, sanitizePolicies, SYSTEM_MAX_TTL_MS, type TokenEntry, type TokenStore } from '../tokens.ts';
+import type { IdentityStore } from '../identity/store.ts';
+import { humanDuration, SYSTEM_MAX_TTL_MS } from '../lease_ttl.ts';
+import { sanitizePolicies, type TokenEntry, type TokenStore } from '../token/store.ts';
 import type { AuthMount } from './table.ts';
 
 export interface LoginDeps {

@@ -7,7 +7,7 @@
 import { EngineError, invalidField, showValue } from '../../sdk/errors.ts';
 import type { FieldData, Fields } from '../../sdk/fields.ts';
 import { checkCidrList } from './cidr.ts';
-import { SYSTEM_MAX_TTL_MS } from '../tokens.ts';
+import { SYSTEM_MAX_TTL_MS } from '../lease_ttl.ts';
 import type { LoginAuth, LogicalRequest } from '../../sdk/logical.ts';
 
 /** The stored token settings (snake_case as in the API; durations in seconds). */

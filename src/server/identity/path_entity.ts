@@ -5,7 +5,7 @@ import type { Route } from '../../sdk/route.ts';
 import { serverRequest } from '../context.ts';
 import { HttpError } from '../errors.ts';
 import { checked } from '../fields.ts';
-import type { Entity } from '../identity.ts';
+import type { Entity } from './store.ts';
 
 export function pathEntity(): Route[] {
   return [

@@ -9,7 +9,7 @@ import { userLockoutData } from '../auth/lockout.ts';
 import { serverRequest } from '../context.ts';
 import { badRequest } from '../errors.ts';
 import { checked } from '../fields.ts';
-import { SYSTEM_MAX_TTL_MS } from '../tokens.ts';
+import { SYSTEM_MAX_TTL_MS } from '../lease_ttl.ts';
 import { MOUNT_INPUT_FIELDS, mountInput, mountPathOf, optionsField, tokenMountInfo, TUNE_FIELDS, tuneData } from './mount_info.ts';
 
 const PATH = checked('string', 'The auth method\'s path, under auth/.');

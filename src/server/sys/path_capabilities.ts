@@ -4,7 +4,7 @@
 
 import type { LogicalRequest, LogicalResponse } from '../../sdk/logical.ts';
 import type { Route } from '../../sdk/route.ts';
-import { canonicalPath } from '../canonical.ts';
+import { canonicalPath } from '../request.ts';
 import { serverRequest } from '../context.ts';
 import { badRequest } from '../errors.ts';
 import { checked, stringField, stringListField } from '../fields.ts';

@@ -9,7 +9,7 @@ import { serverRequest } from '../context.ts';
 import { badRequest } from '../errors.ts';
 import { checked } from '../fields.ts';
 import { mountInfo } from '../mounts.ts';
-import { SYSTEM_MAX_TTL_MS } from '../tokens.ts';
+import { SYSTEM_MAX_TTL_MS } from '../lease_ttl.ts';
 import { MOUNT_INPUT_FIELDS, mountInput, mountPathOf, optionsField, systemMountInfo, tokenMountInfo, TUNE_FIELDS, tuneData } from './mount_info.ts';
 import { tuneAuth } from './path_auth.ts';
 

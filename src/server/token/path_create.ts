@@ -9,7 +9,8 @@ import { serverRequest } from '../context.ts';
 import { badRequest } from '../errors.ts';
 import { boolField, checked, durationField, intField, stringField, stringListField, stringMapField } from '../fields.ts';
 import { ROOT_POLICY } from '../policy.ts';
-import { authBlock, sanitizePolicies, SYSTEM_MAX_TTL_MS, tokenDisplayName } from '../tokens.ts';
+import { SYSTEM_MAX_TTL_MS } from '../lease_ttl.ts';
+import { authBlock, sanitizePolicies, tokenDisplayName } from './store.ts';
 
 const CREATE_FIELDS = {
   id: checked('string', 'The token\'s id (root or sudo only).', { secret: true }),

@@ -5,7 +5,7 @@ import type { Route } from '../../sdk/route.ts';
 import { serverRequest } from '../context.ts';
 import { HttpError } from '../errors.ts';
 import { checked, stringField } from '../fields.ts';
-import { tokenLookupData } from '../tokens.ts';
+import { tokenLookupData } from './store.ts';
 
 const lookupSelf = async (req: LogicalRequest): Promise<LogicalResponse> => {
   const sr = serverRequest(req);

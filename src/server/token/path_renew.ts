@@ -5,7 +5,7 @@ import type { Route } from '../../sdk/route.ts';
 import { serverRequest } from '../context.ts';
 import { badRequest } from '../errors.ts';
 import { checked, durationField, stringField } from '../fields.ts';
-import { authBlock, type TokenEntry } from '../tokens.ts';
+import { authBlock, type TokenEntry } from './store.ts';
 
 const INCREMENT = checked('duration', 'The ttl asked for, from now (capped by the token\'s max).');
 

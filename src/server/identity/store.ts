@@ -5,10 +5,10 @@
 // storage under `sys/identity/entity/<id>`.
 
 import { randomUUID } from 'node:crypto';
-import { KeyedMutex } from '../sdk/storage.ts';
-import type { Clock } from '../sdk/logical.ts';
-import type { KeyValueStorage } from './types.ts';
-import { loadRecords } from './storage/records.ts';
+import { KeyedMutex } from '../../sdk/storage.ts';
+import type { Clock } from '../../sdk/logical.ts';
+import type { KeyValueStorage } from '../types.ts';
+import { loadRecords } from '../storage/records.ts';
 
 const ENTITY_PREFIX = 'sys/identity/entity/';
 

@@ -6,15 +6,14 @@
 // one obtained; expired tokens are swept and revoked the same way.
 
 import { createHash, randomBytes } from 'node:crypto';
-import type { Clock } from '../sdk/logical.ts';
-import type { KeyValueStorage } from './types.ts';
-import { loadRecords } from './storage/records.ts';
-import { StatusError } from './status_error.ts';
-import type { Logger } from './logger.ts';
+import type { Clock } from '../../sdk/logical.ts';
+import type { KeyValueStorage } from '../types.ts';
+import { loadRecords } from '../storage/records.ts';
+import { StatusError } from '../status_error.ts';
+import { SYSTEM_MAX_TTL_MS, humanDuration } from '../lease_ttl.ts';
+import type { Logger } from '../logger.ts';
 
 export const TOKEN_PREFIX = 'hvs.';
-/** Vault's default system max TTL (32 days), the cap of every token's life. */
-export const SYSTEM_MAX_TTL_MS = 768 * 3_600_000;
 const ENTRY_PREFIX = 'sys/token/id/';
 const SWEEP_INTERVAL_MS = 500;
 
@@ -385,20 +384,6 @@ function rfc3339(ms: number): string {
 }
 
 /** Remaining ttl in whole seconds; 0 for tokens that never expire. */
-/**
- * A duration as Vault's ttl warnings print it (its framework's humanDuration):
- * Go's form without zero parts, `10h`, `1h30m`, `59m58s`, `0s`.
- */
-export function humanDuration(ms: number): string {
-  let rest = Math.max(0, Math.floor(ms / 1000));
-  if (rest === 0) return '0s';
-  const h = Math.floor(rest / 3600);
-  rest -= h * 3600;
-  const m = Math.floor(rest / 60);
-  const s = rest - m * 60;
-  return `${h > 0 ? `${h}h` : ''}${m > 0 || (h > 0 && s > 0) ? `${m}m` : ''}${s > 0 ? `${s}s` : ''}`;
-}
-
 export function remainingTtlSeconds(entry: TokenEntry, nowMs: number): number {
   return entry.expireTimeMs === 0 ? 0 : Math.max(0, Math.floor((entry.expireTimeMs - nowMs) / 1000));
 }
