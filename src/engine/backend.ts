@@ -8,6 +8,7 @@ import { credsRoutes, credsSecret } from './path_creds.ts';
 import { introspectRoutes } from './path_introspect.ts';
 import { keyRoutes } from './path_keys.ts';
 import { revocationRoutes } from './path_revocations.ts';
+import { statusRoutes } from './path_status.ts';
 import { ROLE_PREFIX } from './roles.ts';
 import { roleRoutes } from './path_roles.ts';
 import { KEYS_KEY } from './keys.ts';
@@ -27,7 +28,8 @@ const HELP = `
 The tvm secrets engine vends short-lived, narrowly scoped signed tokens
 (RFC 9068 JWTs) under Vault leases. Configure it at config, declare roles at
 roles/<name>, issue at creds/<role>. Resource servers verify tokens offline
-with jwks (or .well-known/jwks.json) and revocations, or online at introspect.`;
+with jwks (or .well-known/jwks.json) and the status list each token names
+(status/<n>, pushed at status/events), or online at introspect.`;
 
 export function createTvmBackend(options: TvmBackendOptions): Backend {
   const ctx = createContext({ clock: options.clock ?? Date.now, apiAddr: options.apiAddr });
@@ -41,13 +43,16 @@ export function createTvmBackend(options: TvmBackendOptions): Backend {
       ...credsRoutes(ctx),
       ...keyRoutes(ctx),
       ...revocationRoutes(ctx),
+      ...statusRoutes(ctx),
       ...introspectRoutes(ctx),
     ],
     secrets: [credsSecret(ctx)],
-    specialPaths: { unauthenticated: ['jwks', '.well-known/*', 'revocations'], root: [] },
+    specialPaths: { unauthenticated: ['jwks', '.well-known/*', 'revocations', 'status/*'], root: [] },
     initialize: async (storage) => {
       const config = await ctx.config.load(storage);
       await ctx.keys.signingKey(storage, config);
+      // A run of status lists for this start; a node that cannot write (a standby) claims at its first issue.
+      await ctx.status.claim(storage).catch(() => undefined);
     },
     periodic: async (storage) => {
       await ctx.revocations.prune(storage);
@@ -57,7 +62,10 @@ export function createTvmBackend(options: TvmBackendOptions): Backend {
     invalidate: (key) => {
       if (key === CONFIG_KEY) ctx.config.invalidate();
       else if (key === KEYS_KEY) ctx.keys.invalidate();
-      else if (key.startsWith('revocations/')) ctx.revocations.invalidate();
+      else if (key.startsWith('revocations/')) {
+        ctx.revocations.invalidate();
+        ctx.status.invalidate();
+      }
       else if (key.startsWith(ROLE_PREFIX)) ctx.roles.invalidate(key.slice(ROLE_PREFIX.length));
       else if (key.startsWith(LEASE_PREFIX)) ctx.leases.invalidate(key);
     },

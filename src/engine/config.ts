@@ -10,6 +10,8 @@ export type SigningAlgorithm = (typeof SIGNING_ALGORITHMS)[number];
 
 export const DEFAULT_TTL_S = 15 * 60;
 export const DEFAULT_MAX_TTL_S = 60 * 60;
+export const DEFAULT_STATUS_LIST_TTL_S = 60;
+export const MAX_STATUS_LIST_TTL_S = 24 * 60 * 60;
 
 /** The stored config; an empty issuer means "derive it from the API address and mount". */
 export interface ConfigEntry {
@@ -17,6 +19,8 @@ export interface ConfigEntry {
   signing_algorithm: SigningAlgorithm;
   default_ttl: number;
   max_ttl: number;
+  /** Seconds a status list token may be cached (its `ttl`; its `exp` is iat plus this). */
+  status_list_ttl: number;
 }
 
 /** The config with the issuer resolved for the request's mount. */
@@ -29,6 +33,7 @@ export const DEFAULT_CONFIG: ConfigEntry = {
   signing_algorithm: 'ES256',
   default_ttl: DEFAULT_TTL_S,
   max_ttl: DEFAULT_MAX_TTL_S,
+  status_list_ttl: DEFAULT_STATUS_LIST_TTL_S,
 };
 
 export class ConfigStore {

@@ -6,6 +6,7 @@ import { ActiveLeases } from './leases.ts';
 import { ConfigStore } from './config.ts';
 import { RoleStore } from './roles.ts';
 import { RevocationList } from './revocations.ts';
+import { StatusLists } from './status.ts';
 import type { Clock } from '../sdk/logical.ts';
 
 export interface EngineContext {
@@ -16,6 +17,7 @@ export interface EngineContext {
   roles: RoleStore;
   keys: KeyRing;
   revocations: RevocationList;
+  status: StatusLists;
   leases: ActiveLeases;
 }
 
@@ -27,6 +29,7 @@ export function createContext(options: { clock: Clock; apiAddr: string }): Engin
     roles: new RoleStore(),
     keys: new KeyRing(options.clock),
     revocations: new RevocationList(options.clock),
+    status: new StatusLists(options.clock),
     leases: new ActiveLeases(),
   };
 }

@@ -2,7 +2,7 @@
 
 import { algorithmProblem, isCloud } from '../iam/mapping.ts';
 import type { EngineContext } from './context.ts';
-import { DEFAULT_MAX_TTL_S, DEFAULT_TTL_S, defaultIssuer, SIGNING_ALGORITHMS, type ConfigEntry, type EffectiveConfig, type SigningAlgorithm } from './config.ts';
+import { DEFAULT_MAX_TTL_S, DEFAULT_STATUS_LIST_TTL_S, DEFAULT_TTL_S, MAX_STATUS_LIST_TTL_S, defaultIssuer, SIGNING_ALGORITHMS, type ConfigEntry, type EffectiveConfig, type SigningAlgorithm } from './config.ts';
 import { invalidField, showValue } from '../sdk/errors.ts';
 import type { FieldData } from '../sdk/fields.ts';
 import type { Route } from '../sdk/route.ts';
@@ -59,6 +59,7 @@ export function configRoutes(ctx: EngineContext): Route[] {
         signing_algorithm: cfg.signing_algorithm,
         default_ttl: cfg.default_ttl,
         max_ttl: cfg.max_ttl,
+        status_list_ttl: cfg.status_list_ttl,
       },
     };
   };
@@ -80,6 +81,10 @@ export function configRoutes(ctx: EngineContext): Route[] {
     }
     if (fields.has('default_ttl')) next.default_ttl = toSeconds('default_ttl', fields.get<number>('default_ttl'));
     if (fields.has('max_ttl')) next.max_ttl = toSeconds('max_ttl', fields.get<number>('max_ttl'));
+    if (fields.has('status_list_ttl')) next.status_list_ttl = toSeconds('status_list_ttl', fields.get<number>('status_list_ttl'));
+    if (!(next.status_list_ttl >= 1 && next.status_list_ttl <= MAX_STATUS_LIST_TTL_S)) {
+      throw invalidField('status_list_ttl', `${next.status_list_ttl}s must be between 1s and ${MAX_STATUS_LIST_TTL_S}s`);
+    }
     if (next.max_ttl <= 0) throw invalidField('max_ttl', 'must be greater than zero');
     if (next.default_ttl <= 0) throw invalidField('default_ttl', 'must be greater than zero');
     if (next.default_ttl > next.max_ttl) {
@@ -108,6 +113,11 @@ export function configRoutes(ctx: EngineContext): Route[] {
         },
         default_ttl: { type: 'duration', default: DEFAULT_TTL_S, description: 'Token ttl for roles that set none.' },
         max_ttl: { type: 'duration', default: DEFAULT_MAX_TTL_S, description: 'The longest any lease of this mount may live.' },
+        status_list_ttl: {
+          type: 'duration',
+          default: DEFAULT_STATUS_LIST_TTL_S,
+          description: 'How long a status list token may be cached (its ttl; it expires that long after it is signed). Resource servers fail closed when they cannot refresh it for longer.',
+        },
       },
       operations: { read: readConfig, update: writeConfig },
       existenceCheck: async () => true,

@@ -2,7 +2,9 @@
 // the secret type that renews (re-signs, same jti) and revokes it.
 
 import { randomUUID } from 'node:crypto';
-import { BlockList, isIP } from 'node:net';
+import { calculateJwkThumbprint, importJWK, type JWK } from 'jose';
+import { addressInside } from './cidr.ts';
+import { insideWindows, parseWindows } from './windows.ts';
 import { cloudAudience, isCloud } from '../iam/mapping.ts';
 import { CLOUDS } from '../iam/types.ts';
 import type { EngineContext } from './context.ts';
@@ -12,8 +14,8 @@ import type { Route, SecretType } from '../sdk/route.ts';
 import { type EffectiveConfig } from './config.ts';
 import { effectiveConfig } from './path_config.ts';
 import { ROLE_NAME, roleNotFound, type RoleEntry } from './roles.ts';
-import { patternCovers, patternProblem } from './patterns.ts';
-import { rfc3339, scopeOf, signToken, tokenTypeOf, type Grant } from './token.ts';
+import { patternCovers, patternProblem, scopeOf } from './patterns.ts';
+import { rfc3339, signToken, tokenTypeOf, type Grant } from './token.ts';
 import { deleteKey, getJson, putJson } from '../sdk/storage.ts';
 import type { Caller, LogicalRequest, LogicalResponse, MountLimits } from '../sdk/logical.ts';
 
@@ -49,26 +51,6 @@ export function roleTtls(
   }
   const ttlS = Math.min(role.ttl || config.default_ttl, maxTtlS);
   return { ttlMs: ttlS * 1000, maxTtlMs: maxTtlS * 1000, cappedBy };
-}
-
-const blockLists = new WeakMap<string[], BlockList>();
-
-function callerInside(cidrs: string[], remoteAddr: string | undefined): boolean {
-  if (!remoteAddr) return false;
-  const addr = remoteAddr.startsWith('::ffff:') && isIP(remoteAddr.slice(7)) === 4 ? remoteAddr.slice(7) : remoteAddr;
-  const family = isIP(addr);
-  if (family === 0) return false;
-  let list = blockLists.get(cidrs);
-  if (!list) {
-    list = new BlockList();
-    for (const cidr of cidrs) {
-      const [net, bits] = cidr.split('/');
-      const type = isIP(net) === 6 ? 'ipv6' : 'ipv4';
-      list.addSubnet(net, bits === undefined ? (type === 'ipv6' ? 128 : 32) : Number(bits), type);
-    }
-    blockLists.set(cidrs, list);
-  }
-  return list.check(addr, family === 6 ? 'ipv6' : 'ipv4');
 }
 
 function narrow(field: 'read' | 'write', requested: string[], allowed: string[]): string[] {
@@ -114,7 +96,50 @@ function credsData(grant: Grant, token: string, iatS: number, expS: number, maxE
     expires_at: rfc3339(expS),
     max_expires_at: rfc3339(Math.floor(maxExpMs / 1000)),
     role: grant.role,
+    ...(grant.cnf_jkt ? { cnf_jkt: grant.cnf_jkt } : {}),
   };
+}
+
+/** Members a public JWK must not carry: a private or symmetric key is refused, never bound to. */
+const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'];
+const BINDABLE = new Map<string, string>([['EC:P-256', 'ES256'], ['EC:P-384', 'ES384'], ['OKP:Ed25519', 'EdDSA'], ['RSA:', 'RS256']]);
+
+/**
+ * \`dpop_jwk\`: the public key the token is bound to, as its RFC 7638
+ * thumbprint (cnf.jkt). Required when the role's binding is dpop; allowed on
+ * any role (a workload may bind itself). No proof of possession is asked
+ * here: a token bound to a key its requester does not hold is useless to
+ * everyone, and every use proves possession to the resource server.
+ */
+async function bindingOf(fields: FieldData, role: RoleEntry): Promise<string | null> {
+  if (!fields.has('dpop_jwk')) {
+    if ((role.binding ?? 'none') === 'dpop') {
+      throw invalidField('dpop_jwk', "the role's binding is dpop: name the public key the token is bound to (a JWK)");
+    }
+    return null;
+  }
+  let jwk: unknown = fields.get<unknown>('dpop_jwk');
+  if (typeof jwk === 'string') {
+    try {
+      jwk = JSON.parse(jwk);
+    } catch {
+      throw invalidField('dpop_jwk', 'is not a JWK (JSON object)');
+    }
+  }
+  if (jwk === null || typeof jwk !== 'object' || Array.isArray(jwk)) throw invalidField('dpop_jwk', 'is not a JWK (JSON object)');
+  const key = jwk as Record<string, unknown>;
+  if (PRIVATE_MEMBERS.some((m) => m in key)) {
+    throw invalidField('dpop_jwk', 'holds private or symmetric key material; send the public key only');
+  }
+  const kty = typeof key.kty === 'string' ? key.kty : '';
+  const alg = BINDABLE.get(`${kty}:${kty === 'RSA' ? '' : String(key.crv ?? '')}`);
+  if (!alg) throw invalidField('dpop_jwk', 'must be an EC P-256 or P-384, Ed25519 or RSA public key');
+  try {
+    await importJWK(key as JWK, alg);
+    return await calculateJwkThumbprint(key as JWK, 'sha256');
+  } catch {
+    throw invalidField('dpop_jwk', `is not a valid ${kty} public key`);
+  }
 }
 
 /** `cloud`: the role's target for that cloud, and the audience the cloud needs (null: the role's). */
@@ -136,7 +161,7 @@ const JTI = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 export function credsRoutes(ctx: EngineContext): Route[] {
 /** `jti`: the current token of one of the caller's own leases (the one its last renewal signed). */
   const fetchRenewed = async (req: LogicalRequest, fields: FieldData, name: string): Promise<LogicalResponse | null> => {
-    for (const other of ['ttl', 'read', 'write', 'audience', 'cloud']) {
+    for (const other of ['ttl', 'read', 'write', 'audience', 'cloud', 'dpop_jwk']) {
       if (fields.has(other)) throw invalidField(other, 'cannot be combined with jti (a fetch issues nothing)');
     }
     const jti = fields.get<string>('jti');
@@ -200,7 +225,7 @@ export function credsRoutes(ctx: EngineContext): Route[] {
       });
       if (wanted.length > 0) aud = [...new Set(wanted)];
     }
-    if (role.bound_cidrs.length > 0 && !callerInside(role.bound_cidrs, req.caller.remoteAddr)) {
+    if (role.bound_cidrs.length > 0 && !addressInside(role.bound_cidrs, req.caller.remoteAddr)) {
       throw new EngineError(
         'ERR_CIDR_DENIED',
         `permission denied: caller address ${showValue(req.caller.remoteAddr ?? 'unknown')} is outside the role's bound_cidrs`,
@@ -208,6 +233,12 @@ export function credsRoutes(ctx: EngineContext): Route[] {
     }
 
     const nowMs = ctx.clock();
+    const hours = role.allowed_hours ?? [];
+    const zone = role.time_zone ?? 'UTC';
+    if (hours.length > 0 && !insideWindows(parseWindows(hours), zone, nowMs)) {
+      throw new EngineError('ERR_OUTSIDE_WINDOW', `permission denied: role ${showValue(name)} issues only within its allowed_hours (${hours.join(', ')}, ${zone})`);
+    }
+    const cnfJkt = await bindingOf(fields, role);
     const iatS = Math.floor(nowMs / 1000);
     const expS = iatS + ttlMs / 1000;
     const grant: Grant = {
@@ -220,6 +251,9 @@ export function credsRoutes(ctx: EngineContext): Route[] {
       write,
       bound_cidrs: role.bound_cidrs,
       extra_claims: role.extra_claims,
+      status: await ctx.status.allocate(req.storage),
+      ...(cnfJkt ? { cnf_jkt: cnfJkt } : {}),
+      ...(hours.length > 0 ? { allowed_hours: hours, time_zone: zone } : {}),
     };
     const internal: CredsInternalData = {
       ...grant,
@@ -282,6 +316,11 @@ export function credsRoutes(ctx: EngineContext): Route[] {
           type: 'string',
           description: "aws, gcp, azure or kubernetes: the token is for that cloud's exchange (its audience), and the answer carries the role's target for it.",
         },
+        dpop_jwk: {
+          type: 'object',
+          description:
+            'The public key (a JWK) the token is bound to (cnf.jkt, RFC 9449): required when the role binding is dpop. Resource servers then accept the token only with a DPoP proof signed by its private key.',
+        },
         jti: {
           type: 'string',
           description:
@@ -332,15 +371,17 @@ export function credsSecret(ctx: EngineContext): SecretType {
     const expS = iatS + ttlS;
     const existing = await ctx.leases.get(req.storage, internal.role, internal.jti);
     const latestExpMs = Math.max(expS * 1000, existing?.exp_ms ?? 0, internal.exp_ms ?? 0);
-    const token = await signToken(ctx, req.storage, config, internal, iatS, expS);
+    // A lease issued before status lists gets its place in one at its first renewal.
+    const granted: CredsInternalData = internal.status ? internal : { ...internal, status: await ctx.status.allocate(req.storage) };
+    const token = await signToken(ctx, req.storage, config, granted, iatS, expS);
     await ctx.leases.put(req.storage, internal.role, internal.jti, {
       ...existing,
       exp_ms: latestExpMs,
       max_exp_ms: internal.max_exp_ms,
     });
-    const renewed: RenewedToken = credsData(internal, token, iatS, expS, internal.max_exp_ms);
+    const renewed: RenewedToken = credsData(granted, token, iatS, expS, internal.max_exp_ms);
     await putJson(req.storage, `${RENEWED_PREFIX}${internal.role}/${internal.jti}`, renewed);
-    const next: CredsInternalData = { ...internal, exp_ms: latestExpMs };
+    const next: CredsInternalData = { ...granted, exp_ms: latestExpMs };
     // Who renews is not known here (Vault does not tell a plugin), so the token is not
     // in the answer: its holder fetches it from creds/<role> with jti.
     const { token: _signed, ...data } = renewed;
@@ -365,7 +406,10 @@ export function credsSecret(ctx: EngineContext): SecretType {
       Math.max(internal.exp_ms ?? internal.max_exp_ms, existing?.exp_ms ?? 0),
       internal.max_exp_ms,
     );
-    if (lastValidMs > ctx.clock()) await ctx.revocations.add(req.storage, internal.jti, lastValidMs);
+    if (lastValidMs > ctx.clock()) {
+      const entry = await ctx.revocations.add(req.storage, internal.jti, lastValidMs, internal.status);
+      if (internal.status) ctx.status.notify({ ...internal.status, version: entry.version });
+    }
     await deleteKey(req.storage, `${RENEWED_PREFIX}${internal.role}/${internal.jti}`);
     if (existing) await ctx.leases.remove(req.storage, internal.role, internal.jti);
     return null;

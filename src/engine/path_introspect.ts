@@ -4,7 +4,8 @@ import type { EngineContext } from './context.ts';
 import { invalidField } from '../sdk/errors.ts';
 import type { Route } from '../sdk/route.ts';
 import { effectiveConfig } from './path_config.ts';
-import { checkToken, parseScope, tokenTypeOf } from './token.ts';
+import { checkToken, tokenTypeOf } from './token.ts';
+import { parseScope } from './patterns.ts';
 
 export function introspectRoutes(ctx: EngineContext): Route[] {
   return [

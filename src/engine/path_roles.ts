@@ -1,7 +1,6 @@
 // roles/<name>: what a role may vend (read and write patterns), for how long,
 // to whom (audiences), from where (bound CIDRs) and how many at once.
 
-import { isIP } from 'node:net';
 import { IamFieldError } from '../iam/errors.ts';
 import { validateIamMapping } from '../iam/mapping.ts';
 import type { EngineContext } from './context.ts';
@@ -10,7 +9,9 @@ import type { FieldData, Fields } from '../sdk/fields.ts';
 import type { Route } from '../sdk/route.ts';
 import { parseFields } from '../sdk/fields.ts';
 import type { ConfigEntry } from './config.ts';
-import { ROLE_NAME, ROLE_PREFIX, type RoleEntry } from './roles.ts';
+import { BINDINGS, ROLE_NAME, ROLE_PREFIX, type Binding, type RoleEntry } from './roles.ts';
+import { cidrProblem } from './cidr.ts';
+import { MAX_WINDOWS, parseWindow, timeZoneProblem } from './windows.ts';
 import { patternProblem } from './patterns.ts';
 import { listKeys } from '../sdk/storage.ts';
 import type { LogicalRequest, LogicalResponse } from '../sdk/logical.ts';
@@ -18,7 +19,7 @@ import type { LogicalRequest, LogicalResponse } from '../sdk/logical.ts';
 /** Claims the token sets itself; extra_claims may not replace them. */
 export const RESERVED_CLAIMS = [
   'iss', 'sub', 'aud', 'exp', 'iat', 'nbf', 'jti', 'client_id', 'scope', 'bound_cidrs',
-  'typ', 'cnf', 'auth_time', 'acr', 'amr',
+  'typ', 'cnf', 'auth_time', 'acr', 'amr', 'status', 'allowed_hours', 'time_zone',
 ];
 const MAX_LIST_ENTRIES = 64;
 
@@ -32,6 +33,17 @@ export const ROLE_FIELDS: Fields = {
   bound_cidrs: { type: 'string_list', default: [], description: 'Issue only to callers inside these CIDRs; carried in the token.' },
   max_active_leases: { type: 'int', default: 0, description: 'Live leases allowed at once; 0 is unlimited.' },
   extra_claims: { type: 'string_map', default: {}, description: 'Additional string claims put in every token.' },
+  binding: {
+    type: 'string',
+    default: 'none',
+    description: 'none, or dpop: every token is bound to the key the creds request names (dpop_jwk), as cnf.jkt; resource servers then need a DPoP proof of that key (RFC 9449) with each request.',
+  },
+  allowed_hours: {
+    type: 'string_list',
+    default: [],
+    description: 'When tokens may be issued and used: windows such as "Mon-Fri 09:00-17:00" or "Sun 22:00-02:00", read in time_zone; carried in the token. Empty: any time.',
+  },
+  time_zone: { type: 'string', default: 'UTC', description: 'The IANA time zone allowed_hours are read in, e.g. Europe/Berlin.' },
   iam: {
     type: 'object',
     description: 'Cloud IAM mapping: any of aws, gcp, azure, kubernetes, each naming its target; the scopes of that cloud must be expressible exactly.',
@@ -56,13 +68,30 @@ function checkPatterns(field: string, patterns: string[]): void {
 }
 
 function checkCidr(field: string, cidr: string): void {
-  const [addr, bits, extra] = cidr.split('/');
-  const family = isIP(addr ?? '');
-  const max = family === 4 ? 32 : 128;
-  const prefix = bits === undefined ? max : /^\d{1,3}$/.test(bits) ? Number(bits) : NaN;
-  if (family === 0 || extra !== undefined || !(prefix >= 0 && prefix <= max)) {
-    throw invalidField(field, `${showValue(cidr)} is not a CIDR such as 10.0.0.0/8 or fd00::/8`);
+  const problem = cidrProblem(cidr);
+  if (problem) throw invalidField(field, `${showValue(cidr)} ${problem}`);
+}
+
+function checkContext(role: RoleEntry): void {
+  const binding = role.binding ?? 'none';
+  if (!(BINDINGS as readonly string[]).includes(binding)) {
+    throw invalidField('binding', `${showValue(binding)} is not one of ${BINDINGS.join(', ')}`);
   }
+  const hours = role.allowed_hours ?? [];
+  if (hours.length > MAX_WINDOWS) throw invalidField('allowed_hours', `${hours.length} windows; at most ${MAX_WINDOWS}`);
+  hours.forEach((w, i) => {
+    try {
+      parseWindow(w);
+    } catch (err) {
+      throw invalidField(`allowed_hours[${i}]`, `${showValue(w)}: ${(err as Error).message}`);
+    }
+  });
+  if (binding === 'dpop' && role.iam !== null && Object.keys(role.iam).length > 0) {
+    throw invalidField('binding', 'dpop cannot be combined with an iam mapping: a cloud exchanges the token without a DPoP proof, so the binding would not hold there');
+  }
+  const zone = role.time_zone ?? 'UTC';
+  const zoneProblem = timeZoneProblem(zone);
+  if (zoneProblem) throw invalidField('time_zone', `${showValue(zone)} ${zoneProblem}`);
 }
 
 /**
@@ -95,6 +124,7 @@ export function validateRole(
   });
   if (role.bound_cidrs.length > MAX_LIST_ENTRIES) throw invalidField('bound_cidrs', `at most ${MAX_LIST_ENTRIES} entries`);
   role.bound_cidrs.forEach((c, i) => checkCidr(`bound_cidrs[${i}]`, c));
+  checkContext(role);
   if (!Number.isSafeInteger(role.max_active_leases) || role.max_active_leases < 0) {
     throw invalidField('max_active_leases', `${showValue(role.max_active_leases)} must be 0 (unlimited) or more`);
   }
@@ -128,6 +158,9 @@ export function validateRole(
     write: [...new Set(role.write)],
     audiences: [...new Set(role.audiences)],
     bound_cidrs: [...new Set(role.bound_cidrs)],
+    binding: role.binding ?? 'none',
+    allowed_hours: [...new Set(role.allowed_hours ?? [])],
+    time_zone: role.time_zone ?? 'UTC',
   };
 }
 
@@ -148,6 +181,9 @@ function mergeRole(existing: RoleEntry | null, fields: FieldData): RoleEntry {
     max_active_leases: 0,
     extra_claims: {},
     iam: null,
+    binding: 'none',
+    allowed_hours: [],
+    time_zone: 'UTC',
   };
   const next: RoleEntry = { ...base };
   if (fields.has('read')) next.read = fields.get<string[]>('read');
@@ -159,6 +195,9 @@ function mergeRole(existing: RoleEntry | null, fields: FieldData): RoleEntry {
   if (fields.has('max_active_leases')) next.max_active_leases = fields.get<number>('max_active_leases');
   if (fields.has('extra_claims')) next.extra_claims = fields.get<Record<string, string>>('extra_claims');
   if (fields.has('iam')) next.iam = fields.get<Record<string, unknown>>('iam');
+  if (fields.has('binding')) next.binding = fields.get<string>('binding') as Binding;
+  if (fields.has('allowed_hours')) next.allowed_hours = fields.get<string[]>('allowed_hours');
+  if (fields.has('time_zone')) next.time_zone = fields.get<string>('time_zone');
   return next;
 }
 
@@ -178,7 +217,7 @@ export function parseRoleInput(
 }
 
 function roleData(name: string, role: RoleEntry): Record<string, unknown> {
-  return { name, ...role };
+  return { name, ...role, binding: role.binding ?? 'none', allowed_hours: role.allowed_hours ?? [], time_zone: role.time_zone ?? 'UTC' };
 }
 
 export function roleRoutes(ctx: EngineContext): Route[] {

@@ -113,3 +113,19 @@ export function patternCovers(outer: string, inner: string): boolean {
   };
   return covers(0, 0);
 }
+
+/** The scope claim of a token: `read:<pattern>` and `write:<pattern>` items, space-separated. */
+export function scopeOf(read: readonly string[], write: readonly string[]): string {
+  return [...read.map((p) => `read:${p}`), ...write.map((p) => `write:${p}`)].join(' ');
+}
+
+/** Splits a scope claim back into read and write patterns; other items are ignored. */
+export function parseScope(scope: string): { read: string[]; write: string[] } {
+  const read: string[] = [];
+  const write: string[] = [];
+  for (const item of scope.split(' ')) {
+    if (item.startsWith('read:')) read.push(item.slice(5));
+    else if (item.startsWith('write:')) write.push(item.slice(6));
+  }
+  return { read, write };
+}

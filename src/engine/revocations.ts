@@ -4,6 +4,7 @@
 import { deleteKey, getJson, listKeys, putJson } from '../sdk/storage.ts';
 import type { Storage } from '../sdk/logical.ts';
 import { StoredRecordCache } from './cache.ts';
+import type { StatusRef } from './status.ts';
 
 export const REVOCATION_META_KEY = 'revocations/meta';
 export const REVOCATION_ENTRY_PREFIX = 'revocations/entries/';
@@ -14,6 +15,8 @@ export interface RevocationEntry {
   exp: number;
   /** The list's version when the entry was added. */
   version: number;
+  /** The token's place in a status list (status.ts); absent for tokens issued before status lists. */
+  status?: StatusRef;
 }
 
 interface Loaded {
@@ -35,14 +38,14 @@ export class RevocationList extends StoredRecordCache<Loaded> {
   }
 
   /** Adds a jti until `expMs`; a second add of the same jti keeps the later expiry. */
-  async add(storage: Storage, jti: string, expMs: number): Promise<RevocationEntry> {
+  async add(storage: Storage, jti: string, expMs: number, status?: StatusRef): Promise<RevocationEntry> {
     return this.exclusive(async () => {
       const loaded = await this.load(storage);
       const exp = Math.ceil(expMs / 1000);
       const existing = loaded.entries.get(jti);
       if (existing && existing.exp >= exp) return existing;
       const version = loaded.version + 1;
-      const entry: RevocationEntry = { jti, exp, version };
+      const entry: RevocationEntry = { jti, exp, version, ...(status ? { status } : {}) };
       // The entry carries its version, so the list's version is known from the
       // entries even if the meta write is lost (a crash between the two, or a
       // storage without transactions): no version is ever handed out twice.
@@ -63,6 +66,15 @@ export class RevocationList extends StoredRecordCache<Loaded> {
       .sort((a, b) => a.version - b.version)
       .map((e) => ({ jti: e.jti, exp: e.exp }));
     return { version, revoked };
+  }
+
+  /** The indices of one status list whose tokens are revoked and not expired, with the list's version. */
+  async indicesOf(storage: Storage, list: number): Promise<{ version: number; indices: number[] }> {
+    const { version, entries } = await this.load(storage);
+    const nowS = this.clock() / 1000;
+    const indices: number[] = [];
+    for (const e of entries.values()) if (e.status?.list === list && e.exp > nowS) indices.push(e.status.idx);
+    return { version, indices };
   }
 
   /** Removes entries whose tokens have expired anyway. */

@@ -18,7 +18,16 @@ export interface RoleEntry {
   max_active_leases: number;
   extra_claims: Record<string, string>;
   iam: Record<string, unknown> | null;
+  /** "dpop": every token is bound to a key the request names (cnf.jkt). Absent in roles stored before: "none". */
+  binding?: Binding;
+  /** When tokens may be used (windows.ts), read in time_zone; empty: any time. */
+  allowed_hours?: string[];
+  /** IANA zone the allowed_hours are read in; absent: UTC. */
+  time_zone?: string;
 }
+
+export const BINDINGS = ['none', 'dpop'] as const;
+export type Binding = (typeof BINDINGS)[number];
 
 export class RoleStore {
   private readonly cache = new Map<string, RoleEntry | null>();

@@ -4,6 +4,8 @@ import { decodeProtectedHeader, jwtVerify, SignJWT, type JWTPayload } from 'jose
 import type { EngineContext } from './context.ts';
 import type { EffectiveConfig } from './config.ts';
 import type { Storage } from '../sdk/logical.ts';
+import { statusUri, type StatusRef } from './status.ts';
+import { scopeOf } from './patterns.ts';
 
 export const TOKEN_TYP = 'at+jwt';
 
@@ -17,26 +19,17 @@ export interface Grant {
   write: string[];
   bound_cidrs: string[];
   extra_claims: Record<string, string>;
-}
-
-export function scopeOf(read: string[], write: string[]): string {
-  return [...read.map((p) => `read:${p}`), ...write.map((p) => `write:${p}`)].join(' ');
+  /** The token's place in a status list (absent only for leases issued before status lists). */
+  status?: StatusRef;
+  /** The thumbprint of the key the token is bound to (cnf.jkt, RFC 9449). */
+  cnf_jkt?: string;
+  allowed_hours?: string[];
+  time_zone?: string;
 }
 
 export function tokenTypeOf(read: string[], write: string[]): 'readwrite' | 'read' | 'write' {
   if (read.length > 0 && write.length > 0) return 'readwrite';
   return read.length > 0 ? 'read' : 'write';
-}
-
-/** Splits a scope claim back into read and write patterns. */
-export function parseScope(scope: string): { read: string[]; write: string[] } {
-  const read: string[] = [];
-  const write: string[] = [];
-  for (const item of scope.split(' ')) {
-    if (item.startsWith('read:')) read.push(item.slice(5));
-    else if (item.startsWith('write:')) write.push(item.slice(6));
-  }
-  return { read, write };
 }
 
 export function rfc3339(seconds: number): string {
@@ -59,6 +52,12 @@ export async function signToken(
     scope: scopeOf(grant.read, grant.write),
   };
   if (grant.bound_cidrs.length > 0) claims.bound_cidrs = grant.bound_cidrs;
+  if (grant.allowed_hours && grant.allowed_hours.length > 0) {
+    claims.allowed_hours = grant.allowed_hours;
+    claims.time_zone = grant.time_zone ?? 'UTC';
+  }
+  if (grant.cnf_jkt) claims.cnf = { jkt: grant.cnf_jkt };
+  if (grant.status) claims.status = { status_list: { idx: grant.status.idx, uri: statusUri(config.issuer, grant.status.list) } };
   return new SignJWT(claims)
     .setProtectedHeader({ alg: key.alg, kid: key.kid, typ: TOKEN_TYP })
     .setIssuer(config.issuer)

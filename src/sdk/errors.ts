@@ -9,6 +9,7 @@ export type EngineErrorCode =
   | 'ERR_ROLE_NOT_FOUND' // creds for a role that does not exist
   | 'ERR_SCOPE_NOT_COVERED' // a down-scope request asks for more than the role grants
   | 'ERR_CIDR_DENIED' // the caller is outside the role's bound CIDRs
+  | 'ERR_OUTSIDE_WINDOW' // now is outside the role's allowed_hours
   | 'ERR_TOO_MANY_LEASES' // the role's max_active_leases is reached
   | 'ERR_LEASE_REVOKED' // renew of a lease whose token was revoked
   | 'ERR_LEASE_EXPIRED' // renew past the lease's max ttl
@@ -25,6 +26,7 @@ const STATUS: Record<EngineErrorCode, number> = {
   ERR_ROLE_NOT_FOUND: 400,
   ERR_SCOPE_NOT_COVERED: 400,
   ERR_CIDR_DENIED: 403,
+  ERR_OUTSIDE_WINDOW: 403,
   ERR_TOO_MANY_LEASES: 429,
   ERR_LEASE_REVOKED: 400,
   ERR_LEASE_EXPIRED: 400,

@@ -136,6 +136,15 @@ export interface SecretOut {
 export const HTTP_CONTENT_TYPE = 'http_content_type';
 export const HTTP_RAW_BODY = 'http_raw_body';
 export const HTTP_STATUS_CODE = 'http_status_code';
+/**
+ * A raw answer that goes on after its body (server-sent events): the
+ * transport calls it with a writer once the body is out and calls what it
+ * returns when the client goes. Only an in-process transport (the dev server)
+ * can keep the answer open; one that cannot (a plugin's gRPC reply) sends the
+ * body alone, which an event-stream client reads as a stream that ended.
+ */
+export const HTTP_RAW_STREAM = 'http_raw_stream';
+export type RawStream = (write: (chunk: string) => void) => () => void;
 
 /** A successful login (logical.Auth), before the server creates the identity and the token. */
 export interface LoginAuth {

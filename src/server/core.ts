@@ -13,7 +13,7 @@
 
 import type { LogicalRequest, LogicalResponse, Operation, SpecialPaths, StoredSecret } from '../sdk/logical.ts';
 import { EngineError } from '../sdk/errors.ts';
-import { HTTP_CONTENT_TYPE, HTTP_RAW_BODY, HTTP_STATUS_CODE } from '../sdk/logical.ts';
+import { HTTP_CONTENT_TYPE, HTTP_RAW_BODY, HTTP_RAW_STREAM, HTTP_STATUS_CODE, type RawStream } from '../sdk/logical.ts';
 import { addressAllowed } from './auth/cidr.ts';
 import { issueLoginToken } from './auth/login.ts';
 import type { AuthMount } from './auth/table.ts';
@@ -349,8 +349,14 @@ function rawReply(data: Record<string, unknown>, mountType: string): Reply {
   const body = data[HTTP_RAW_BODY];
   const status = typeof data[HTTP_STATUS_CODE] === 'number' ? (data[HTTP_STATUS_CODE] as number) : 200;
   const contentType = typeof data[HTTP_CONTENT_TYPE] === 'string' ? (data[HTTP_CONTENT_TYPE] as string) : 'application/json';
+  const stream = typeof data[HTTP_RAW_STREAM] === 'function' ? (data[HTTP_RAW_STREAM] as RawStream) : undefined;
   return {
-    raw: { status, contentType, body: typeof body === 'string' || body instanceof Uint8Array ? body : JSON.stringify(body) },
+    raw: {
+      status,
+      contentType,
+      body: typeof body === 'string' || body instanceof Uint8Array ? body : JSON.stringify(body),
+      ...(stream ? { stream } : {}),
+    },
     mountType,
   };
 }

@@ -6,7 +6,7 @@
 // ({"errors": [...]} for errors). The LIST method's byte-level shim is
 // list_method.ts.
 
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { parseDurationMs } from '../sdk/duration.ts';
 import { JsonInputError, parseJsonBounded } from '../sdk/json.ts';
@@ -139,6 +139,8 @@ async function parseRequest(req: IncomingMessage, requestId: string): Promise<Re
   if (token !== undefined && token !== '') ctx.rawToken = token;
   const remote = req.socket.remoteAddress;
   if (remote) ctx.remoteAddr = remote.startsWith('::ffff:') ? remote.slice(7) : remote;
+  const ifNoneMatch = headerValue(req, 'if-none-match');
+  if (ifNoneMatch !== undefined) ctx.ifNoneMatch = ifNoneMatch;
   const wrap = headerValue(req, 'x-vault-wrap-ttl');
   if (wrap !== undefined && wrap.trim() !== '') {
     let ms: number;
@@ -234,16 +236,7 @@ function parseJsonBody(body: Buffer): Record<string, unknown> {
 
 function send(res: ServerResponse, ctx: RequestContext, reply: Reply): number {
   const headOnly = ctx.method === 'HEAD';
-  if (reply.raw) {
-    const body = reply.raw.body;
-    res.writeHead(reply.raw.status, {
-      'Content-Type': reply.raw.contentType,
-      'Content-Length': typeof body === 'string' ? Buffer.byteLength(body) : body.length,
-      'Cache-Control': 'no-store',
-    });
-    res.end(headOnly ? undefined : body);
-    return reply.raw.status;
-  }
+  if (reply.raw) return sendRaw(res, ctx, reply.raw);
   if (reply.empty) {
     res.writeHead(204, { 'Cache-Control': 'no-store' });
     res.end();
@@ -268,6 +261,47 @@ function send(res: ServerResponse, ctx: RequestContext, reply: Reply): number {
         };
   writeJson(res, status, payload, headOnly);
   return status;
+}
+
+/**
+ * A raw body (logical.HTTPRawBody). A 200 carries an ETag (a digest of the
+ * body), and a GET whose If-None-Match names it is answered 304 without the
+ * body: a resource server polling a status list pays for a change only. A
+ * stream (server-sent events) stays open after its body until the client goes.
+ */
+function sendRaw(res: ServerResponse, ctx: RequestContext, raw: NonNullable<Reply['raw']>): number {
+  const body = raw.body;
+  if (raw.stream) {
+    res.writeHead(raw.status, { 'Content-Type': raw.contentType, 'Cache-Control': 'no-store', 'X-Accel-Buffering': 'no' });
+    if (ctx.method === 'HEAD') {
+      res.end();
+      return raw.status;
+    }
+    res.write(body);
+    const stop = raw.stream((chunk) => {
+      if (!res.writableEnded) res.write(chunk);
+    });
+    res.once('close', stop);
+    return raw.status;
+  }
+  const headers: Record<string, string | number> = {
+    'Content-Type': raw.contentType,
+    'Content-Length': typeof body === 'string' ? Buffer.byteLength(body) : body.length,
+    'Cache-Control': 'no-store',
+  };
+  if (raw.status === 200) {
+    const etag = `"${createHash('sha256').update(body).digest('base64url').slice(0, 27)}"`;
+    headers.ETag = etag;
+    const wanted = ctx.ifNoneMatch;
+    if (wanted !== undefined && (ctx.method === 'GET' || ctx.method === 'HEAD') && wanted.split(',').some((t) => t.trim() === etag || t.trim() === `W/${etag}`)) {
+      res.writeHead(304, { ETag: etag, 'Cache-Control': 'no-store' });
+      res.end();
+      return 304;
+    }
+  }
+  res.writeHead(raw.status, headers);
+  res.end(ctx.method === 'HEAD' ? undefined : body);
+  return raw.status;
 }
 
 function writeJson(res: ServerResponse, status: number, payload: unknown, headOnly = false): void {

@@ -2,6 +2,7 @@
 // and the answer before it is put in Vault's envelope: what http.ts hands
 // the core and gets back.
 
+import type { RawStream } from '../sdk/logical.ts';
 import type { ACL } from './policy.ts';
 import type { TokenEntry } from './token/store.ts';
 import type { WrapInfo } from './wrapping.ts';
@@ -22,6 +23,8 @@ export interface RequestContext {
   token?: TokenEntry;
   acl?: ACL;
   remoteAddr?: string;
+  /** The If-None-Match header, for raw answers with an ETag. */
+  ifNoneMatch?: string;
   wrapTtlMs?: number;
   /** This request used up the token's last use: it is revoked after the answer. */
   lastUse?: boolean;
@@ -43,7 +46,7 @@ export interface Reply {
   /** A JSON body sent as is, without the envelope (sys/health, sys/seal-status). */
   plain?: unknown;
   /** A raw body (logical.HTTPRawBody). */
-  raw?: { status: number; contentType: string; body: string | Uint8Array };
+  raw?: { status: number; contentType: string; body: string | Uint8Array; stream?: RawStream };
   /** 204 No Content. */
   empty?: boolean;
   /** The accessor of a token carried in the response (wrap_info.wrapped_accessor). */

@@ -69,7 +69,7 @@ describe('signing keys', () => {
 
   it('names the unauthenticated paths', async () => {
     const h = await harness();
-    expect(h.backend.specialPaths().unauthenticated).toEqual(['jwks', '.well-known/*', 'revocations']);
+    expect(h.backend.specialPaths().unauthenticated).toEqual(['jwks', '.well-known/*', 'revocations', 'status/*']);
   });
 });
 

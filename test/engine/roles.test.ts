@@ -20,6 +20,9 @@ describe('roles', () => {
       max_active_leases: 0,
       extra_claims: {},
       iam: null,
+      binding: 'none',
+      allowed_hours: [],
+      time_zone: 'UTC',
     });
     await h.call('create', 'roles/other', { read: 's3://logs/**' });
     expect((await h.call('list', 'roles'))?.data).toEqual({ keys: ['demo', 'other'] });
@@ -104,6 +107,7 @@ describe('config', () => {
       signing_algorithm: 'ES256',
       default_ttl: 900,
       max_ttl: 3600,
+      status_list_ttl: 60,
     });
   });
 
