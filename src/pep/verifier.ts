@@ -112,7 +112,7 @@ export interface Verifier extends Authorizer {
 
 function quoted(text: string): string {
   // RFC 6750 §3: error_description is printable ASCII without " and \.
-  return text.replace(/[^\x20-\x21\x23-\x5b\x5d-\x7e]/g, '?').slice(0, 300);
+  return text.replace(/"/g, "'").replace(/\\/g, '/').replace(/[^\x20-\x7e]/g, '?').slice(0, 300);
 }
 
 /** A claim value as a message may show it (from a verified token, still bounded). */
