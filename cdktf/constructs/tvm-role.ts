@@ -32,6 +32,12 @@ export interface TvmRoleProps {
   extraClaims?: Record<string, string>;
   /** Cloud IAM mapping (stored as given). */
   iam?: Record<string, unknown>;
+  /** `dpop`: every token is bound to the key the creds request names (cnf.jkt); default `none`. */
+  binding?: 'none' | 'dpop';
+  /** When tokens may be issued and used, e.g. `Mon-Fri 09:00-17:00`, read in `timeZone`. */
+  allowedHours?: string[];
+  /** The IANA time zone `allowedHours` are read in; default UTC. */
+  timeZone?: string;
 }
 
 /** The role as the API takes it (`roles/<name>` field names). */
@@ -49,6 +55,9 @@ function apiInput(props: TvmRoleProps): Record<string, unknown> {
   put('max_active_leases', props.maxActiveLeases);
   put('extra_claims', props.extraClaims);
   put('iam', props.iam);
+  put('binding', props.binding);
+  put('allowed_hours', props.allowedHours);
+  put('time_zone', props.timeZone);
   return input;
 }
 

@@ -150,7 +150,7 @@ export function createApi(broker: Broker, metrics: BrokerMetrics, log: Logger): 
       /^\/v1\/tokens$/,
       async (req) => {
         const b = obj(await readBody(req));
-        allowOnly(b, ['workload', 'role', 'ttl', 'read', 'write', 'audience', 'cloud']);
+        allowOnly(b, ['workload', 'role', 'ttl', 'read', 'write', 'audience', 'cloud', 'dpop_jwk']);
         const input: TokenInput = { workload: str(b, 'workload', true), role: str(b, 'role', true) };
         if (b.ttl !== undefined && b.ttl !== null) {
           parseDurationMs('ttl', b.ttl);
@@ -160,6 +160,7 @@ export function createApi(broker: Broker, metrics: BrokerMetrics, log: Logger): 
         input.write = strList(b, 'write');
         input.audience = strList(b, 'audience');
         if (b.cloud !== undefined && b.cloud !== null) input.cloud = parseCloud(b.cloud);
+        if (b.dpop_jwk !== undefined && b.dpop_jwk !== null) input.dpop_jwk = publicJwk(b.dpop_jwk);
         return [200, await broker.requestToken(input)];
       },
     ],
@@ -334,4 +335,20 @@ export async function listen(makeServer: () => Server, settings: ListenSettings)
       return closing;
     },
   };
+}
+
+/** Members that only a private or symmetric key has: the broker never takes a workload's private key. */
+const PRIVATE_JWK_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'];
+
+/** `dpop_jwk`: a public JWK of string members (the engine checks the key itself). */
+function publicJwk(value: unknown): Record<string, string> {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw badInput('dpop_jwk', 'must be a public JWK (a JSON object)');
+  const entries = Object.entries(value as Record<string, unknown>);
+  if (entries.some(([k]) => PRIVATE_JWK_MEMBERS.includes(k))) {
+    throw badInput('dpop_jwk', 'holds private key material: send the public key only, and keep the private key in the workload');
+  }
+  if (entries.length > 16 || entries.some(([, v]) => typeof v !== 'string' || v.length > 2048)) {
+    throw badInput('dpop_jwk', 'must be a public JWK of string members');
+  }
+  return Object.fromEntries(entries) as Record<string, string>;
 }

@@ -102,6 +102,13 @@ export interface TokenInput {
   audience?: string[];
   /** A cloud credential beside the token, whose life follows the lease. */
   cloud?: CloudName;
+  /**
+   * The workload's PUBLIC key: the token is bound to it (cnf.jkt, RFC 9449).
+   * The workload keeps the private key and signs its own proofs; the broker
+   * never holds it (a broker that signed proofs on request would be a proof
+   * oracle for anyone who reaches its API).
+   */
+  dpop_jwk?: Record<string, string>;
 }
 
 /** What a workload receives: never logged. */
@@ -178,17 +185,27 @@ export function scopeKeyOf(input: TokenInput): string {
   const key: Record<string, unknown> = { ttl: input.ttl ?? null, read: sorted(input.read), write: sorted(input.write), audience: sorted(input.audience) };
   // Only when set, so the keys of leases held before clouds existed still match.
   if (input.cloud) key.cloud = input.cloud;
+  // The public key, members sorted: a token bound to one key is never handed out for another.
+  if (input.dpop_jwk) key.dpop_jwk = Object.fromEntries(Object.entries(input.dpop_jwk).sort(([a], [b]) => (a < b ? -1 : 1)));
   return JSON.stringify(key);
 }
 
 function requestOf(scopeKey: string): CredsRequest {
-  const k = JSON.parse(scopeKey) as { ttl: string | number | null; read: string[] | null; write: string[] | null; audience: string[] | null; cloud?: CloudName };
+  const k = JSON.parse(scopeKey) as {
+    ttl: string | number | null;
+    read: string[] | null;
+    write: string[] | null;
+    audience: string[] | null;
+    cloud?: CloudName;
+    dpop_jwk?: Record<string, string>;
+  };
   const req: CredsRequest = {};
   if (k.ttl !== null) req.ttl = k.ttl;
   if (k.read) req.read = k.read;
   if (k.write) req.write = k.write;
   if (k.audience) req.audience = k.audience;
   if (k.cloud) req.cloud = k.cloud;
+  if (k.dpop_jwk) req.dpop_jwk = k.dpop_jwk;
   return req;
 }
 

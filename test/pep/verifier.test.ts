@@ -267,6 +267,46 @@ describe('revocation through the status list', () => {
     expect(denied(await v.authorize(token, READ)).code).toBe('ERR_TOKEN_REVOKED');
   });
 
+  it('100 revocations while the PEP verifies under load: every one reaches it, within a second by push', async () => {
+    const results: Record<string, number[]> = {};
+    for (const push of [false, true]) {
+      const v = verifier({ statusPollMs: push ? 60_000 : 300, push });
+      const tokens: Array<{ token: string; lease: string }> = [];
+      for (let i = 0; i < 100; i++) tokens.push(await creds('orders'));
+      for (const t of tokens) expect((await v.authorize(t.token, READ)).allow).toBe(true);
+      await new Promise((r) => setTimeout(r, 200));
+      const revokedAt: number[] = [];
+      const delays: number[] = [];
+      let running = true;
+      const load = (async () => {
+        while (running) {
+          for (let i = 0; i < tokens.length; i++) {
+            const d = await v.authorize(tokens[i].token, READ);
+            if (!d.allow && revokedAt[i] !== undefined && delays[i] === undefined) {
+              expect(d.code).toBe('ERR_TOKEN_REVOKED');
+              delays[i] = performance.now() - revokedAt[i];
+            }
+          }
+          await new Promise((r) => setImmediate(r));
+        }
+      })();
+      for (let i = 0; i < tokens.length; i++) {
+        expect((await api('PUT', 'sys/leases/revoke', { lease_id: tokens[i].lease })).status).toBe(204);
+        revokedAt[i] = performance.now();
+      }
+      await until(5000, async () => delays.filter((d) => d !== undefined).length === tokens.length);
+      running = false;
+      await load;
+      results[push ? 'push' : 'poll'] = delays.sort((a, b) => a - b);
+    }
+    const p = (d: number[], q: number) => d[Math.ceil(q * d.length) - 1];
+    console.log(
+      `revoke -> refusal over 100 revocations: poll (300 ms) p50 ${p(results.poll, 0.5).toFixed(1)} ms p99 ${p(results.poll, 0.99).toFixed(1)} ms; push p50 ${p(results.push, 0.5).toFixed(1)} ms p99 ${p(results.push, 0.99).toFixed(1)} ms`,
+    );
+    expect(p(results.push, 0.99)).toBeLessThan(1000);
+    expect(p(results.poll, 0.99)).toBeLessThan(300 + 1000);
+  }, 30_000);
+
   it('revalidates with ETags: an unchanged list costs a 304', async () => {
     const { token } = await creds('orders');
     const uri = (decodeJwt(token) as { status: { status_list: { uri: string } } }).status.status_list.uri;

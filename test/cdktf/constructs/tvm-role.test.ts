@@ -36,6 +36,9 @@ describe('TvmRole', () => {
       bound_cidrs: [],
       max_active_leases: 0,
       extra_claims: {},
+      binding: 'none',
+      allowed_hours: [],
+      time_zone: 'UTC',
     };
     expectResource(synth, GenericEndpoint.tfResourceType, {
       path: 'tvm/roles/orders',
@@ -63,6 +66,8 @@ describe('TvmRole', () => {
         maxActiveLeases: 5,
         extraClaims: { team: 'finance' },
         iam: { aws: { role_arn: 'arn:aws:iam::123456789012:role/reports' } },
+        allowedHours: ['Mon-Fri 06:00-22:00'],
+        timeZone: 'Europe/Berlin',
       });
     });
     expect(role?.role).toEqual({
@@ -84,6 +89,9 @@ describe('TvmRole', () => {
           deny_on_revoke: true,
         },
       },
+      binding: 'none',
+      allowed_hours: ['Mon-Fri 06:00-22:00'],
+      time_zone: 'Europe/Berlin',
     });
     expect(role?.credsPath).toBe('tvm-prod/creds/reports');
     const synth = Testing.synthScope((scope) => {
@@ -162,5 +170,13 @@ describe('TvmRole', () => {
         expect(expected).toMatch(c.says);
       });
     }
+  });
+  it('binds tokens to a DPoP key and limits them to allowed hours, refusing what the engine refuses', () => {
+    const synth = synthRole({ name: 'ops', read: ['db://orders/*'], binding: 'dpop', allowedHours: ['Sun 22:00-02:00'], timeZone: 'America/New_York' });
+    const [, endpoint] = resourcesOf(synth, GenericEndpoint.tfResourceType);
+    expect(JSON.parse(endpoint.data_json as string)).toMatchObject({ binding: 'dpop', allowed_hours: ['Sun 22:00-02:00'], time_zone: 'America/New_York' });
+    const zone = engineMessage('ops', { read: ['db://orders/*'], time_zone: 'Mars/Olympus' });
+    expect(() => synthRole({ name: 'ops', read: ['db://orders/*'], timeZone: 'Mars/Olympus' })).toThrow(`TvmRole "ops": ${zone}`);
+    expect(zone).toMatch(/^invalid time_zone: "Mars\/Olympus"/);
   });
 });
