@@ -20,7 +20,8 @@ export function statusRoutes(ctx: EngineContext): Route[] {
     const number = Number(n);
     if (!(await ctx.status.exists(req.storage, number))) return null;
     const config = await effectiveConfig(ctx, req);
-    const jwt = await ctx.status.token(req.storage, config, ctx.keys, ctx.revocations, number);
+    const revoked = await ctx.revocations.indicesOf(req.storage, number);
+    const jwt = await ctx.status.token(req.storage, config, ctx.keys, number, revoked);
     return { data: { [HTTP_CONTENT_TYPE]: `application/${STATUS_LIST_TYP}`, [HTTP_RAW_BODY]: jwt, [HTTP_STATUS_CODE]: 200 } };
   };
 

@@ -18,7 +18,6 @@ import { getJson, putJson } from '../sdk/storage.ts';
 import type { Clock, Storage } from '../sdk/logical.ts';
 import type { EffectiveConfig } from './config.ts';
 import type { KeyRing } from './keys.ts';
-import type { RevocationList } from './revocations.ts';
 
 export const STATUS_ALLOC_KEY = 'status/alloc';
 export const STATUS_LIST_TYP = 'statuslist+jwt';
@@ -123,10 +122,10 @@ export class StatusLists {
     storage: Storage,
     config: EffectiveConfig,
     keys: KeyRing,
-    revocations: RevocationList,
     list: number,
+    revoked: { version: number; indices: number[] },
   ): Promise<string> {
-    const { version, indices } = await revocations.indicesOf(storage, list);
+    const { version, indices } = revoked;
     const key = await keys.signingKey(storage, config);
     const ttlS = config.status_list_ttl;
     const cacheKey = `${version}|${key.kid}|${config.issuer}|${ttlS}`;
