@@ -1,6 +1,9 @@
 // creds/<role>: issue a signed token under a lease. A read takes the role's
-// defaults; a write narrows the request (ttl, read, write, audience).
+// defaults; a write narrows the request (ttl, read, write, audience) or binds
+// the token to a DPoP key (dpop_jwk).
 
+import type { JsonWebKey } from 'node:crypto';
+import { jwkThumbprint } from '../pep/index.ts';
 import { apiPath, type VaultConnection, type VaultResponse } from './connection.ts';
 import { UnexpectedResponseError } from './errors.ts';
 
@@ -18,6 +21,8 @@ export interface CredsRequest {
    * the token gets that cloud's audience and the answer carries the cloud's target.
    */
   cloud?: 'aws' | 'gcp' | 'azure' | 'kubernetes';
+  /** The PUBLIC key to bind the token to (cnf.jkt, RFC 9449); resource servers then want a DPoP proof of it. */
+  dpop_jwk?: JsonWebKey;
 }
 
 /** The creds data the engine returns, with the lease it was issued under. */
@@ -34,6 +39,8 @@ export interface Creds {
   role: string;
   /** RFC 3339: the lease's hard end (issue time + max_ttl); no renewal goes past it. */
   max_expires_at: string;
+  /** With `dpop_jwk`: the key's RFC 7638 thumbprint, the token's cnf.jkt. */
+  cnf_jkt?: string;
   /** With `cloud`: `{ <cloud>: <that cloud's validated target> }` from the role's iam (not secret). */
   iam?: Record<string, unknown>;
   lease_id: string;
@@ -62,6 +69,7 @@ export function credsFromResponse(res: VaultResponse | null, what: string): Cred
     expires_at: str(d.expires_at),
     role: str(d.role),
     max_expires_at: str(d.max_expires_at),
+    ...(typeof d.cnf_jkt === 'string' ? { cnf_jkt: d.cnf_jkt } : {}),
     ...(d.iam !== null && typeof d.iam === 'object' && !Array.isArray(d.iam) ? { iam: d.iam as Record<string, unknown> } : {}),
     lease_id: res.lease_id,
     lease_duration: res.lease_duration,
@@ -76,6 +84,7 @@ function narrowing(req: CredsRequest): Record<string, unknown> | null {
   if (req.write !== undefined && req.write.length > 0) body.write = req.write;
   if (req.audience !== undefined && req.audience.length > 0) body.audience = req.audience;
   if (req.cloud !== undefined) body.cloud = req.cloud;
+  if (req.dpop_jwk !== undefined) body.dpop_jwk = req.dpop_jwk;
   return Object.keys(body).length > 0 ? body : null;
 }
 
@@ -84,5 +93,10 @@ export async function issueCreds(conn: VaultConnection, role: string, req: Creds
   const path = `${conn.mount}/${apiPath('creds', role)}`;
   const body = narrowing(req);
   const res = body ? await conn.write(path, body) : await conn.read(path);
-  return credsFromResponse(res, `${body ? 'POST' : 'GET'} ${path}`);
+  const creds = credsFromResponse(res, `${body ? 'POST' : 'GET'} ${path}`);
+  if (req.dpop_jwk !== undefined && creds.cnf_jkt !== jwkThumbprint(req.dpop_jwk)) {
+    // A mount that ignores dpop_jwk (one older than DPoP binding) issues a bearer token: never hand it out as bound.
+    throw new UnexpectedResponseError(`POST ${path} answered a token not bound to the DPoP key (lease ${creds.lease_id} was issued; revoke it)`);
+  }
+  return creds;
 }

@@ -31,14 +31,12 @@ export {
   type LeaseInfo,
   type RenewOptions,
 } from './leases.ts';
-export { rotateKeys, fetchJwks, checkIssuer, type IssuerCheck, type RotatedKey } from './keys.ts';
+export { rotateKeys, checkIssuer, type IssuerCheck, type RotatedKey } from './keys.ts';
 export {
   verifyToken,
   introspectToken,
-  fetchRevocations,
   TOKEN_TYP,
   type VerifyResult,
   type VerifyOptions,
   type Introspection,
-  type RevocationList,
 } from './tokens.ts';

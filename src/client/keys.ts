@@ -1,6 +1,5 @@
-// Signing keys of a tvm mount: rotate, and the published JWK set.
+// Signing keys of a tvm mount: rotate, and check the issuer the clouds see.
 
-import type { JSONWebKeySet } from 'jose';
 import { issuerProblems, type IssuerDocuments } from '../iam/oidc.ts';
 import type { CloudName } from '../iam/types.ts';
 import type { VaultConnection } from './connection.ts';
@@ -19,17 +18,6 @@ export async function rotateKeys(conn: VaultConnection): Promise<RotatedKey> {
   const d = res?.data;
   if (!d || typeof d.kid !== 'string') throw new UnexpectedResponseError(`POST ${path} answered without the new key id`);
   return { kid: d.kid, alg: typeof d.alg === 'string' ? d.alg : '' };
-}
-
-/** The public keys that may verify a live token of the mount (`<mount>/jwks`). */
-export async function fetchJwks(conn: VaultConnection): Promise<JSONWebKeySet> {
-  const path = `${conn.mount}/jwks`;
-  const res = await conn.read(path);
-  const keys = res?.data?.keys;
-  if (!Array.isArray(keys) || !keys.every((k) => k !== null && typeof k === 'object')) {
-    throw new UnexpectedResponseError(`GET ${path} answered without a JWK set`);
-  }
-  return { keys } as JSONWebKeySet;
 }
 
 export interface IssuerCheck {

@@ -178,7 +178,8 @@ describe('token', () => {
     const r = await run(['token', 'verify', c.token, '--audience', 'orders-api'], env);
     expect(r.code).toBe(1);
     expect(r.stdout).toBe('');
-    expect(expectOneErrorLine(r.stderr)).toBe('tvm: token invalid: revoked');
+    // Revocation is read from the token's signed status list, as a resource server reads it.
+    expect(expectOneErrorLine(r.stderr)).toMatch(/^tvm: token invalid: .*revoked/);
 
     expect(await okJson(['token', 'introspect', c.token])).toEqual({ active: false });
   });
@@ -193,7 +194,7 @@ describe('token', () => {
     expect(expectOneErrorLine(r.stderr)).toBe('tvm: token invalid: signature verification failed');
     const garbage = await run(['token', 'verify', 'not.a.jwt'], env);
     expect(garbage.code).toBe(1);
-    expect(expectOneErrorLine(garbage.stderr)).toMatch(/^tvm: token invalid: malformed token/);
+    expect(expectOneErrorLine(garbage.stderr)).toBe('tvm: token invalid: the header or the claims are not base64url JSON');
   });
 
   it('verify takes the token from $TVM_TOKEN', async () => {

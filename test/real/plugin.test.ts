@@ -113,7 +113,7 @@ describe.skipIf(unavailable)('the tvm plugin inside OpenBao', () => {
     expect(renewed).toMatchObject({ jti: creds.jti, lease_id: creds.lease_id, lease_duration: 900 });
     expect(renewed.token).not.toBe(creds.token);
     await revokeLease(conn, creds.lease_id);
-    expect(await verifyToken(conn, renewed.token, { audiences: ['orders-api'] })).toMatchObject({ valid: false, reason: 'revoked' });
+    expect(await verifyToken(conn, renewed.token, { audiences: ['orders-api'] })).toMatchObject({ valid: false, code: 'ERR_TOKEN_REVOKED', reason: 'the token is revoked' });
   });
 
   it('serves the tvm CLI unchanged', async () => {
@@ -127,7 +127,7 @@ describe.skipIf(unavailable)('the tvm plugin inside OpenBao', () => {
     expect((await tvm(['token', 'verify', creds.token, '--audience', 'orders-api'], env)).code).toBe(0);
     expect((await tvm(['lease', 'revoke', creds.lease_id], env)).code).toBe(0);
     const after = await tvm(['token', 'verify', creds.token, '--audience', 'orders-api'], env);
-    expect(after).toMatchObject({ code: 1, stderr: 'tvm: token invalid: revoked\n' });
+    expect(after).toMatchObject({ code: 1, stderr: 'tvm: token invalid: the token is revoked\n' });
   });
 
   const hasHvac = spawnSync(PYTHON, ['-c', 'import hvac'], { stdio: 'ignore' }).status === 0;

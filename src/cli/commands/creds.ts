@@ -1,8 +1,12 @@
 // tvm creds <role>: issue a short-lived signed token under a lease; with
-// --cloud, through the broker, a cloud credential beside it whose life follows the lease.
+// --cloud, through the broker, a cloud credential beside it whose life follows the lease;
+// with --dpop-key, a token bound to that key (cnf.jkt).
 
+import { readFileSync } from 'node:fs';
+import type { JsonWebKey } from 'node:crypto';
 import { Option, type Command } from 'commander';
 import { issueCreds } from '../../client/index.ts';
+import { createDpopProver, loadDpopKey } from '../../pep/index.ts';
 import { CLOUDS, type CloudName } from '../../iam/types.ts';
 import { collect } from '../argv.ts';
 import type { CommandContext } from '../context.ts';
@@ -23,6 +27,24 @@ interface CredsFlags {
   broker?: string;
   workload?: string;
   pid?: string;
+  dpopKey?: string;
+}
+
+/** The public JWK of the private key in `file` (PEM or JWK); a problem is a usage error naming the file, never the key. */
+export function dpopPublicJwk(file: string): JsonWebKey {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    const code = (err as { code?: unknown }).code;
+    throw new CliUsageError(`--dpop-key ${JSON.stringify(file)} cannot be read${typeof code === 'string' ? ` (${code})` : ''}`);
+  }
+  try {
+    return createDpopProver(loadDpopKey(text)).publicJwk;
+  } catch (err) {
+    const reason = err instanceof Error ? err.message.replace(/^(loadDpopKey|createDpopProver): /, '') : 'not a usable key';
+    throw new CliUsageError(`--dpop-key ${JSON.stringify(file)}: ${reason}`);
+  }
 }
 
 /** What the broker answers for POST /v1/tokens with a cloud. */
@@ -92,7 +114,7 @@ async function cloudCreds(ctx: CommandContext, role: string, flags: CredsFlags):
 export function registerCredsCommand(program: Command, ctx: CommandContext): void {
   program
     .command('creds')
-    .description("issue a signed token for a role, under a renewable lease (narrow it with --ttl, --read, --write, --audience); --cloud: a cloud credential through the broker")
+    .description("issue a signed token for a role, under a renewable lease (narrow it with --ttl, --read, --write, --audience; bind it to a key with --dpop-key); --cloud: a cloud credential through the broker")
     .argument('<role>', 'the role to issue from')
     .option('--ttl <duration>', "requested ttl, at most the role's max_ttl, e.g. 2m")
     .option('--read <pattern>', "narrow the read scope; must be covered by the role's patterns (repeatable)", collect)
@@ -101,6 +123,7 @@ export function registerCredsCommand(program: Command, ctx: CommandContext): voi
     .addOption(new Option('--cloud <cloud>', "a cloud credential for the role's iam.<cloud> target, through the broker").choices(CLOUDS))
     .addOption(new Option('--broker <address>', 'with --cloud: the broker, an http://127.0.0.1:<port> URL or a unix socket path (default: TVM_BROKER_ADDR)'))
     .addOption(new Option('--workload <id>', "with --cloud: a registered workload (default: a new 'tvm-cli' workload that lives as long as the invoking shell)"))
+    .option('--dpop-key <file>', 'bind the token to this private key (PEM PKCS8 or JWK JSON): its public JWK goes with the request, and resource servers then want a DPoP proof of it')
     .addOption(new Option('--pid <pid>', 'with --cloud and no --workload: the process whose exit revokes the credential (default: the invoking shell, past npx)'))
     .addOption(formatOption(CREDS_FORMATS, 'json'))
     .addOption(mountOption())
@@ -109,7 +132,8 @@ export function registerCredsCommand(program: Command, ctx: CommandContext): voi
       `
 Formats:
   json   the creds data plus lease_id, lease_duration, renewable (default);
-         with --cloud, the broker's answer: token, lease and cloud_credential
+         with --cloud, the broker's answer: token, lease and cloud_credential;
+         with --dpop-key, also cnf_jkt: the key's thumbprint the token is bound to
   token  only the JWT
   env    TVM_TOKEN=..., TVM_LEASE_ID=..., TVM_EXPIRES_AT=... lines, quoted for a POSIX shell;
          with --cloud, export lines of the cloud's variables (AWS_ACCESS_KEY_ID, ...)
@@ -122,19 +146,24 @@ Examples:
   $ tvm creds demo
   $ tvm creds app --ttl 2m --read 'db://orders/2024/*' --format token
   $ eval "$(tvm creds app --format env)"
-  $ eval "$(tvm creds logs --cloud aws --format env --broker http://127.0.0.1:8300)"`,
+  $ eval "$(tvm creds logs --cloud aws --format env --broker http://127.0.0.1:8300)"
+  $ openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out key.pem
+  $ tvm creds app --dpop-key key.pem --format token`,
     )
     .action(async (role: string, flags: CredsFlags) => {
       if (flags.cloud) {
+        if (flags.dpopKey !== undefined) throw new CliUsageError('--dpop-key does not go with --cloud: a cloud exchanges the token without a DPoP proof');
         await cloudCreds(ctx, role, flags);
         return;
       }
       if (flags.broker !== undefined || flags.workload !== undefined) throw new CliUsageError('--broker and --workload go with --cloud');
+      const dpopJwk = flags.dpopKey !== undefined ? dpopPublicJwk(flags.dpopKey) : undefined;
       const creds = await issueCreds(ctx.connect({ mount: flags.mount }), role, {
         ttl: flags.ttl,
         read: flags.read,
         write: flags.write,
         audience: flags.audience,
+        ...(dpopJwk ? { dpop_jwk: dpopJwk } : {}),
       });
       printCreds(ctx.io, flags.format, creds);
     });
