@@ -371,8 +371,20 @@ export function credsSecret(ctx: EngineContext): SecretType {
     const expS = iatS + ttlS;
     const existing = await ctx.leases.get(req.storage, internal.role, internal.jti);
     const latestExpMs = Math.max(expS * 1000, existing?.exp_ms ?? 0, internal.exp_ms ?? 0);
+    // The role as it is now: a role that came to require binding renews no unbound
+    // lease, and its current bound CIDRs and hours travel in the renewed token.
+    if ((role.binding ?? 'none') === 'dpop' && !internal.cnf_jkt) {
+      throw new EngineError('ERR_PERMISSION_DENIED', `permission denied: role ${showValue(internal.role)} now binds its tokens to a DPoP key and this lease's token is not bound; request a new one with dpop_jwk`);
+    }
+    const hours = role.allowed_hours ?? [];
+    const current: CredsInternalData = {
+      ...internal,
+      bound_cidrs: role.bound_cidrs,
+      allowed_hours: hours.length > 0 ? hours : undefined,
+      time_zone: hours.length > 0 ? (role.time_zone ?? 'UTC') : undefined,
+    };
     // A lease issued before status lists gets its place in one at its first renewal.
-    const granted: CredsInternalData = internal.status ? internal : { ...internal, status: await ctx.status.allocate(req.storage) };
+    const granted: CredsInternalData = current.status ? current : { ...current, status: await ctx.status.allocate(req.storage) };
     const token = await signToken(ctx, req.storage, config, granted, iatS, expS);
     await ctx.leases.put(req.storage, internal.role, internal.jti, {
       ...existing,

@@ -19,7 +19,7 @@ import type { LogicalRequest, LogicalResponse } from '../sdk/logical.ts';
 /** Claims the token sets itself; extra_claims may not replace them. */
 export const RESERVED_CLAIMS = [
   'iss', 'sub', 'aud', 'exp', 'iat', 'nbf', 'jti', 'client_id', 'scope', 'bound_cidrs',
-  'typ', 'cnf', 'auth_time', 'acr', 'amr', 'status', 'allowed_hours', 'time_zone',
+  'typ', 'cnf', 'auth_time', 'acr', 'amr', 'status', 'allowed_hours', 'time_zone', 'lease_id',
 ];
 const MAX_LIST_ENTRIES = 64;
 

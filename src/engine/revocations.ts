@@ -7,6 +7,13 @@ import { StoredRecordCache } from './cache.ts';
 import type { StatusRef } from './status.ts';
 
 export const REVOCATION_META_KEY = 'revocations/meta';
+/**
+ * How long an entry outlives its token's exp: the most clock skew a verifier
+ * may allow on exp (the PEP's clockToleranceS is at most this). A verifier
+ * with skew still accepts a token that long after its exp, so its revocation
+ * (and its status list bit) must still be there.
+ */
+export const REVOCATION_GRACE_S = 300;
 export const REVOCATION_ENTRY_PREFIX = 'revocations/entries/';
 
 export interface RevocationEntry {
@@ -62,7 +69,7 @@ export class RevocationList extends StoredRecordCache<Loaded> {
     const { version, entries } = await this.load(storage);
     const nowS = this.clock() / 1000;
     const revoked = [...entries.values()]
-      .filter((e) => e.version > since && e.exp > nowS)
+      .filter((e) => e.version > since && e.exp + REVOCATION_GRACE_S > nowS)
       .sort((a, b) => a.version - b.version)
       .map((e) => ({ jti: e.jti, exp: e.exp }));
     return { version, revoked };
@@ -73,7 +80,7 @@ export class RevocationList extends StoredRecordCache<Loaded> {
     const { version, entries } = await this.load(storage);
     const nowS = this.clock() / 1000;
     const indices: number[] = [];
-    for (const e of entries.values()) if (e.status?.list === list && e.exp > nowS) indices.push(e.status.idx);
+    for (const e of entries.values()) if (e.status?.list === list && e.exp + REVOCATION_GRACE_S > nowS) indices.push(e.status.idx);
     return { version, indices };
   }
 
@@ -83,11 +90,11 @@ export class RevocationList extends StoredRecordCache<Loaded> {
       const loaded = await this.load(storage);
       const nowS = this.clock() / 1000;
       let removed = 0;
-      const stale = [...loaded.entries.values()].filter((e) => e.exp <= nowS);
+      const stale = [...loaded.entries.values()].filter((e) => e.exp + REVOCATION_GRACE_S <= nowS);
       // The version is known from the entries; before any goes, the meta record holds it.
       if (stale.length > 0) await putJson(storage, REVOCATION_META_KEY, { version: loaded.version });
       for (const entry of stale) {
-        if (entry.exp <= nowS) {
+        if (entry.exp + REVOCATION_GRACE_S <= nowS) {
           await deleteKey(storage, REVOCATION_ENTRY_PREFIX + entry.jti);
           loaded.entries.delete(entry.jti);
           removed++;

@@ -132,16 +132,17 @@ export class StatusLists {
     const nowS = Math.floor(this.clock() / 1000);
     const cached = this.signed.get(list);
     if (cached && cached.key === cacheKey && nowS - cached.iatS < ttlS / 2) return cached.jwt;
+    const iatS = nowS;
     const uri = statusUri(config.issuer, list);
     const jwt = await new SignJWT({ ttl: ttlS, status_list: { bits: 1, lst: encodeBits(indices) } })
       .setProtectedHeader({ alg: key.alg, kid: key.kid, typ: STATUS_LIST_TYP })
       .setIssuer(config.issuer)
       .setSubject(uri)
-      .setIssuedAt(nowS)
-      .setExpirationTime(nowS + ttlS)
+      .setIssuedAt(iatS)
+      .setExpirationTime(iatS + ttlS)
       .sign(key.privateKey);
     if (this.signed.size > 1024) this.signed.clear();
-    this.signed.set(list, { key: cacheKey, jwt, iatS: nowS });
+    this.signed.set(list, { key: cacheKey, jwt, iatS });
     return jwt;
   }
 

@@ -259,9 +259,9 @@ function verifyProof(proof: string, options: DpopVerifyOptions): DpopResult {
   // Last, so only valid proofs take room: keyed by key and jti, so one
   // client cannot burn another's jti.
   if (replay) {
-    const seen = replay.checkResult(`${jkt}.${jti}`, iat * 1000);
+    const seen = replay.checkResult(`${jkt}.${jti}`, iat * 1000, jkt);
     if (seen === 'replay') return refuse('DPoP proof was already used (replay)');
-    if (seen === 'full') return refuse('DPoP replay cache is full; proof refused until entries expire');
+    if (seen === 'full') return refuse('DPoP replay cache is full for this key; proof refused until entries expire');
   }
   return { ok: true, jkt };
 }

@@ -2,7 +2,7 @@
 // timed GET with ETag revalidation. The fetch implementation is injectable
 // (tests, a custom CA, a proxy); the default is the runtime's.
 
-export type FetchLike = (url: string, init: { headers: Record<string, string>; signal: AbortSignal }) => Promise<Response>;
+export type FetchLike = (url: string, init: { headers: Record<string, string>; signal: AbortSignal; redirect?: 'error' }) => Promise<Response>;
 
 export const DEFAULT_FETCH_TIMEOUT_MS = 5000;
 /** Larger documents are refused: a JWKS or a status list token is a few KiB. */
@@ -18,7 +18,8 @@ export async function fetchDocument(
 ): Promise<Fetched> {
   const headers: Record<string, string> = { accept: options.accept };
   if (options.etag) headers['if-none-match'] = options.etag;
-  const response = await fetchFn(url, { headers, signal: AbortSignal.timeout(options.timeoutMs ?? DEFAULT_FETCH_TIMEOUT_MS) });
+  // No redirects: a document of the issuer comes from the issuer's URL, never from wherever it points.
+  const response = await fetchFn(url, { headers, signal: AbortSignal.timeout(options.timeoutMs ?? DEFAULT_FETCH_TIMEOUT_MS), redirect: 'error' });
   if (response.status === 304 && options.etag) {
     await response.body?.cancel();
     return { status: 'unchanged' };
@@ -32,8 +33,26 @@ export async function fetchDocument(
     await response.body?.cancel();
     throw new Error(`GET ${url} answered ${length} bytes, more than ${MAX_DOCUMENT_BYTES}`);
   }
-  const body = await response.text();
-  if (body.length > MAX_DOCUMENT_BYTES) throw new Error(`GET ${url} answered more than ${MAX_DOCUMENT_BYTES} bytes`);
+  const body = await readBounded(response, url);
   const etag = response.headers.get('etag') ?? undefined;
   return { status: 'ok', body, ...(etag ? { etag } : {}) };
+}
+
+/** The body as text, reading no more than MAX_DOCUMENT_BYTES whatever the headers say (chunked answers included). */
+async function readBounded(response: Response, url: string): Promise<string> {
+  if (!response.body) return '';
+  const reader = response.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > MAX_DOCUMENT_BYTES) {
+      await reader.cancel();
+      throw new Error(`GET ${url} answered more than ${MAX_DOCUMENT_BYTES} bytes`);
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks).toString('utf8');
 }

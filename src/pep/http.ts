@@ -12,6 +12,7 @@
 // is the RFC 6750 / RFC 9449 word. Malformed credentials (two Authorization or
 // DPoP headers, a token that is not token68) are refused here with 401
 // invalid_request before the Authorizer runs. Nothing here ever echoes a token.
+import { isIP } from 'node:net';
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { Allow, Authorizer, Decision, Deny, Op } from './types.ts';
@@ -30,7 +31,11 @@ export interface Credentials {
 export interface UrlOptions {
   /** The public origin (and path prefix) clients call, e.g. https://api.example.com; wins over the rest. */
   baseUrl?: string;
-  /** Believe X-Forwarded-Proto and X-Forwarded-Host (only behind a proxy that sets them). */
+  /**
+   * Behind one proxy that sets them: believe the last (the proxy's own)
+   * X-Forwarded-Proto, X-Forwarded-Host and X-Forwarded-For values, so htu is
+   * the URL the client called and bound CIDRs are checked against the client.
+   */
   trustProxy?: boolean;
 }
 
@@ -96,6 +101,25 @@ function first(v: string | string[] | undefined): string | undefined {
   return f ? f : undefined;
 }
 
+/** The last value of a list header: the one the nearest proxy appended (earlier ones are the client's to forge). */
+function last(v: string | string[] | undefined): string | undefined {
+  const s = Array.isArray(v) ? v.join(',') : v;
+  const l = s?.split(',').pop()?.trim();
+  return l ? l : undefined;
+}
+
+/** A Host value: a name, an IPv4 or a bracketed IPv6 address, and an optional port; nothing that could change the path. */
+const HOST = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::\d{1,5})?$/;
+
+/** The client's address: the socket's, or behind a trusted proxy the address that proxy saw. */
+export function clientAddress(req: IncomingMessage, options: UrlOptions = {}): string | undefined {
+  if (options.trustProxy) {
+    const forwarded = last(req.headers['x-forwarded-for']);
+    if (forwarded && isIP(forwarded)) return forwarded;
+  }
+  return req.socket?.remoteAddress;
+}
+
 /** The request's absolute URL without query (for DPoP's htu and the audit log). */
 export function requestUrl(req: IncomingMessage & { originalUrl?: string }, options: UrlOptions = {}): string {
   // Express rewrites req.url under a mount point; originalUrl keeps the full path.
@@ -107,11 +131,14 @@ export function requestUrl(req: IncomingMessage & { originalUrl?: string }, opti
   let proto = (req.socket as Partial<TLSSocket> | undefined)?.encrypted ? 'https' : 'http';
   let host = first(req.headers.host);
   if (options.trustProxy) {
-    const fp = first(req.headers['x-forwarded-proto'])?.toLowerCase();
+    const fp = last(req.headers['x-forwarded-proto'])?.toLowerCase();
     if (fp === 'http' || fp === 'https') proto = fp;
-    host = first(req.headers['x-forwarded-host']) ?? host;
+    host = last(req.headers['x-forwarded-host']) ?? host;
   }
-  return `${proto}://${host ?? 'localhost'}${path}`;
+  // A Host with a path, a fragment or user info would let a proof made for one
+  // URL pass for another: such a request has no URL a proof can match.
+  if (host === undefined || !HOST.test(host)) return `${proto}://invalid.host.invalid${path}`;
+  return `${proto}://${host}${path}`;
 }
 
 /** read for GET, HEAD and OPTIONS; write for every other method. */
@@ -143,18 +170,23 @@ export async function authorizeIncoming<Req>(
   options: PepOptions<Req>,
 ): Promise<Decision> {
   const creds = extractCredentials(raw.headersDistinct ?? raw.headers);
-  if (creds.problem) return malformed(creds);
   const op = typeof options.op === 'function' ? options.op(req) : (options.op ?? defaultOp(raw.method));
   const resource = typeof options.resource === 'function' ? options.resource(req) : options.resource;
   const context = {
     op,
     resource,
-    remoteAddr: raw.socket?.remoteAddress,
+    remoteAddr: clientAddress(raw, options),
     method: raw.method,
     url: requestUrl(raw, options),
     dpop: creds.dpop,
     scheme: creds.scheme,
   };
+  if (creds.problem) {
+    // Refused before the token is looked at; still a decision on the record.
+    const deny = malformed(creds);
+    authorizer.report?.(deny, context);
+    return deny;
+  }
   try {
     return await authorizer.authorize(creds.token, context);
   } catch (err) {

@@ -29,11 +29,28 @@ export class KeySet {
   /** Called with the kids that are no longer published after a refetch. */
   onRemoved: (kids: string[]) => void = () => undefined;
 
-  constructor(options: { uri: string; fetch: FetchLike; clock: () => number; cooldownMs: number }) {
+  private readonly maxAgeMs: number;
+
+  constructor(options: { uri: string; fetch: FetchLike; clock: () => number; cooldownMs: number; maxAgeMs: number }) {
     this.uri = options.uri;
     this.fetchFn = options.fetch;
     this.clock = options.clock;
     this.cooldownMs = options.cooldownMs;
+    this.maxAgeMs = options.maxAgeMs;
+  }
+
+  /** The key held for a kid now, without fetching (a remembered token checks its key is still published). */
+  current(kid: string): PublishedKey | undefined {
+    return this.keys.get(kid);
+  }
+
+  /**
+   * Fetches the set again in the background once it is older than maxAge: a
+   * key the issuer stopped publishing stops verifying within that long, even
+   * while every token names a kid the set holds.
+   */
+  touch(): void {
+    if (this.keys.size > 0 && this.clock() - this.lastFetchMs >= this.maxAgeMs) this.refresh().catch(() => undefined);
   }
 
   /** The published algorithms (what a token's alg must be one of). */

@@ -34,6 +34,12 @@ export interface ReplayCacheOptions {
   maxEntries: number;
   /** Epoch ms; Date.now by default. */
   clock?: () => number;
+  /**
+   * The most live entries one group (a client's key) may hold: past it, that
+   * group's new keys are refused ('full') and every other group's still fit,
+   * so one client flooding proofs cannot lock the others out. Default: no limit.
+   */
+  perGroupMax?: number;
 }
 
 /** 16 bytes of SHA-256 as a 16-character latin1 string: a compact, fixed-size key. */
@@ -52,6 +58,10 @@ export class ReplayCache {
   private queueExpiries: number[] = [];
   private head = 0;
   private lastExpiry = -Infinity;
+  private readonly perGroupMax: number;
+  /** Each entry's group ('' for none), parallel to queueKeys. */
+  private queueGroups: string[] = [];
+  private readonly groupCounts = new Map<string, number>();
 
   constructor(options: ReplayCacheOptions) {
     const { windowMs, maxEntries } = options;
@@ -60,6 +70,7 @@ export class ReplayCache {
     this.windowMs = windowMs;
     this.maxEntries = maxEntries;
     this.clock = options.clock ?? Date.now;
+    this.perGroupMax = options.perGroupMax ?? Number.POSITIVE_INFINITY;
   }
 
   /** True when the key is new (and now recorded); false for a replay or a full cache. */
@@ -67,13 +78,15 @@ export class ReplayCache {
     return this.checkResult(key, iatMs) === 'new';
   }
 
-  /** Like check, but says why a key was refused. */
-  checkResult(key: string, iatMs: number): ReplayResult {
+  /** Like check, but says why a key was refused; `group` (a client's key) counts against perGroupMax. */
+  checkResult(key: string, iatMs: number, group = ''): ReplayResult {
     const now = this.clock();
     this.prune(now);
     const k = compactKey(key);
     if (this.live.has(k)) return 'replay';
     if (this.live.size >= this.maxEntries) return 'full';
+    const inGroup = this.groupCounts.get(group) ?? 0;
+    if (group !== '' && inGroup >= this.perGroupMax) return 'full';
     // A future iat (the verifier allows a little skew) is remembered from the
     // iat; clamp it to one window ahead so a wild value cannot pin the queue.
     const from = Number.isFinite(iatMs) ? Math.min(Math.max(iatMs, now), now + this.windowMs) : now;
@@ -82,6 +95,8 @@ export class ReplayCache {
     this.live.add(k);
     this.queueKeys.push(k);
     this.queueExpiries.push(expiry);
+    this.queueGroups.push(group);
+    if (group !== '') this.groupCounts.set(group, inGroup + 1);
     return 'new';
   }
 
@@ -100,18 +115,27 @@ export class ReplayCache {
   private prune(now: number): void {
     const keys = this.queueKeys;
     const expiries = this.queueExpiries;
+    const groups = this.queueGroups;
     let head = this.head;
     while (head < keys.length && expiries[head] <= now) {
       this.live.delete(keys[head]);
+      const g = groups[head];
+      if (g !== '') {
+        const n = (this.groupCounts.get(g) ?? 1) - 1;
+        if (n <= 0) this.groupCounts.delete(g);
+        else this.groupCounts.set(g, n);
+      }
       head++;
     }
     if (head === keys.length) {
       this.queueKeys = [];
       this.queueExpiries = [];
+      this.queueGroups = [];
       head = 0;
     } else if (head >= 1024 && head * 2 >= keys.length) {
       this.queueKeys = keys.slice(head);
       this.queueExpiries = expiries.slice(head);
+      this.queueGroups = groups.slice(head);
       head = 0;
     }
     this.head = head;

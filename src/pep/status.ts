@@ -12,10 +12,15 @@ import { fetchDocument, type FetchLike } from './fetch.ts';
 import type { KeySet } from './jwks.ts';
 
 export const STATUS_LIST_TYP = 'statuslist+jwt';
+/** Push stream reconnects: never sooner than this, whatever the stream asks, and never later than the longest wait. */
+const MIN_RETRY_MS = 1000;
+const MAX_RETRY_MS = 5000;
 /** The largest list inflated (bits): bounds what a hostile list can cost. */
 const MAX_LIST_BYTES = 4 << 20;
 
 interface HeldList {
+  /** The signed list as fetched: a list of the same iat is accepted again only byte for byte. */
+  jwt: string;
   bits: number;
   bytes: Uint8Array;
   iatS: number;
@@ -28,6 +33,8 @@ interface HeldList {
 export type StatusAnswer =
   | { state: 'valid' }
   | { state: 'revoked'; value: number }
+  /** The verified list has no such index: the token's status claim is wrong, whatever is reachable. */
+  | { state: 'invalid'; reason: string }
   | { state: 'unavailable'; reason: string };
 
 export interface StatusClientOptions {
@@ -55,6 +62,8 @@ export class StatusClient {
   private pushRetry: NodeJS.Timeout | null = null;
   private closed = false;
   private lastVersion: number | null = null;
+  /** The wait before the next push reconnect (grows while streams end at once). */
+  private pushBackoffMs = MIN_RETRY_MS / 2;
   /** Status list requests made (tests and the bench read it). */
   fetches = 0;
   /** Last refresh failure, for logs; never a token. */
@@ -81,7 +90,7 @@ export class StatusClient {
     }
     const perByte = 8 / held.bits;
     const byte = Math.floor(idx / perByte);
-    if (byte >= held.bytes.length) return { state: 'unavailable', reason: `index ${idx} is beyond status list ${uri}` };
+    if (byte >= held.bytes.length) return { state: 'invalid', reason: `index ${idx} is beyond status list ${uri}` };
     const value = (held.bytes[byte] >> ((idx % perByte) * held.bits)) & ((1 << held.bits) - 1);
     return value === 0 ? { state: 'valid' } : { state: 'revoked', value };
   }
@@ -117,9 +126,21 @@ export class StatusClient {
       // Same bytes as held: still the signed list we verified; its exp stands.
       return;
     }
-    const parsed = await this.verify(uri, fetched.body.trim());
-    if (held && parsed.iatS < held.iatS) throw new Error(`status list ${uri} is older than the one held (iat went back)`);
+    const jwt = fetched.body.trim();
+    const parsed = await this.verify(uri, jwt);
+    // Never back: an older list replayed would undo a revocation.
+    if (held && parsed.iatS < held.iatS) throw new Error(`status list ${uri} is older than the one held (iat ${parsed.iatS})`);
+    if (held && parsed.iatS === held.iatS && jwt !== held.jwt) {
+      // Two lists of the same second cannot be ordered: keep every bit either
+      // sets (bits are set by revocation and cleared only long after the
+      // token expired), so a replayed one can never clear a revocation.
+      const merged = new Uint8Array(Math.max(parsed.bytes.length, held.bytes.length));
+      merged.set(held.bytes);
+      for (let i = 0; i < parsed.bytes.length; i++) merged[i] |= parsed.bytes[i];
+      parsed.bytes = merged;
+    }
     this.lists.set(uri, {
+      jwt,
       ...parsed,
       ...(fetched.etag ? { etag: fetched.etag } : {}),
       usedMs: held?.usedMs ?? this.options.clock(),
@@ -182,10 +203,15 @@ export class StatusClient {
     if (this.closed) return;
     const controller = new AbortController();
     this.push = controller;
-    let retryMs = 1000;
+    const opened = Date.now();
+    let retryMs = MIN_RETRY_MS;
     const reconnect = (): void => {
       if (this.closed) return;
-      this.pushRetry = setTimeout(() => this.subscribe(url), retryMs);
+      // A stream that ends at once (a server that cannot hold it open, or one
+      // that fails) is retried ever more slowly, up to MAX_RETRY_MS; one that
+      // lasted starts again from the stream's own retry.
+      this.pushBackoffMs = Date.now() - opened < 2000 ? Math.min(MAX_RETRY_MS, Math.max(retryMs, this.pushBackoffMs * 2)) : retryMs;
+      this.pushRetry = setTimeout(() => this.subscribe(url), this.pushBackoffMs);
       this.pushRetry.unref();
     };
     void (async () => {
@@ -207,7 +233,7 @@ export class StatusClient {
             const block = buffer.slice(0, end);
             buffer = buffer.slice(end + 2);
             const retry = this.onEvent(block);
-            if (retry !== null) retryMs = retry;
+            if (retry !== null) retryMs = Math.min(MAX_RETRY_MS, Math.max(MIN_RETRY_MS, retry));
           }
         }
       } catch {

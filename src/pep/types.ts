@@ -115,4 +115,6 @@ export type UsageSink = (event: UsageEvent) => void;
 /** What an adapter needs of a verifier. */
 export interface Authorizer {
   authorize(token: string | undefined, context: AuthorizeContext): Promise<Decision>;
+  /** Records a decision an adapter made without asking (malformed credentials), as a usage event. */
+  report?(deny: Deny, context: AuthorizeContext): void;
 }

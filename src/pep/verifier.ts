@@ -14,6 +14,7 @@
 // a workload's next request with it skips step 2; every other step runs on
 // every request.
 
+import type { KeyObject } from 'node:crypto';
 import { compactVerify } from 'jose';
 import { addressInside } from '../engine/cidr.ts';
 import { matchesResource, parseScope } from '../engine/patterns.ts';
@@ -28,7 +29,23 @@ import type { AuthorizeContext, Authorizer, Decision, Deny, DenyCode, TokenClaim
 export const TOKEN_TYP = 'at+jwt';
 const FORBIDDEN_HEADERS = ['jku', 'x5u', 'jwk', 'x5c', 'x5t', 'x5t#S256', 'crit', 'b64'];
 const MAX_TOKEN_LENGTH = 16 * 1024;
+/** At most the engine's REVOCATION_GRACE_S: a revoked token stays listed that long past its exp. */
 const MAX_CLOCK_TOLERANCE_S = 300;
+/** A `.` or `..` path segment, or a percent-encoded slash or backslash, or a backslash. */
+const DOT_SEGMENT = /(?:^|\/)\.{1,2}(?:\/|$)|%2f|%5c|\\/i;
+
+/** http to anything but loopback. */
+function insecure(url: string): boolean {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return true;
+  }
+  if (parsed.protocol === 'https:') return false;
+  const host = parsed.hostname.replace(/^\[|\]$/g, '');
+  return !(host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host));
+}
 
 export interface VerifierOptions {
   /** The expected iss, e.g. https://vault.example.com/v1/tvm. */
@@ -61,6 +78,12 @@ export interface VerifierOptions {
   dpop?: { iatWindowS?: number; replayCacheSize?: number; algs?: readonly string[] };
   /** Verified tokens remembered (default 10000). */
   tokenCacheSize?: number;
+  /** The JWKS is fetched again this often even when no kid is new (ms; default 300000). */
+  jwksMaxAgeMs?: number;
+  /** Allow an http issuer or JWKS that is not on loopback (default false: https, or http on 127.0.0.1, ::1, localhost). */
+  allowInsecureHttp?: boolean;
+  /** The most DPoP proofs one key may have in the replay cache at once (default 10000). */
+  dpopProofsPerKey?: number;
   /** Where usage events go (default: nowhere). */
   sink?: UsageSink;
   /** The realm in WWW-Authenticate (default "tvm"). */
@@ -91,6 +114,8 @@ export class AuthorizeUsageError extends Error {
 interface Verified {
   claims: TokenClaims;
   kid: string;
+  /** The key that verified it: the token is remembered only while the set still holds this very key. */
+  key: KeyObject;
   read: string[];
   write: string[];
 }
@@ -130,6 +155,12 @@ export function createVerifier(options: VerifierOptions): Verifier {
     throw new VerifierConfigError('issuer', 'must be the issuer URL the tokens carry (http or https)');
   }
   const issuer = options.issuer.replace(/\/+$/, '');
+  const jwksUri = options.jwksUri ?? `${issuer}/.well-known/jwks.json`;
+  for (const [option, url] of [['issuer', issuer], ['jwksUri', jwksUri]] as const) {
+    if (!options.allowInsecureHttp && insecure(url)) {
+      throw new VerifierConfigError(option, 'must be https (http only on loopback, or with allowInsecureHttp): keys and status lists fetched in clear can be swapped on the way');
+    }
+  }
   const audiences = typeof options.audience === 'string' ? [options.audience] : [...(options.audience ?? [])];
   if (audiences.length === 0 || audiences.some((a) => typeof a !== 'string' || a.trim() === '')) {
     throw new VerifierConfigError('audience', 'name at least one non-empty audience this resource server answers to');
@@ -148,7 +179,7 @@ export function createVerifier(options: VerifierOptions): Verifier {
   const dpopAlgs = options.dpop?.algs ?? DEFAULT_DPOP_ALGS;
   const iatWindowS = options.dpop?.iatWindowS ?? 60;
 
-  const keys = new KeySet({ uri: options.jwksUri ?? `${issuer}/.well-known/jwks.json`, fetch: fetchFn, clock, cooldownMs: options.jwksCooldownMs ?? 5_000 });
+  const keys = new KeySet({ uri: jwksUri, fetch: fetchFn, clock, cooldownMs: options.jwksCooldownMs ?? 5_000, maxAgeMs: options.jwksMaxAgeMs ?? 300_000 });
   const pushUrl = options.push === true ? `${issuer}/status/events` : typeof options.push === 'string' ? options.push : undefined;
   const status = new StatusClient({
     fetch: fetchFn,
@@ -159,7 +190,12 @@ export function createVerifier(options: VerifierOptions): Verifier {
     toleranceMs: toleranceS * 1000,
     ...(pushUrl ? { pushUrl } : {}),
   });
-  const replay = new ReplayCache({ windowMs: (iatWindowS + 5) * 1000, maxEntries: options.dpop?.replayCacheSize ?? 100_000, clock });
+  const replay = new ReplayCache({
+    windowMs: (iatWindowS + 5) * 1000,
+    maxEntries: options.dpop?.replayCacheSize ?? 100_000,
+    perGroupMax: options.dpopProofsPerKey ?? 10_000,
+    clock,
+  });
 
   // Verified tokens by their exact bytes, insertion-ordered: the oldest goes first.
   const cacheSize = options.tokenCacheSize ?? 10_000;
@@ -189,8 +225,9 @@ export function createVerifier(options: VerifierOptions): Verifier {
       status = 403;
       header = challenge('insufficient_scope', message, bound);
     } else if (code === 'ERR_STATUS_UNAVAILABLE') {
+      // Not the token's fault: no RFC 6750 error code fits, so the challenge names none.
       status = 503;
-      header = challenge('invalid_token', message, bound);
+      header = `${bound ? 'DPoP' : 'Bearer'} realm="${realm}"`;
     } else if (code === 'ERR_BINDING') header = challenge('invalid_dpop_proof', message, true);
     else header = challenge('invalid_token', message, bound);
     return { allow: false, code, message, status, wwwAuthenticate: header, ...(claims ? { claims } : {}) };
@@ -226,8 +263,8 @@ export function createVerifier(options: VerifierOptions): Verifier {
       // No key, no verification: this never fails open, whatever failClosed says.
       return deny('ERR_STATUS_UNAVAILABLE', `the issuer's keys could not be fetched: ${(err as Error).message}`);
     }
-    if (!keys.algorithms().has(alg)) return deny('ERR_TOKEN_ALG', `algorithm ${shown(alg)} is not one the issuer publishes`);
     if (!key) return deny('ERR_KEY_UNKNOWN', `no published key has kid ${shown(header.kid)}`);
+    if (!keys.algorithms().has(alg)) return deny('ERR_TOKEN_ALG', `algorithm ${shown(alg)} is not one the issuer publishes`);
     if (key.alg !== alg) return deny('ERR_TOKEN_ALG', `kid ${shown(header.kid)} is published for ${key.alg}, not ${shown(alg)}`);
     try {
       await compactVerify(token, key.key, { algorithms: [key.alg] });
@@ -242,7 +279,7 @@ export function createVerifier(options: VerifierOptions): Verifier {
       if (typeof claims[name] !== 'number') return deny('ERR_TOKEN_MALFORMED', `claim ${name} is missing or not a number`);
     }
     const { read, write } = parseScope(claims.scope);
-    return { claims, kid: header.kid, read, write };
+    return { claims, kid: header.kid, key: key.key, read, write };
   };
 
   /** Steps 3 and on, run on every request (to 4 only without a context). */
@@ -270,6 +307,7 @@ export function createVerifier(options: VerifierOptions): Verifier {
       }
       const answer = await status.status(ref.uri, ref.idx);
       if (answer.state === 'revoked') return deny('ERR_TOKEN_REVOKED', 'the token is revoked', claims);
+      if (answer.state === 'invalid') return deny('ERR_TOKEN_STATUS', answer.reason, claims);
       if (answer.state === 'unavailable' && failClosed) return deny('ERR_STATUS_UNAVAILABLE', answer.reason, claims);
     }
     if (context === null) return { allow: true, claims };
@@ -297,6 +335,10 @@ export function createVerifier(options: VerifierOptions): Verifier {
       return deny('ERR_BINDING', 'this resource server accepts DPoP-bound tokens only', claims, context);
     }
 
+    if (DOT_SEGMENT.test(context.resource)) {
+      // A wildcard would match it, and a handler that normalises the path would then reach outside the grant.
+      return deny('ERR_SCOPE', `resource ${shown(context.resource)} has a . or .. segment or an encoded separator: normalise it before authorizing`, claims, context);
+    }
     const patterns = context.op === 'read' ? v.read : v.write;
     if (!patterns.some((p) => matchesResource(p, context.resource))) {
       return deny('ERR_SCOPE', `the token does not grant ${context.op} on ${shown(context.resource)}`, claims, context);
@@ -342,8 +384,11 @@ export function createVerifier(options: VerifierOptions): Verifier {
 
   /** The signature step, from the cache when the token was verified before. */
   const verifiedOf = async (token: string): Promise<Verified | Deny> => {
+    keys.touch();
     const cached = verified.get(token);
-    if (cached) return cached;
+    // Remembered only while the set still holds the very key that verified it.
+    if (cached && keys.current(cached.kid)?.key === cached.key) return cached;
+    if (cached) verified.delete(token);
     const result = await verifySignature(token);
     if ('allow' in result) return result;
     if (verified.size >= cacheSize) verified.delete(verified.keys().next().value as string);
@@ -384,6 +429,7 @@ export function createVerifier(options: VerifierOptions): Verifier {
   return {
     authorize,
     verify,
+    report: (deny, context) => emit(deny, context),
     ready: () => keys.refresh(),
     close: () => status.close(),
     stats: () => ({ jwksFetches: keys.fetches, statusFetches: status.fetches, cachedTokens: verified.size, replayEntries: replay.size }),

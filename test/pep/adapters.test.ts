@@ -195,7 +195,13 @@ describe('requestUrl, defaultOp, errorWord', () => {
     const fwd = { host: 'internal:3000', 'x-forwarded-proto': 'https', 'x-forwarded-host': 'api.example, proxy.local' };
     expect(requestUrl(msg(fwd), { baseUrl: 'https://public.example/v1/' })).toBe('https://public.example/v1/a/b');
     expect(requestUrl(msg(fwd))).toBe('http://internal:3000/a/b');
-    expect(requestUrl(msg(fwd), { trustProxy: true })).toBe('https://api.example/a/b');
+    // The last value is the one the trusted proxy appended; earlier ones are the client's to forge.
+    expect(requestUrl(msg(fwd), { trustProxy: true })).toBe('https://proxy.local/a/b');
+    expect(requestUrl(msg({ ...fwd, 'x-forwarded-host': 'api.example' }), { trustProxy: true })).toBe('https://api.example/a/b');
+    // A Host that would change the path (or anything past the authority) matches no proof.
+    expect(requestUrl(msg({ host: '127.0.0.1:3000/orders/1#' }))).toBe('http://invalid.host.invalid/a/b');
+    expect(requestUrl(msg({ host: 'user@evil.example' }))).toBe('http://invalid.host.invalid/a/b');
+    expect(requestUrl(msg({ host: '[::1]:8080' }))).toBe('http://[::1]:8080/a/b');
     expect(requestUrl(msg({ host: 'internal', 'x-forwarded-proto': 'gopher' }), { trustProxy: true })).toBe('http://internal/a/b');
   });
 

@@ -478,3 +478,131 @@ describe('usage events', () => {
     expect((await v.authorize(token, READ)).allow).toBe(true);
   });
 });
+
+describe('what a review found, kept found', () => {
+  it('requires https for the issuer and the JWKS, except on loopback or when allowed', () => {
+    expect(() => createVerifier({ issuer: 'http://vault.example/v1/tvm', audience: 'a' })).toThrow(/^issuer: must be https/);
+    expect(() => createVerifier({ issuer: 'https://vault.example/v1/tvm', jwksUri: 'http://keys.example/jwks', audience: 'a' })).toThrow(/^jwksUri: must be https/);
+    verifiers.push(createVerifier({ issuer: 'http://vault.example/v1/tvm', audience: 'a', allowInsecureHttp: true }));
+    verifiers.push(createVerifier({ issuer: 'http://[::1]:8200/v1/tvm', audience: 'a' }));
+  });
+
+  it('stops trusting a key the issuer no longer publishes, for remembered tokens too', async () => {
+    const { token } = await creds('orders');
+    let empty = false;
+    const withdrawing: FetchLike = async (url, init) =>
+      empty && url.endsWith('/jwks.json') ? new Response('{"keys":[]}', { status: 200, headers: { 'content-type': 'application/json' } }) : fetch(url, init);
+    const v = verifier({ fetch: withdrawing, jwksMaxAgeMs: 50, jwksCooldownMs: 50 });
+    expect((await v.authorize(token, READ)).allow).toBe(true);
+    empty = true;
+    await new Promise((r) => setTimeout(r, 80));
+    await v.authorize(token, READ); // past max age: fetches the set again in the background
+    await until(2000, async () => !(await v.authorize(token, READ)).allow);
+    expect(denied(await v.authorize(token, READ)).code).toBe('ERR_KEY_UNKNOWN');
+  });
+
+  it("one key's flood of proofs fills only its own share of the replay cache", async () => {
+    const v = verifier({ dpopProofsPerKey: 3 });
+    const url = 'https://orders.example/orders/1';
+    const flooder = createDpopProver(generateDpopKey());
+    const victim = createDpopProver(generateDpopKey());
+    const issued = await api('PUT', 'tvm/creds/bound', { dpop_jwk: flooder.publicJwk });
+    if (!issued.body?.data) throw new Error(JSON.stringify(issued));
+    const bad = issued.body.data.token as string;
+    const good = (await api('PUT', 'tvm/creds/bound', { dpop_jwk: victim.publicJwk })).body.data.token as string;
+    const ask = (token: string, p: typeof flooder) =>
+      v.authorize(token, { ...READ, method: 'GET', url, scheme: 'DPoP', dpop: p.proof({ method: 'GET', url, accessToken: token }) });
+    for (let i = 0; i < 3; i++) expect((await ask(bad, flooder)).allow).toBe(true);
+    const refused = await ask(bad, flooder);
+    expect(denied(refused).code).toBe('ERR_BINDING');
+    if (!refused.allow) expect(refused.message).toContain('full for this key');
+    expect((await ask(good, victim)).allow).toBe(true);
+  });
+
+  it('refuses a resource with dot segments or encoded separators, which a wildcard would match', async () => {
+    const v = verifier();
+    const { token } = await creds('deep');
+    for (const resource of ['s3://logs/app/../../secrets/x', 's3://logs/app/./x', 's3://logs/app/a%2F..%2Fb', 's3://logs/app/a\\b', 's3://logs/app/..']) {
+      expect(denied(await v.authorize(token, { op: 'read', resource })).code).toBe('ERR_SCOPE');
+    }
+    expect((await v.authorize(token, { op: 'read', resource: 's3://logs/app/.hidden/x' })).allow).toBe(true);
+  });
+
+  it('keeps lease_id for the server: a role may not set it in extra_claims', async () => {
+    const r = await api('POST', 'tvm/roles/forged', { read: ['db://x/*'], extra_claims: { lease_id: 'tvm/creds/other/x' } });
+    expect(r.status).toBe(400);
+    expect(r.body.errors[0]).toContain('extra_claims.lease_id');
+  });
+
+  it('reads no more than 1 MiB of a document, chunked or not, and follows no redirect', async () => {
+    const { createServer } = await import('node:http');
+    const big = createServer((req, res) => {
+      if (req.url === '/redirect/.well-known/jwks.json') {
+        res.writeHead(302, { location: `${issuer}/.well-known/jwks.json` }).end();
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'application/json' });
+      const chunk = Buffer.alloc(64 * 1024, 32);
+      let sent = 0;
+      const pump = () => {
+        while (sent < 64 && res.write(chunk)) sent++;
+        if (sent < 64) res.once('drain', pump);
+        else res.end('{}');
+      };
+      pump();
+    });
+    await new Promise<void>((r) => big.listen(0, '127.0.0.1', () => r()));
+    const port = (big.address() as { port: number }).port;
+    try {
+      const { token } = await creds('orders');
+      const huge = verifier({ jwksUri: `http://127.0.0.1:${port}/big/.well-known/jwks.json` });
+      const d = await huge.authorize(token, READ);
+      expect(denied(d)).toEqual({ code: 'ERR_STATUS_UNAVAILABLE', status: 503 });
+      if (!d.allow) expect(d.message).toContain('more than 1048576 bytes');
+      const moved = verifier({ jwksUri: `http://127.0.0.1:${port}/redirect/.well-known/jwks.json` });
+      expect(denied(await moved.authorize(token, READ)).code).toBe('ERR_STATUS_UNAVAILABLE');
+    } finally {
+      big.close();
+    }
+  });
+
+  it('backs off from a push stream that ends at once, however small a retry it asks for', async () => {
+    const { createServer } = await import('node:http');
+    let connections = 0;
+    const stream = createServer((_req, res) => {
+      connections++;
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.end('retry: 0\nevent: hello\ndata: {"version":1}\n\n');
+    });
+    await new Promise<void>((r) => stream.listen(0, '127.0.0.1', () => r()));
+    try {
+      verifier({ push: `http://127.0.0.1:${(stream.address() as { port: number }).port}/events` });
+      await new Promise((r) => setTimeout(r, 3500));
+      // At once, then after 1 s and 2 s: three, never hundreds.
+      expect(connections).toBeGreaterThanOrEqual(2);
+      expect(connections).toBeLessThanOrEqual(4);
+    } finally {
+      stream.closeAllConnections();
+      stream.close();
+    }
+  });
+
+  it('records a malformed request as a usage event too', async () => {
+    const { createServer } = await import('node:http');
+    const { protect } = await import('../../src/pep/index.ts');
+    const events: UsageEvent[] = [];
+    const v = verifier({ sink: (e) => events.push(e) });
+    const rs = createServer(protect(v, { resource: 'db://orders/1' }, (_req, res) => void res.end('ok')));
+    await new Promise<void>((r) => rs.listen(0, '127.0.0.1', () => r()));
+    try {
+      const { token } = await creds('orders');
+      const r = await fetch(`http://127.0.0.1:${(rs.address() as { port: number }).port}/orders/1`, { headers: [['authorization', `Bearer ${token}`], ['authorization', `Bearer ${token}`]] });
+      expect(r.status).toBe(401);
+      expect(events).toHaveLength(1);
+      expect(events[0]).toMatchObject({ decision: 'deny', code: 'ERR_TOKEN_MALFORMED', op: 'read', resource: 'db://orders/1' });
+      expect(JSON.stringify(events)).not.toContain(token);
+    } finally {
+      rs.close();
+    }
+  });
+});
