@@ -2,6 +2,7 @@
 // from (ServerCore), and what the server's own backends (sys, the token store,
 // identity) learn of the request beyond a logical request (ServerRequest).
 
+import type { AuditTable } from './audit_table.ts';
 import type { AuthTable } from './auth/table.ts';
 import type { IdentityStore } from './identity/store.ts';
 import type { SecretsTable } from './mounts.ts';
@@ -47,6 +48,8 @@ export interface ServerCore {
   identity: IdentityStore;
   wrapping: WrappingStore;
   leases: LeaseManager;
+  /** The audit devices: every request and response is recorded on them. */
+  audit: AuditTable;
   clusterName: string;
   clusterId: string;
   storageType: string;

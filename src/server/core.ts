@@ -13,6 +13,7 @@
 
 import type { LogicalRequest, LogicalResponse, Operation, SpecialPaths, StoredSecret } from '../sdk/logical.ts';
 import { EngineError } from '../sdk/errors.ts';
+import type { AuditRecord } from './audit_table.ts';
 import { HTTP_CONTENT_TYPE, HTTP_RAW_BODY, HTTP_RAW_STREAM, HTTP_STATUS_CODE, type RawStream } from '../sdk/logical.ts';
 import { addressAllowed } from './auth/cidr.ts';
 import { issueLoginToken } from './auth/login.ts';
@@ -128,8 +129,71 @@ export class Router implements RouterView {
   }
 }
 
-/** Serves one parsed request through its backend. */
+/**
+ * Serves one parsed request, recorded on the audit devices when any is
+ * enabled: its request line before the backend is called (a request no device
+ * can record is not served), its response line before the answer leaves (an
+ * answer no device can record is a 500), and both for a refused request.
+ */
 export async function serve(core: ServerCore, router: Router, ctx: RequestContext): Promise<Reply> {
+  // Status endpoints are probes, not operations (Vault answers them outside its audited router).
+  if (!core.audit.enabled || STATUS_PATHS.some((p) => ctx.path === `sys/${p}`)) return serveRouted(core, router, ctx);
+  ctx.audit = { mountPoint: '', mountType: '', requestLogged: false };
+  let reply: Reply;
+  try {
+    reply = await serveRouted(core, router, ctx);
+  } catch (err) {
+    const e = translateError(err);
+    try {
+      if (!ctx.audit.requestLogged) core.audit.log(auditRecord(ctx, 'request', e.message));
+      core.audit.log(auditRecord(ctx, 'response', e.message));
+    } catch {
+      throw new HttpError(500, 'internal error');
+    }
+    throw err;
+  }
+  try {
+    core.audit.log({ ...auditRecord(ctx, 'response'), response: auditResponse(reply) });
+  } catch {
+    throw new HttpError(500, 'internal error');
+  }
+  return reply;
+}
+
+/** The request (and caller) as an audit line records it. */
+function auditRecord(ctx: RequestContext, type: 'request' | 'response', error?: string): AuditRecord {
+  const t = ctx.token;
+  return {
+    type,
+    auth: t
+      ? { clientToken: ctx.rawToken, accessor: t.accessor, displayName: t.displayName, policies: t.policies, entityId: t.entityId, metadata: t.meta }
+      : null,
+    request: {
+      id: ctx.requestId,
+      operation: ctx.operation,
+      mountPoint: ctx.audit?.mountPoint ?? '',
+      mountType: ctx.audit?.mountType ?? '',
+      path: ctx.path,
+      data: Object.keys(ctx.data).length > 0 ? ctx.data : null,
+      ...(ctx.remoteAddr ? { remoteAddress: ctx.remoteAddr } : {}),
+      ...(ctx.wrapTtlMs ? { wrapTtlS: Math.round(ctx.wrapTtlMs / 1000) } : {}),
+    },
+    ...(error !== undefined ? { error } : {}),
+  };
+}
+
+/** What of an answer a response line keeps (a raw body is named by its type, not written). */
+function auditResponse(reply: Reply): NonNullable<AuditRecord['response']> {
+  const auth = reply.auth as { client_token?: unknown; accessor?: unknown } | null | undefined;
+  return {
+    status: reply.raw?.status ?? reply.status ?? (reply.empty ? 204 : 200),
+    data: reply.raw ? { http_content_type: reply.raw.contentType } : (reply.data ?? (reply.plain as Record<string, unknown> | undefined) ?? null),
+    ...(reply.leaseId ? { leaseId: reply.leaseId } : {}),
+    ...(auth && typeof auth.client_token === 'string' ? { auth: { clientToken: auth.client_token, accessor: String(auth.accessor ?? '') } } : {}),
+  };
+}
+
+async function serveRouted(core: ServerCore, router: Router, ctx: RequestContext): Promise<Reply> {
   const match = router.match(ctx.path);
   if (!match) {
     // Nothing serves the path: authenticate first, so unauthenticated callers learn nothing.
@@ -170,6 +234,13 @@ export async function serve(core: ServerCore, router: Router, ctx: RequestContex
     authorize(ctx, ctx.path, op, globMatch(special.root, relPath));
   }
 
+  if (ctx.audit) {
+    ctx.audit.mountPoint = match.prefix;
+    ctx.audit.mountType = match.type;
+    // Not served unless recorded: a failure here answers 500 and the backend is never called.
+    core.audit.log(auditRecord(ctx, 'request'));
+    ctx.audit.requestLogged = true;
+  }
   let response: LogicalResponse | null;
   try {
     response = await match.backend.handleRequest(request);

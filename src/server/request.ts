@@ -30,6 +30,8 @@ export interface RequestContext {
   lastUse?: boolean;
   /** A backend served the path; unrouted paths are never logged whole. */
   routed?: boolean;
+  /** Set while audit devices are enabled: where the request was routed, and whether its request line is written. */
+  audit?: { mountPoint: string; mountType: string; requestLogged: boolean };
 }
 
 /** An answer before it is put in the envelope. */

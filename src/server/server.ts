@@ -12,6 +12,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { EngineError } from '../sdk/errors.ts';
 import { createTvmBackend } from '../engine/index.ts';
 import type { Clock, LogicalRequest } from '../sdk/logical.ts';
+import { AuditTable } from './audit_table.ts';
 import { AuthTable } from './auth/table.ts';
 import { loadConfig, loadSealKeys, type ServerConfig } from './config.ts';
 import { ExpirationManager, type LeaseHookPoint } from './expiration.ts';
@@ -55,6 +56,8 @@ export interface ServerOptions {
   hooks?: { at(point: LeaseHookPoint): void };
   /** Instrumentation: wraps the physical storage every part uses (tests count its writes). */
   wrapStorage?: (storage: PhysicalStorage) => PhysicalStorage;
+  /** How often audit devices write a signed checkpoint (ms; default 60 s). */
+  auditCheckpointIntervalMs?: number;
 }
 
 export interface RunningServer {
@@ -152,6 +155,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   let tokens: TokenStore | undefined;
   let mounts: SecretsTable | undefined;
   let authTable: AuthTable | undefined;
+  let auditTable: AuditTable | undefined;
   let rollbackTimer: NodeJS.Timeout | undefined;
 
   const shutdownParts = async (): Promise<void> => {
@@ -160,6 +164,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     await expiration?.stop().catch((err: unknown) => logger?.error('expiration manager stop failed', { error: messageOf(err) }));
     await mounts?.cleanup().catch((err: unknown) => logger?.error('engine cleanup failed', { error: messageOf(err) }));
     await authTable?.cleanup().catch((err: unknown) => logger?.error('auth method cleanup failed', { error: messageOf(err) }));
+    auditTable?.close();
     await storage?.close().catch((err: unknown) => logger?.error('closing storage failed', { error: messageOf(err) }));
   };
 
@@ -210,12 +215,15 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     const auth = new AuthTable({ storage: store, clock, ...(logger ? { logger } : {}) });
     authTable = auth;
     const identity = new IdentityStore({ storage: store, clock });
+    const audit = new AuditTable({ storage: store, clock, ...(logger ? { logger } : {}), ...(options.auditCheckpointIntervalMs ? { checkpointIntervalMs: options.auditCheckpointIntervalMs } : {}) });
+    auditTable = audit;
 
     await policies.load();
     await tokenStore.load();
     await mountTable.load();
     await auth.load();
     await identity.load();
+    await audit.load();
     await manager.restore();
 
     let init = await readInit(store);
@@ -257,6 +265,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       identity,
       wrapping,
       leases: manager,
+      audit,
       clusterName: init.cluster_name,
       clusterId: init.cluster_id,
       storageType: dev ? 'inmem' : 'sqlite',

@@ -1,6 +1,7 @@
 // The HTTP layer: Vault's envelope, errors and status codes, authentication,
 // ACL enforcement, mounts, leases and bad input, driven by node-vault and
 // plain fetch against the dev server; plus the transport against a fake engine.
+import { AuditTable } from '../../src/server/audit_table.ts';
 import { createServer, request as httpRequest, type Server as NodeServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import vault from 'node-vault';
@@ -550,6 +551,7 @@ describe('transport with a fake engine', () => {
         identity: new IdentityStore({ storage, clock }),
         wrapping,
         leases,
+        audit: new AuditTable({ storage, clock }),
         clusterName: 't',
         clusterId: 'c',
         storageType: 'inmem',

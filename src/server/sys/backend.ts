@@ -5,6 +5,7 @@
 // ServerRequest (serverRequest(req)).
 
 import { FrameworkBackend } from '../../sdk/framework.ts';
+import { pathAudit } from './path_audit.ts';
 import { pathAuth } from './path_auth.ts';
 import { pathCapabilities } from './path_capabilities.ts';
 import { pathHealth, STATUS_PATHS, VAULT_VERSION } from './path_health.ts';
@@ -31,6 +32,7 @@ export function systemBackend(): FrameworkBackend {
       ...pathLeases(),
       ...pathWrapping(),
       ...pathLockedUsers(),
+      ...pathAudit(),
       ...pathInternal(),
     ],
     secrets: [],
@@ -38,7 +40,7 @@ export function systemBackend(): FrameworkBackend {
       unauthenticated: [...STATUS_PATHS, 'internal/ui/mounts', 'wrapping/unwrap', 'wrapping/lookup'],
       // The backend decides what these show the token: no ACL check on the path itself.
       tokenOnly: ['internal/ui/mounts/*', 'internal/specs/openapi'],
-      root: ['auth/*', 'leases/lookup/*', 'leases/revoke-prefix/*', 'revoke-prefix/*'],
+      root: ['auth/*', 'leases/lookup/*', 'leases/revoke-prefix/*', 'revoke-prefix/*', 'audit', 'audit/*'],
     },
     // As the dev server always has: fields no route declares are ignored.
     unknownFields: 'ignore',
