@@ -4,6 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { normaliseArgv } from './argv.ts';
+import { registerAuditCommands } from './commands/audit.ts';
 import { registerBrokerCommands } from './commands/broker.ts';
 import { registerCredsCommand } from './commands/creds.ts';
 import { registerKeysCommands } from './commands/keys.ts';
@@ -94,6 +95,7 @@ Quick start:
   registerPluginCommands(program, ctx);
   registerBrokerCommands(program, ctx);
   registerOperatorCommands(program, ctx);
+  registerAuditCommands(program, ctx);
   return program;
 }
 

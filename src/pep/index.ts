@@ -13,4 +13,6 @@ export type { FastifyPepOptions } from './fastify.ts';
 export { createDpopProver, generateDpopKey, jwkThumbprint, loadDpopKey, verifyDpopProof } from './dpop.ts';
 export type { DpopProver } from './dpop.ts';
 export { ReplayCache } from './replay.ts';
+export { createAuditSink } from './audit.ts';
+export type { AuditSink, AuditSinkOptions } from './audit.ts';
 export type { FetchLike } from './fetch.ts';

@@ -62,6 +62,12 @@ export interface AuditRecord {
 export const CLEAR_RESPONSE_KEYS = new Set([
   'jti', 'role', 'scope', 'read', 'write', 'audiences', 'token_type', 'issued_at', 'expires_at', 'max_expires_at', 'cnf_jkt',
 ]);
+/**
+ * Request keys kept in clear: a lease id (clear in Vault's own response lines,
+ * and no credential here: renewing or fetching needs the lease's holder) and a
+ * jti, so a renewal or revocation joins its token's story.
+ */
+export const CLEAR_REQUEST_KEYS = new Set(['lease_id', 'jti']);
 
 export class AuditTable {
   private readonly storage: PhysicalStorage;
@@ -230,7 +236,7 @@ export class AuditTable {
       client_token_accessor: accessor(r.auth?.accessor),
       namespace: { id: 'root' },
       path: r.request.path,
-      data: hashed(r.request.data),
+      data: hashed(r.request.data, CLEAR_REQUEST_KEYS),
       remote_address: r.request.remoteAddress,
       ...(r.request.wrapTtlS ? { wrap_ttl: r.request.wrapTtlS } : {}),
     };
@@ -239,7 +245,7 @@ export class AuditTable {
       entry.response = {
         mount_point: r.request.mountPoint,
         mount_type: r.request.mountType,
-        ...(r.response?.data ? { data: hashed(r.response.data, r.request.mountType === 'tvm' ? CLEAR_RESPONSE_KEYS : undefined) } : {}),
+        ...(r.response?.data ? { data: hashed(r.response.data, CLEAR_RESPONSE_KEYS) } : {}),
         ...(r.response?.leaseId ? { secret: { lease_id: r.response.leaseId } } : {}),
         ...(r.response?.auth ? { auth: { client_token: h(r.response.auth.clientToken), accessor: accessor(r.response.auth.accessor) } } : {}),
       };
