@@ -2,6 +2,7 @@
 // over a Store and a VaultGateway. No timers here (loop.ts drives it) and no
 // HTTP (api.ts); time and randomness come in through the settings.
 
+import type { AuditWriter } from '../audit/writer.ts';
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Creds, CredsRequest } from '../client/index.ts';
@@ -85,6 +86,8 @@ export interface BrokerDeps {
   hooks?: { at?(point: HookPoint, row: LeaseRow): void | Promise<void> };
   /** The clouds this broker grants credentials for (src/iam/providers.ts builds them from config). */
   providers?: CloudProviders;
+  /** The broker's audit file (`audit { ... }` in its config): every action, renewals included. */
+  audit?: AuditWriter;
 }
 
 export interface WorkloadInput {
@@ -261,6 +264,7 @@ export class Broker {
   private readonly clock: Clock;
   private readonly random: Random;
   private readonly hooks: BrokerDeps['hooks'];
+  private readonly audit: AuditWriter | undefined;
   private readonly inflight = new Map<string, Promise<TokenView>>();
   private readonly grants: CloudGrants;
   /** The registry's Vault logins: when the token that obtained each lease ends. */
@@ -286,6 +290,7 @@ export class Broker {
     this.clock = deps.clock ?? Date.now;
     this.random = deps.random ?? Math.random;
     this.hooks = deps.hooks;
+    this.audit = deps.audit;
     this.livenessFrom = this.clock();
     this.logins = new Logins({ store: this.store, vault: this.vault, log: this.log, clock: this.clock, random: this.random, timing: this.settings.timing });
     this.grants = new CloudGrants({
@@ -308,6 +313,30 @@ export class Broker {
 
   private async event(kind: string, workloadId: string | null, leaseRowId: string | null, reason: string | null, detail: string | null = null) {
     await this.store.addEvent({ at: this.clock(), kind, workloadId, leaseRowId, reason, detail });
+    if (this.audit) await this.auditLine(kind, workloadId, leaseRowId ? await this.store.getLease(leaseRowId) : null, reason, detail);
+  }
+
+  /**
+   * One line on the broker's audit file, with the lease's jti, Vault lease id
+   * and role so `tvm audit search` joins it to the token's story. A line that
+   * cannot be written is logged, not fatal: the broker's duty to renew and
+   * revoke outranks its record of doing so.
+   */
+  private async auditLine(action: string, workloadId: string | null, row: LeaseRow | null, reason: string | null, detail: string | null): Promise<void> {
+    try {
+      this.audit?.write({
+        type: 'broker',
+        broker: {
+          action,
+          ...(workloadId ? { workload: workloadId } : {}),
+          ...(row ? { lease_row: row.id, role: row.role, ...(row.jti ? { jti: row.jti } : {}), ...(row.leaseId ? { lease_id: row.leaseId } : {}) } : {}),
+          ...(reason ? { reason } : {}),
+          ...(detail ? { detail: detail.slice(0, 500) } : {}),
+        },
+      });
+    } catch (err) {
+      this.log.error({ err: describeError(err) }, 'the broker audit file could not be written');
+    }
   }
 
   // ---- workloads ----
@@ -672,6 +701,7 @@ export class Broker {
     const renewed = { token: creds.token, tokenIssuedAt: t, expiresAt, dueAt: nextRenewalAt(t, expiresAt, this.settings.timing, this.random) };
     if (!(await this.store.recordRenewal(row.id, this.settings.replica, renewed))) return;
     this.metrics.renewals.inc({ result: 'ok' });
+    if (this.audit) await this.auditLine('renewed', row.workloadId, row, null, `until ${new Date(expiresAt).toISOString()}`);
     // Renewed past the cloud credential's expiry: refresh the credential now, with the new token.
     if (cloudOf(row.scopeKey)) await this.store.refreshGrantOfLease(row.id, expiresAt, t);
     await this.hooks?.at?.('renewed', { ...row, ...renewed });

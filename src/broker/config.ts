@@ -30,6 +30,8 @@ export interface BrokerConfig {
   clouds: CloudBlocks;
   /** The config file's folder: relative paths in cloud blocks resolve against it. */
   baseDir: string;
+  /** `audit { file_path, checkpoint_key_file, checkpoint_interval }`: the broker's chained audit file. */
+  audit?: { filePath: string; checkpointKeyFile: string; checkpointIntervalMs: number };
 }
 
 type Obj = Record<string, unknown>;
@@ -214,7 +216,15 @@ export function parseConfig(raw: Obj, baseDir: string, env: Record<string, strin
     shutdownTimeoutMs: dur(raw, 'shutdown_timeout', 'config') ?? 10_000,
     clouds: cloudBlocks(raw.cloud),
     baseDir,
+    ...auditBlock(block(raw.audit, 'audit'), rel),
   };
+}
+
+function auditBlock(a: Obj | undefined, rel: (p: string) => string): Pick<BrokerConfig, 'audit'> {
+  if (!a) return {};
+  const filePath = str(a, 'file_path', 'audit') ?? fail('audit needs file_path');
+  const keyFile = str(a, 'checkpoint_key_file', 'audit') ?? fail('audit needs checkpoint_key_file (an Ed25519 private key, PEM PKCS#8: openssl genpkey -algorithm ed25519)');
+  return { audit: { filePath: rel(filePath), checkpointKeyFile: rel(keyFile), checkpointIntervalMs: dur(a, 'checkpoint_interval', 'audit') ?? 60_000 } };
 }
 
 export async function loadConfig(path: string, env: Record<string, string | undefined> = process.env): Promise<BrokerConfig> {

@@ -3,6 +3,9 @@
 // revoke this replica's leases when revoke_on_shutdown, release claims), then
 // forced after the timeout or on a second request. Safe to call twice.
 
+import { createPrivateKey, type KeyObject } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { AuditWriter } from '../audit/writer.ts';
 import type { Server } from 'node:http';
 import { createProviders } from '../iam/providers.ts';
 import { createApi, listen } from './api.ts';
@@ -53,6 +56,7 @@ export async function startBroker(config: BrokerConfig, options: StartOptions = 
   } catch (err) {
     throw new BrokerError('ERR_CONFIG', `cloud blocks: ${describeError(err)}`, { cause: err });
   }
+  const audit = config.audit ? openAudit(config.audit) : undefined;
   const store = options.store ?? (await openStore(config.store));
   // Its logins are recorded in the registry (times only): which login obtained each lease, and when its token ends.
   const vault = options.vault ?? createVaultGateway(config.vault, clock, log, { registry: store, replica: config.broker.replica });
@@ -60,7 +64,7 @@ export async function startBroker(config: BrokerConfig, options: StartOptions = 
   const servers: Server[] = [];
   try {
     await vault.login();
-    const broker = new Broker({ store, vault, log, metrics, clock, random: options.random, hooks: options.hooks, providers }, config.broker);
+    const broker = new Broker({ store, vault, log, metrics, clock, random: options.random, hooks: options.hooks, providers, ...(audit ? { audit } : {}) }, config.broker);
     // Whatever this replica held when it died is claimable again at once; a SQLite
     // file has one broker, so every claim in it belongs to a dead process.
     await store.releaseClaims(store.kind === 'sqlite' ? null : config.broker.replica);
@@ -92,6 +96,7 @@ export async function startBroker(config: BrokerConfig, options: StartOptions = 
         await running.close();
         void loop.stop();
         await store.close().catch(() => undefined);
+        audit?.close();
         onForced();
       })());
     const stop = async (o: { force?: boolean } = {}): Promise<void> => {
@@ -109,6 +114,7 @@ export async function startBroker(config: BrokerConfig, options: StartOptions = 
           }
           await store.releaseClaims(config.broker.replica);
           await store.close();
+          audit?.close();
           log.info('broker stopped');
         } catch (err) {
           if (!forced) {
@@ -126,6 +132,23 @@ export async function startBroker(config: BrokerConfig, options: StartOptions = 
   } catch (err) {
     await api?.close();
     if (!options.store) await store.close().catch(() => undefined);
+    audit?.close();
     throw err;
+  }
+}
+
+/** The broker's audit file, its checkpoints signed with the operator's Ed25519 key file. */
+function openAudit(a: NonNullable<BrokerConfig['audit']>): AuditWriter {
+  let key: KeyObject;
+  try {
+    key = createPrivateKey(readFileSync(a.checkpointKeyFile, 'utf8'));
+  } catch (err) {
+    throw new BrokerError('ERR_CONFIG', `audit.checkpoint_key_file ${a.checkpointKeyFile}: ${(err as NodeJS.ErrnoException).code ?? 'not a PEM private key'}`);
+  }
+  if (key.asymmetricKeyType !== 'ed25519') throw new BrokerError('ERR_CONFIG', `audit.checkpoint_key_file ${a.checkpointKeyFile}: an Ed25519 key is needed, not ${key.asymmetricKeyType}`);
+  try {
+    return AuditWriter.open({ device: 'broker', filePath: a.filePath, signingKey: key, checkpointIntervalMs: a.checkpointIntervalMs });
+  } catch (err) {
+    throw new BrokerError('ERR_CONFIG', `audit.file_path ${a.filePath}: ${(err as NodeJS.ErrnoException).code ?? describeError(err)}`);
   }
 }
