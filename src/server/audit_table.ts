@@ -46,6 +46,8 @@ export interface AuditRecord {
     mountPoint: string;
     mountType: string;
     path: string;
+    /** Leading segments of the path shown as they are; the rest (where a secret may sit) are HMAC'd one by one. */
+    clearSegments?: number;
     data: Record<string, unknown> | null;
     remoteAddress?: string;
     wrapTtlS?: number;
@@ -235,7 +237,7 @@ export class AuditTable {
       client_token: h(r.auth?.clientToken),
       client_token_accessor: accessor(r.auth?.accessor),
       namespace: { id: 'root' },
-      path: r.request.path,
+      path: this.auditedPath(d, r.request.path, r.request.clearSegments),
       data: hashed(r.request.data, CLEAR_REQUEST_KEYS),
       remote_address: r.request.remoteAddress,
       ...(r.request.wrapTtlS ? { wrap_ttl: r.request.wrapTtlS } : {}),
@@ -252,6 +254,12 @@ export class AuditTable {
     }
     entry.error = r.error ?? '';
     return entry;
+  }
+
+  private auditedPath(d: Device, path: string, clear = Number.POSITIVE_INFINITY): string {
+    if (d.logRaw) return path;
+    const parts = path.split('/');
+    return parts.map((p, i) => (i < clear || p === '' ? p : d.hasher.hash(p))).join('/');
   }
 
   private open(stored: StoredDevice): Device {

@@ -36,7 +36,7 @@ import { identityBackend } from './identity/backend.ts';
 import { effectiveMountLimits, leaseTtl, mountLeaseLimits, SYSTEM_MAX_TTL_MS } from './lease_ttl.ts';
 import type { Mount } from './mounts.ts';
 import { checkParameters, checkWrapping, type AclOperation } from './policy.ts';
-import type { HttpOperation, Reply, RequestContext } from './request.ts';
+import { clearSegments, type HttpOperation, type Reply, type RequestContext } from './request.ts';
 import type { BufferedView } from './storage/buffer.ts';
 import { systemBackend } from './sys/backend.ts';
 import { STATUS_PATHS } from './sys/path_health.ts';
@@ -174,6 +174,7 @@ function auditRecord(ctx: RequestContext, type: 'request' | 'response', error?: 
       mountPoint: ctx.audit?.mountPoint ?? '',
       mountType: ctx.audit?.mountType ?? '',
       path: ctx.path,
+      clearSegments: clearSegments(ctx.path, ctx.routed === true || (ctx.audit?.mountPoint ?? '') !== ''),
       data: Object.keys(ctx.data).length > 0 ? ctx.data : null,
       ...(ctx.remoteAddr ? { remoteAddress: ctx.remoteAddr } : {}),
       ...(ctx.wrapTtlMs ? { wrapTtlS: Math.round(ctx.wrapTtlMs / 1000) } : {}),
@@ -200,6 +201,10 @@ async function serveRouted(core: ServerCore, router: Router, ctx: RequestContext
     await authenticate(core, ctx);
     if (!ctx.acl!.root && !ctx.acl!.check(ctx.path, aclOperation(ctx.operation)).allowed) throw deniedByPolicy();
     throw noRoute(ctx.path);
+  }
+  if (ctx.audit) {
+    ctx.audit.mountPoint = match.prefix;
+    ctx.audit.mountType = match.type;
   }
   let relPath = match.relPath;
   const canonical = await runBackend(() => router.resolve(match));
@@ -235,8 +240,6 @@ async function serveRouted(core: ServerCore, router: Router, ctx: RequestContext
   }
 
   if (ctx.audit) {
-    ctx.audit.mountPoint = match.prefix;
-    ctx.audit.mountType = match.type;
     // Not served unless recorded: a failure here answers 500 and the backend is never called.
     core.audit.log(auditRecord(ctx, 'request'));
     ctx.audit.requestLogged = true;

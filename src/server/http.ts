@@ -10,7 +10,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { parseDurationMs } from '../sdk/duration.ts';
 import { JsonInputError, parseJsonBounded } from '../sdk/json.ts';
-import { canonicalPath } from './request.ts';
+import { canonicalPath, clearSegments } from './request.ts';
 import type { ServerCore } from './context.ts';
 import { Router, serve } from './core.ts';
 import { badRequest, errorChain, HttpError, translateError, unroutedPath } from './errors.ts';
@@ -341,14 +341,6 @@ function sendError(res: ServerResponse, requestId: string, err: unknown, logger?
  * in sys/leases/renew/<id>) are cut before they are logged or shown.
  */
 function redactPath(path: string): string {
-  if (
-    path.startsWith('auth/token/') ||
-    path.startsWith('sys/wrapping/') ||
-    path.startsWith('sys/leases/') ||
-    /^sys\/(renew|revoke|revoke-prefix)\//.test(path)
-  ) {
-    return path.split('/').slice(0, 3).join('/');
-  }
-  return path;
+  return path.split('/').slice(0, clearSegments(path, true)).join('/');
 }
 

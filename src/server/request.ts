@@ -72,3 +72,22 @@ export function canonicalPath(path: string, list: boolean): string {
   const out = path.replace(/\/{2,}/g, '/').replace(/^\//, '').replace(/\/$/, '');
   return list ? `${out}/` : out;
 }
+
+/**
+ * How many leading segments of a path are safe to show: paths that can carry a
+ * secret (auth/token/lookup/<token> and kin, a lease id in
+ * sys/leases/renew/<id>, a wrapping token) keep three; a path no backend
+ * serves keeps two (a secret sent to the wrong place is still a secret); any
+ * other path, all of them.
+ */
+export function clearSegments(path: string, routed: boolean): number {
+  if (
+    path.startsWith('auth/token/') ||
+    path.startsWith('sys/wrapping/') ||
+    path.startsWith('sys/leases/') ||
+    /^sys\/(renew|revoke|revoke-prefix)\//.test(path)
+  ) {
+    return 3;
+  }
+  return routed ? Number.POSITIVE_INFINITY : 2;
+}
