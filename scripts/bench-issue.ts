@@ -14,14 +14,17 @@ const { values } = parseArgs({
     duration: { type: 'string', default: '10' },
     concurrency: { type: 'string', default: '64' },
     warmup: { type: 'string', default: '2' },
+    audit: { type: 'string', default: 'off' },
   },
 });
+// off: no audit device; on: one file device enabled before the load; both: each mode without, then with.
+const audits = values.audit === 'both' ? [false, true] : values.audit === 'on' ? [true] : [false];
 const durationS = Number(values.duration);
 const concurrency = Number(values.concurrency);
 const warmupS = Number(values.warmup);
 const modes = values.mode === 'both' ? ['dev', 'persistent'] : [values.mode!];
-if (!modes.every((m) => m === 'dev' || m === 'persistent') || !(durationS > 0) || !(concurrency > 0)) {
-  console.error('usage: scripts/bench-issue [--mode dev|persistent|both] [--duration S] [--concurrency N] [--warmup S]');
+if (!modes.every((m) => m === 'dev' || m === 'persistent') || !(durationS > 0) || !(concurrency > 0) || !['off', 'on', 'both'].includes(values.audit!)) {
+  console.error('usage: scripts/bench-issue [--mode dev|persistent|both] [--duration S] [--concurrency N] [--warmup S] [--audit off|on|both]');
   process.exit(2);
 }
 
@@ -106,11 +109,17 @@ async function load(address: string, token: string, seconds: number, record: boo
 console.log(`tvm issuance benchmark: ${durationS}s per mode, concurrency ${concurrency}, node ${process.version}`);
 const ceiling = rawSigningRate(2);
 console.log(`raw ES256 signing (node:crypto, one core): ${Math.round(ceiling)} signatures/s`);
-for (const mode of modes) {
+for (const mode of modes) for (const audited of audits) {
   const dir = mkdtempSync(join(tmpdir(), 'tvm-bench-'));
   const server = await startServer(mode, dir);
   try {
     const root = server.rootToken;
+    if (audited) {
+      const a = new Agent({ keepAlive: true });
+      const on = await call(a, new URL(`${server.address}/v1/sys/audit/file`), root, 'PUT', JSON.stringify({ type: 'file', options: { file_path: join(dir, 'audit.log') } }));
+      a.destroy();
+      if (on.status !== 204) throw new Error(`enabling the audit device failed: ${on.status} ${on.body}`);
+    }
     const roleUrl = new URL(`${server.address}/v1/tvm/roles/bench`);
     const agent = new Agent({ keepAlive: true });
     const made = await call(agent, roleUrl, root, 'POST', JSON.stringify({ read: ['db://orders/*'], write: ['db://orders/outbox'], ttl: '15m', max_ttl: '1h' }));
@@ -119,7 +128,7 @@ for (const mode of modes) {
     await load(server.address, root, warmupS, false);
     const r = await load(server.address, root, durationS, true);
     console.log(
-      `${mode.padEnd(10)} ${Math.round(r.rate)} creds/s  p50 ${r.p50.toFixed(2)} ms  p99 ${r.p99.toFixed(2)} ms  (${r.count} tokens, ${r.errors} errors)`,
+      `${(audited ? `${mode}+audit` : mode).padEnd(10)} ${Math.round(r.rate)} creds/s  p50 ${r.p50.toFixed(2)} ms  p99 ${r.p99.toFixed(2)} ms  (${r.count} tokens, ${r.errors} errors)`,
     );
   } finally {
     server.child.kill('SIGTERM');
