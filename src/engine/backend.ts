@@ -9,6 +9,7 @@ import { introspectRoutes } from './path_introspect.ts';
 import { keyRoutes } from './path_keys.ts';
 import { revocationRoutes } from './path_revocations.ts';
 import { statusRoutes } from './path_status.ts';
+import { revokeRoutes } from './path_revoke.ts';
 import { ROLE_PREFIX } from './roles.ts';
 import { roleRoutes } from './path_roles.ts';
 import { KEYS_KEY } from './keys.ts';
@@ -44,6 +45,7 @@ export function createTvmBackend(options: TvmBackendOptions): Backend {
       ...keyRoutes(ctx),
       ...revocationRoutes(ctx),
       ...statusRoutes(ctx),
+      ...revokeRoutes(ctx),
       ...introspectRoutes(ctx),
     ],
     secrets: [credsSecret(ctx)],

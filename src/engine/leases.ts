@@ -1,6 +1,7 @@
 // Active leases per role: what max_active_leases counts, and the latest
 // expiry of each lease's token (which revocation needs).
 
+import type { StatusRef } from './status.ts';
 import { KeyedMutex, deleteKey, getJson, listKeys, putJson } from '../sdk/storage.ts';
 import type { Storage } from '../sdk/logical.ts';
 
@@ -16,6 +17,8 @@ export interface ActiveLease {
    * only caller who may fetch the tokens its renewals sign.
    */
   holder?: string;
+  /** The token's place in a status list, so a revocation by jti (revoke) can set its bit. */
+  status?: StatusRef;
 }
 
 /** How long past its newest token's expiry a record is kept before tidying removes it. */

@@ -276,6 +276,7 @@ export function credsRoutes(ctx: EngineContext): Route[] {
         exp_ms: internal.exp_ms,
         max_exp_ms: internal.max_exp_ms,
         ...(holder ? { holder } : {}),
+        ...(grant.status ? { status: grant.status } : {}),
       });
     };
     if (role.max_active_leases > 0) await ctx.leases.mutex.run(name, reserve);

@@ -99,6 +99,8 @@ export interface UsageEvent {
   time: string;
   decision: 'allow' | 'deny';
   code?: DenyCode;
+  /** A deny's message (never a token or a proof), for rules that tell denials apart: a replayed proof from a missing one. */
+  detail?: string;
   jti?: string;
   lease_id?: string;
   role?: string;

@@ -366,7 +366,7 @@ export function createVerifier(options: VerifierOptions): Verifier {
     const event: UsageEvent = {
       time: new Date(clock()).toISOString(),
       decision: decision.allow ? 'allow' : 'deny',
-      ...(decision.allow ? {} : { code: decision.code }),
+      ...(decision.allow ? {} : { code: decision.code, detail: decision.message.slice(0, 200) }),
       ...(claims ? { jti: claims.jti, role: claims.client_id, sub: claims.sub } : {}),
       ...(typeof claims?.lease_id === 'string' ? { lease_id: claims.lease_id } : {}),
       op: context.op,

@@ -91,3 +91,22 @@ describe('binding and context at renewal', () => {
     expect(f.message).toContain('dpop_jwk');
   });
 });
+
+describe('revoke by jti', () => {
+  it('sets the status bit at once, refuses the next renewal, and names bad input', async () => {
+    const h = await harness();
+    await h.call('create', 'roles/orders', ROLE);
+    const issued = await h.issue('orders');
+    const idx = (decodeJwt(issued.data.token as string) as { status: { status_list: { idx: number } } }).status.status_list.idx;
+    const answer = await h.call('update', 'revoke', { jti: issued.data.jti, role: 'orders' });
+    expect(answer?.data).toMatchObject({ jti: issued.data.jti, revoked: true });
+    const list = decodeJwt((await h.call('read', 'status/0'))!.data!.http_raw_body as string) as { status_list: { lst: string } };
+    const bytes = inflateSync(Buffer.from(list.status_list.lst, 'base64url'));
+    expect((bytes[idx >> 3] >> (idx & 7)) & 1).toBe(1);
+    expect(await failure(() => h.renew(issued.secret))).toMatchObject({ code: 'ERR_LEASE_REVOKED' });
+    expect(await h.call('update', 'revoke', { jti: '00000000-0000-4000-8000-000000000000', role: 'orders' })).toBeNull();
+    expect(await failure(() => h.call('update', 'revoke', { jti: 'not-a-jti', role: 'orders' }))).toMatchObject({ status: 400, message: expect.stringContaining('jti') });
+    expect(await failure(() => h.call('update', 'revoke', { jti: issued.data.jti, role: 'no such/role' }))).toMatchObject({ status: 400 });
+    expect(await failure(() => h.call('update', 'revoke', { role: 'orders' }))).toMatchObject({ status: 400, message: expect.stringContaining('jti') });
+  });
+});
