@@ -7,6 +7,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { describeType, showValue } from '../sdk/errors.ts';
 import { parseJsonBounded } from '../sdk/json.ts';
+import type { UsageEvent } from '../pep/types.ts';
 import type { Broker, TokenInput } from './broker.ts';
 import { BrokerError, HTTP_STATUS, badInput, describeError, notFound } from './errors.ts';
 import { parseCloud } from './grants.ts';
@@ -114,7 +115,10 @@ async function readBody(req: IncomingMessage): Promise<unknown> {
 
 type Handler = (req: IncomingMessage, params: string[], url: URL) => Promise<[number, unknown]>;
 
-export function createApi(broker: Broker, metrics: BrokerMetrics, log: Logger): Server {
+/** Answers a request the console serves (/console/...); false for any other path. */
+export type ConsoleHandler = (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<boolean>;
+
+export function createApi(broker: Broker, metrics: BrokerMetrics, log: Logger, consoleHandler?: ConsoleHandler): Server {
   const routes: Array<[string, RegExp, Handler]> = [
     [
       'POST',
@@ -165,6 +169,15 @@ export function createApi(broker: Broker, metrics: BrokerMetrics, log: Logger): 
       },
     ],
     ['GET', /^\/v1\/tokens\/(.+)$/, async (_r, [jti]) => [200, await broker.getToken(jti)]],
+    [
+      'POST',
+      /^\/v1\/usage$/,
+      async (req) => {
+        const b = obj(await readBody(req));
+        allowOnly(b, ['events']);
+        return [200, broker.recordUsage(usageEvents(b.events))];
+      },
+    ],
     ['DELETE', /^\/v1\/tokens\/(.+)$/, async (_r, [jti]) => [200, await broker.revokeToken(jti, 'explicit')]],
     [
       'POST',
@@ -209,6 +222,10 @@ export function createApi(broker: Broker, metrics: BrokerMetrics, log: Logger): 
       let status = 500;
       try {
         url = requestUrl(req.url);
+        if (consoleHandler && (await consoleHandler(req, res, url))) {
+          status = res.statusCode;
+          return;
+        }
         if (method === 'GET' && url.pathname === '/metrics') {
           const text = await metrics.registry.metrics();
           res.writeHead(200, { 'content-type': metrics.registry.contentType });
@@ -351,4 +368,23 @@ function publicJwk(value: unknown): Record<string, string> {
     throw badInput('dpop_jwk', 'must be a public JWK of string members');
   }
   return Object.fromEntries(entries) as Record<string, string>;
+}
+
+const USAGE_FIELDS = ['time', 'decision', 'code', 'detail', 'jti', 'lease_id', 'role', 'sub', 'op', 'resource', 'remote_addr', 'method', 'url'];
+
+/** `events`: up to 1,000 usage events as the PEP emits them (UsageEvent); strings only, bounded. */
+function usageEvents(v: unknown): UsageEvent[] {
+  if (!Array.isArray(v)) throw badInput('events', 'must be a list of usage events');
+  if (v.length > 1000) throw badInput('events', `${v.length} events; at most 1000 at once`);
+  return v.map((e, i) => {
+    if (e === null || typeof e !== 'object' || Array.isArray(e)) throw badInput(`events[${i}]`, 'must be an object');
+    const o = e as Record<string, unknown>;
+    for (const [k, val] of Object.entries(o)) {
+      if (!USAGE_FIELDS.includes(k)) throw badInput(`events[${i}].${k}`, 'is not a usage event field');
+      if (typeof val !== 'string' || val.length > 2048) throw badInput(`events[${i}].${k}`, 'must be a string of at most 2048 characters');
+    }
+    if (o.decision !== 'allow' && o.decision !== 'deny') throw badInput(`events[${i}].decision`, 'must be allow or deny');
+    if (o.op !== 'read' && o.op !== 'write') throw badInput(`events[${i}].op`, 'must be read or write');
+    return o as unknown as UsageEvent;
+  });
 }

@@ -3,6 +3,10 @@
 // HTTP (api.ts); time and randomness come in through the settings.
 
 import type { AuditWriter } from '../audit/writer.ts';
+import type { UsageEvent } from '../pep/types.ts';
+import type { Rule } from '../watch/rules.ts';
+import { createWatcher, type Watcher } from '../watch/watcher.ts';
+import { UsageBook } from './usage.ts';
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Creds, CredsRequest } from '../client/index.ts';
@@ -88,6 +92,8 @@ export interface BrokerDeps {
   providers?: CloudProviders;
   /** The broker's audit file (`audit { ... }` in its config): every action, renewals included. */
   audit?: AuditWriter;
+  /** Anomaly rules over the usage events the PEPs post (`rule "<name>" { ... }` blocks). */
+  rules?: Rule[];
 }
 
 export interface WorkloadInput {
@@ -265,6 +271,9 @@ export class Broker {
   private readonly random: Random;
   private readonly hooks: BrokerDeps['hooks'];
   private readonly audit: AuditWriter | undefined;
+  /** The PEPs' usage events as the console shows them. */
+  readonly usage = new UsageBook();
+  private readonly watcher: Watcher;
   private readonly inflight = new Map<string, Promise<TokenView>>();
   private readonly grants: CloudGrants;
   /** The registry's Vault logins: when the token that obtained each lease ends. */
@@ -291,6 +300,23 @@ export class Broker {
     this.random = deps.random ?? Math.random;
     this.hooks = deps.hooks;
     this.audit = deps.audit;
+    this.watcher = createWatcher({
+      rules: deps.rules ?? [],
+      ...(deps.audit ? { audit: deps.audit } : {}),
+      log: (line) => this.log.warn(line, 'anomaly rule'),
+      clock: this.clock,
+      onFiring: (f) => this.usage.fired(f),
+      actions: {
+        revokeToken: async (f) => {
+          const lease = await this.revokeToken(f.jti, 'anomaly_rule');
+          return `token revoked (lease ${lease.state})`;
+        },
+        revokeWorkload: async (f) => {
+          const r = await this.report(f.jti, `${f.rule}: ${f.reason}`);
+          return `workload revoked (${r.revoked} leases)`;
+        },
+      },
+    });
     this.livenessFrom = this.clock();
     this.logins = new Logins({ store: this.store, vault: this.vault, log: this.log, clock: this.clock, random: this.random, timing: this.settings.timing });
     this.grants = new CloudGrants({
@@ -313,6 +339,8 @@ export class Broker {
 
   private async event(kind: string, workloadId: string | null, leaseRowId: string | null, reason: string | null, detail: string | null = null) {
     await this.store.addEvent({ at: this.clock(), kind, workloadId, leaseRowId, reason, detail });
+    if (kind === 'issued' || kind === 'reissued') this.usage.count('issued', this.clock());
+    else if (kind === 'revoked') this.usage.count('revoked', this.clock());
     if (this.audit) await this.auditLine(kind, workloadId, leaseRowId ? await this.store.getLease(leaseRowId) : null, reason, detail);
   }
 
@@ -620,6 +648,20 @@ export class Broker {
     return leaseView((await this.store.getLease(row.id)) as LeaseRow, await this.store.grantOfLease(row.id));
   }
 
+  /** Usage events a PEP posted: kept for the console, and run through the anomaly rules (whose actions finish later). */
+  recordUsage(events: UsageEvent[]): { accepted: number } {
+    for (const e of events) {
+      this.usage.record(e);
+      void this.watcher.observe(e);
+    }
+    return { accepted: events.length };
+  }
+
+  /** Resolves once every anomaly action started so far is done (tests, shutdown). */
+  anomaliesSettled(): Promise<void> {
+    return this.watcher.settled();
+  }
+
   /** A resource server saw the token used out of scope: the whole workload is revoked. */
   async report(jti: string, reason: string): Promise<{ workload: string; revoked: number }> {
     const row = await this.store.getLeaseByJti(jti);
@@ -701,6 +743,7 @@ export class Broker {
     const renewed = { token: creds.token, tokenIssuedAt: t, expiresAt, dueAt: nextRenewalAt(t, expiresAt, this.settings.timing, this.random) };
     if (!(await this.store.recordRenewal(row.id, this.settings.replica, renewed))) return;
     this.metrics.renewals.inc({ result: 'ok' });
+    this.usage.count('renewed', t);
     if (this.audit) await this.auditLine('renewed', row.workloadId, row, null, `until ${new Date(expiresAt).toISOString()}`);
     // Renewed past the cloud credential's expiry: refresh the credential now, with the new token.
     if (cloudOf(row.scopeKey)) await this.store.refreshGrantOfLease(row.id, expiresAt, t);
@@ -929,5 +972,36 @@ export class Broker {
 
   async events(limit: number) {
     return this.store.recentEvents(limit);
+  }
+
+  /** The live leases for the console: with their workload's name and the current token's scope (never the token). */
+  async inventory(limit = 1000): Promise<Array<LeaseView & { scope: string; workload_name: string }>> {
+    const rows = await this.store.listLeases(['active', 'revoking', 'irrevocable'], limit);
+    const names = new Map<string, string>();
+    const out: Array<LeaseView & { scope: string; workload_name: string }> = [];
+    for (const r of rows) {
+      if (!names.has(r.workloadId)) names.set(r.workloadId, (await this.store.getWorkload(r.workloadId))?.name ?? '');
+      out.push({ ...leaseView(r), scope: scopeClaim(r.token), workload_name: names.get(r.workloadId)! });
+    }
+    return out;
+  }
+
+  /** A token's lease and the broker's events about it, for the console; null when the broker holds no such token. */
+  async story(jti: string): Promise<{ lease: LeaseView; events: Array<{ at: number; kind: string; reason: string | null; detail: string | null }> } | null> {
+    const row = await this.store.getLeaseByJti(jti);
+    if (!row) return null;
+    const events = (await this.store.recentEvents(10_000)).filter((e) => e.leaseRowId === row.id || (e.workloadId === row.workloadId && e.leaseRowId === null));
+    return { lease: leaseView(row), events: events.map((e) => ({ at: e.at, kind: e.kind, reason: e.reason, detail: e.detail })) };
+  }
+}
+
+/** The scope claim of a token the broker holds (only that claim is read). */
+function scopeClaim(token: string | null): string {
+  if (!token) return '';
+  try {
+    const claims = JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8')) as { scope?: unknown };
+    return typeof claims.scope === 'string' ? claims.scope : '';
+  } catch {
+    return '';
   }
 }

@@ -1,6 +1,7 @@
 // The broker's config file (HCL or JSON, same shape): Vault address and login,
 // store, listener, thresholds. Relative paths resolve against the file's folder.
 
+import { validateRules, type Rule } from '../watch/rules.ts';
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { parse as parseHcl } from '@cdktf/hcl2json';
@@ -32,6 +33,10 @@ export interface BrokerConfig {
   baseDir: string;
   /** `audit { file_path, checkpoint_key_file, checkpoint_interval }`: the broker's chained audit file. */
   audit?: { filePath: string; checkpointKeyFile: string; checkpointIntervalMs: number };
+  /** `rule "<name>" { kind, action, threshold, window, baseline, multiple, min_count }`: anomaly rules over usage events. */
+  rules: Rule[];
+  /** The console at /console/ (default on; the listener is loopback only). */
+  console: boolean;
 }
 
 type Obj = Record<string, unknown>;
@@ -217,7 +222,38 @@ export function parseConfig(raw: Obj, baseDir: string, env: Record<string, strin
     clouds: cloudBlocks(raw.cloud),
     baseDir,
     ...auditBlock(block(raw.audit, 'audit'), rel),
+    rules: ruleBlocks(raw.rule),
+    console: raw.console === undefined ? true : raw.console === true ? true : raw.console === false ? false : fail('console must be true or false'),
   };
+}
+
+/** `rule "<name>" { ... }` blocks (HCL gives a list of {name: body} objects; JSON may give the map). */
+function ruleBlocks(v: unknown): Rule[] {
+  if (v === undefined || v === null) return [];
+  const entries: Array<[string, unknown]> = [];
+  for (const item of Array.isArray(v) ? v : [v]) {
+    if (item === null || typeof item !== 'object') fail('rule blocks need a name: rule "probe" { ... }');
+    for (const [name, body] of Object.entries(item as Obj)) entries.push([name, Array.isArray(body) ? body[0] : body]);
+  }
+  const rules = entries.map(([name, body]) => {
+    const b = (body ?? {}) as Obj;
+    const where = `rule "${name}"`;
+    return {
+      name,
+      kind: str(b, 'kind', where),
+      action: str(b, 'action', where) ?? 'alert',
+      ...(b.threshold !== undefined ? { threshold: num(b, 'threshold', where) } : {}),
+      ...(b.multiple !== undefined ? { multiple: num(b, 'multiple', where) } : {}),
+      ...(b.min_count !== undefined ? { minCount: num(b, 'min_count', where) } : {}),
+      ...(b.window !== undefined ? { windowMs: dur(b, 'window', where) } : {}),
+      ...(b.baseline !== undefined ? { baselineMs: dur(b, 'baseline', where) } : {}),
+    };
+  });
+  try {
+    return validateRules(rules);
+  } catch (err) {
+    fail((err as Error).message.replace(/^rules\[(\d+)\]/, (_m, i: string) => `rule "${entries[Number(i)][0]}"`));
+  }
 }
 
 function auditBlock(a: Obj | undefined, rel: (p: string) => string): Pick<BrokerConfig, 'audit'> {

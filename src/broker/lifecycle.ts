@@ -6,6 +6,7 @@
 import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { AuditWriter } from '../audit/writer.ts';
+import { createConsole } from './console.ts';
 import type { Server } from 'node:http';
 import { createProviders } from '../iam/providers.ts';
 import { createApi, listen } from './api.ts';
@@ -64,7 +65,7 @@ export async function startBroker(config: BrokerConfig, options: StartOptions = 
   const servers: Server[] = [];
   try {
     await vault.login();
-    const broker = new Broker({ store, vault, log, metrics, clock, random: options.random, hooks: options.hooks, providers, ...(audit ? { audit } : {}) }, config.broker);
+    const broker = new Broker({ store, vault, log, metrics, clock, random: options.random, hooks: options.hooks, providers, ...(audit ? { audit } : {}), rules: config.rules }, config.broker);
     // Whatever this replica held when it died is claimable again at once; a SQLite
     // file has one broker, so every claim in it belongs to a dead process.
     await store.releaseClaims(store.kind === 'sqlite' ? null : config.broker.replica);
@@ -75,8 +76,9 @@ export async function startBroker(config: BrokerConfig, options: StartOptions = 
     await broker.refreshGauges();
     const loop = new WorkLoop(broker, vault, log, config.loop, clock);
     loop.start(reconciled.skipped > 0 ? clock() + config.broker.claimTtlMs : Infinity);
+    const consoleHandler = config.console ? createConsole({ broker, vaultAddress: config.vault.address, log, clock }) : undefined;
     api = await listen(() => {
-      const s = createApi(broker, metrics, log);
+      const s = createApi(broker, metrics, log, consoleHandler);
       servers.push(s);
       return s;
     }, config.listener);

@@ -27,7 +27,9 @@ export type RevokeReason =
   | 'shutdown'
   | 'replaced'
   | 'orphan'
-  | 'cloud_rollback'; // its cloud grant's issue was rolled back: the lease has no use left
+  | 'cloud_rollback' // its cloud grant's issue was rolled back: the lease has no use left
+  | 'console' // revoked from the console
+  | 'anomaly_rule'; // an anomaly rule over the PEPs' usage events fired
 
 /**
  * A cloud grant's life (one per lease at most):

@@ -21,6 +21,10 @@ export interface WatcherOptions {
   /** A line per firing and per failed action (default: none). */
   log?: (line: Record<string, unknown>) => void;
   clock?: () => number;
+  /** Actions done another way (the broker runs them in-process): each answers its outcome. */
+  actions?: { revokeToken?(f: Firing): Promise<string>; revokeWorkload?(f: Firing): Promise<string> };
+  /** Told of every firing once its action is done (the broker shows them on its console). */
+  onFiring?: (f: FiringOutcome) => void;
 }
 
 export interface FiringOutcome extends Firing {
@@ -45,6 +49,8 @@ export function createWatcher(options: WatcherOptions): Watcher {
     let outcome: string;
     try {
       if (f.action === 'alert') outcome = 'alerted';
+      else if (f.action === 'revoke_token' && options.actions?.revokeToken) outcome = await options.actions.revokeToken(f);
+      else if (f.action === 'revoke_workload' && options.actions?.revokeWorkload) outcome = await options.actions.revokeWorkload(f);
       else if (f.action === 'revoke_token') {
         if (!options.vault) throw new Error('no Vault connection to revoke with');
         if (!f.role) throw new Error('the event names no role');
@@ -66,6 +72,7 @@ export function createWatcher(options: WatcherOptions): Watcher {
       outcome = `action failed: ${(err as Error).message}`;
     }
     const done: FiringOutcome = { ...f, outcome };
+    options.onFiring?.(done);
     options.log?.({ level: outcome.startsWith('action failed') ? 'error' : 'warn', msg: 'anomaly rule fired', rule: f.rule, jti: f.jti, role: f.role, reason: f.reason, outcome });
     try {
       options.audit?.write({ type: 'anomaly', time: f.time, anomaly: done });
