@@ -40,7 +40,7 @@ describe.skipIf(!CHROMIUM)('the console in a browser', () => {
     await vault('POST', 'tvm/roles/orders', { read: ['db://orders/*'], write: ['db://orders/outbox'], ttl: '10m', max_ttl: '1h', audiences: ['orders-api'] });
     broker = await startBroker(testConfig({ address: server.address, rootToken: server.rootToken }, { sqlite: { path: join(dir, 'b.db') } }, { roles: ['orders'] }), { log: captureLog().log });
     // The PEP reports its decisions to the broker (POST /v1/usage): the console's "last use".
-    const post = (e: UsageEvent) => void fetch(`${broker.url}/v1/usage`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ events: [e] }) });
+    const post = (e: UsageEvent) => void fetch(`${broker.url}/v1/usage`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ events: [e] }) }).catch(() => undefined);
     verifier = createVerifier({ issuer: `${server.address}/v1/tvm`, audience: 'orders-api', push: true, sink: post });
     browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
   }, 60_000);
