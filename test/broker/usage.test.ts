@@ -54,3 +54,19 @@ describe('usage events and the broker rules', () => {
     expect(bad([{ probe: { kind: 'scope_denials', action: 'alert', window: 'soon' } }])).toThrow(/rule "probe"\.window/);
   });
 });
+
+describe("the README's rule and audit blocks", () => {
+  it('load as the broker config reads them', async () => {
+    const { readFileSync, writeFileSync } = await import('node:fs');
+    const { loadConfig } = await import('../../src/broker/config.ts');
+    const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+    const i = readme.indexOf('```hcl\nrule "probe" {');
+    expect(i).toBeGreaterThan(0);
+    const block = readme.slice(i + 7, readme.indexOf('```', i + 7));
+    const file = `${dir.path}/readme-rules.hcl`;
+    writeFileSync(file, `vault {\n  address = "http://127.0.0.1:8200"\n  auth "token" {\n    token = "x"\n  }\n}\n${block}`);
+    const config = await loadConfig(file, {});
+    expect(config.rules.map((r) => r.kind).sort()).toEqual(['after_revocation', 'dpop_replay', 'foreign_address', 'rate_spike', 'scope_denials']);
+    expect(config.audit).toMatchObject({ filePath: '/var/log/tvm/broker-audit.log', checkpointIntervalMs: 60_000 });
+  });
+});
