@@ -14,5 +14,7 @@ export { createDpopProver, generateDpopKey, jwkThumbprint, loadDpopKey, verifyDp
 export type { DpopProver } from './dpop.ts';
 export { ReplayCache } from './replay.ts';
 export { createAuditSink } from './audit.ts';
+export { createUsageForwarder } from './forward.ts';
+export type { ForwarderOptions, UsageForwarder } from './forward.ts';
 export type { AuditSink, AuditSinkOptions } from './audit.ts';
 export type { FetchLike } from './fetch.ts';

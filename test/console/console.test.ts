@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBroker, type RunningBroker } from '../../src/broker/index.ts';
-import { createVerifier, type UsageEvent, type Verifier } from '../../src/pep/index.ts';
+import { createUsageForwarder, createVerifier, type UsageForwarder, type Verifier } from '../../src/pep/index.ts';
 import { startServer } from '../../src/server/index.ts';
 import { api as brokerApi, captureLog, testConfig } from '../broker/helpers.ts';
 
@@ -22,6 +22,7 @@ let server: Awaited<ReturnType<typeof startServer>>;
 let broker: RunningBroker;
 let browser: Browser;
 let verifier: Verifier;
+let forwarder: UsageForwarder;
 
 async function vault(method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {
   const r = await fetch(`${server.address}/v1/${path}`, {
@@ -40,14 +41,16 @@ describe.skipIf(!CHROMIUM)('the console in a browser', () => {
     await vault('POST', 'tvm/roles/orders', { read: ['db://orders/*'], write: ['db://orders/outbox'], ttl: '10m', max_ttl: '1h', audiences: ['orders-api'] });
     broker = await startBroker(testConfig({ address: server.address, rootToken: server.rootToken }, { sqlite: { path: join(dir, 'b.db') } }, { roles: ['orders'] }), { log: captureLog().log });
     // The PEP reports its decisions to the broker (POST /v1/usage): the console's "last use".
-    const post = (e: UsageEvent) => void fetch(`${broker.url}/v1/usage`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ events: [e] }) }).catch(() => undefined);
-    verifier = createVerifier({ issuer: `${server.address}/v1/tvm`, audience: 'orders-api', push: true, sink: post });
+    forwarder = createUsageForwarder({ broker: broker.url as string, flushMs: 50 });
+    verifier = createVerifier({ issuer: `${server.address}/v1/tvm`, audience: 'orders-api', push: true, sink: forwarder });
     browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
   }, 60_000);
 
   afterAll(async () => {
     await browser?.close();
     verifier?.close();
+    await forwarder?.close();
+    expect(forwarder?.dropped ?? 0).toBe(0);
     await broker?.stop();
     await server?.close();
     rmSync(dir, { recursive: true, force: true });
@@ -65,7 +68,7 @@ describe.skipIf(!CHROMIUM)('the console in a browser', () => {
       await brokerApi(base, 'POST', '/v1/tokens', { workload: other.body.id, role: 'orders', read: [`db://orders/${name.length}`] });
     }
     expect((await verifier.authorize(token, { op: 'read', resource: 'db://orders/42', remoteAddr: '10.0.0.7' })).allow).toBe(true);
-    await new Promise((r) => setTimeout(r, 200));
+    await forwarder.flush();
 
     const page = await browser.newPage({ viewport: { width: 1400, height: 800 } });
     await page.goto(`${base}/console/`);
@@ -106,6 +109,7 @@ describe.skipIf(!CHROMIUM)('the console in a browser', () => {
     }
     expect(decision.allow ? 'allow' : decision.code).toBe('ERR_TOKEN_REVOKED');
 
+    await forwarder.flush();
     await page.reload();
     const storyText = (await page.locator('main').textContent()) ?? '';
     expect(storyText).toContain('revoke_requested (console)');
