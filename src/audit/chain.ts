@@ -54,3 +54,22 @@ export function checkpointValid(key: KeyObject, device: string, seq: number, hea
     return false;
   }
 }
+
+export const DEVICE_CONTEXT = 'tvm-audit-device.v1';
+
+/** What a device line signs: who writes, with which key and interval, where in the chain, and when. */
+function deviceMessage(name: string, publicKey: string, intervalS: number, seq: number, prev: string, time: string, extra: string): Buffer {
+  return Buffer.from([DEVICE_CONTEXT, name, publicKey, String(intervalS), String(seq), prev, time, extra].join('\n'), 'utf8');
+}
+
+export function signDevice(key: KeyObject, name: string, publicKey: string, intervalS: number, seq: number, prev: string, time: string, extra = ''): string {
+  return sign(null, deviceMessage(name, publicKey, intervalS, seq, prev, time, extra), key).toString('base64url');
+}
+
+export function deviceValid(key: KeyObject, name: string, publicKey: string, intervalS: number, seq: number, prev: string, time: string, extra: string, signature: string): boolean {
+  try {
+    return verify(null, deviceMessage(name, publicKey, intervalS, seq, prev, time, extra), key, Buffer.from(signature, 'base64url'));
+  } catch {
+    return false;
+  }
+}

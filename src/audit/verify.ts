@@ -6,7 +6,7 @@
 // file is judged. Names the first line that fails and why.
 
 import type { KeyObject } from 'node:crypto';
-import { checkpointValid, GENESIS, keyFromText, keyId, lineHash, publicKeyText } from './chain.ts';
+import { checkpointValid, deviceValid, GENESIS, keyFromText, keyId, lineHash, publicKeyText } from './chain.ts';
 
 export interface AuditVerifyOptions {
   /** Pin the checkpoint key (an Ed25519 public key: PEM or base64 SPKI); default: the file's own device line. */
@@ -19,6 +19,8 @@ export interface AuditVerifyOptions {
 
 export interface AuditVerifyReport {
   ok: boolean;
+  /** The checkpoints were checked against a pinned key (else against the key the file itself names). */
+  pinned: boolean;
   lines: number;
   checkpoints: number;
   /** The first line that fails (1-based) and why. */
@@ -31,7 +33,7 @@ interface Line {
   type?: unknown;
   time?: unknown;
   chain?: { seq?: unknown; prev?: unknown };
-  device?: { name?: unknown; public_key?: unknown; checkpoint_interval_s?: unknown; after_torn_line?: unknown };
+  device?: { name?: unknown; public_key?: unknown; checkpoint_interval_s?: unknown; after_torn_line?: unknown; signature?: unknown };
   checkpoint?: { count?: unknown; head?: unknown; signature?: unknown };
 }
 
@@ -52,7 +54,7 @@ export function verifyAuditFile(content: string, options: AuditVerifyOptions = {
   const complete = content.endsWith('\n');
   if (complete) lines.pop();
   let checkpoints = 0;
-  const fail = (line: number, reason: string): AuditVerifyReport => ({ ok: false, lines: lines.length, checkpoints, failure: { line, reason }, notes });
+  const fail = (line: number, reason: string): AuditVerifyReport => ({ ok: false, pinned: pinned !== null, lines: lines.length, checkpoints, failure: { line, reason }, notes });
   if (lines.length === 0 || (lines.length === 1 && lines[0] === '')) return fail(1, 'the file is empty: not even a device line');
   if (!complete) return fail(lines.length, 'the last line has no end: the file was cut in the middle of a line');
 
@@ -64,6 +66,7 @@ export function verifyAuditFile(content: string, options: AuditVerifyOptions = {
   let lastTimeMs = NaN; // the last checkpoint or device line
   let lastCheckpointLine = 0;
   let sinceCheckpoint = 0;
+  let lastDeviceLine = 0;
   for (let i = 0; i < lines.length; i++) {
     const n = i + 1;
     const text = lines[i];
@@ -87,7 +90,8 @@ export function verifyAuditFile(content: string, options: AuditVerifyOptions = {
     }
     const timeMs = typeof line.time === 'string' ? Date.parse(line.time) : NaN;
     if (line.type === 'device') {
-      const pk = line.device?.public_key;
+      const d = line.device;
+      const pk = d?.public_key;
       if (typeof pk !== 'string') return fail(n, 'is a device line without a public key');
       if (pinned !== null && pk !== pinned) return fail(n, `names a checkpoint key (${keyId(pk)}) other than the pinned one (${keyId(pinned)})`);
       try {
@@ -95,10 +99,20 @@ export function verifyAuditFile(content: string, options: AuditVerifyOptions = {
       } catch {
         return fail(n, 'is a device line whose public key cannot be read');
       }
-      device = typeof line.device?.name === 'string' ? line.device.name : '';
-      if (typeof line.device?.checkpoint_interval_s === 'number' && line.device.checkpoint_interval_s > 0) intervalMs = line.device.checkpoint_interval_s * 1000;
-      if (i > 0 && Number.isFinite(lastTimeMs) && Number.isFinite(timeMs)) notes.push(`line ${n}: the writer started again, ${Math.round((timeMs - lastTimeMs) / 1000)} s after its last checkpoint`);
+      const intervalS = d?.checkpoint_interval_s;
+      if (typeof intervalS !== 'number' || !(intervalS > 0) || typeof line.time !== 'string' || !Number.isFinite(timeMs)) {
+        return fail(n, 'is a device line without a valid time and checkpoint interval');
+      }
+      device = typeof d?.name === 'string' ? d.name : '';
+      const mark = d?.after_torn_line === true ? 'after_torn_line' : '';
+      if (typeof d?.signature !== 'string' || !deviceValid(key, device, pk, intervalS, seq, prev, line.time, mark, d.signature)) {
+        return fail(n, 'is a device line whose signature does not verify with its key: forged or edited');
+      }
+      if (Number.isFinite(lastTimeMs) && timeMs < lastTimeMs) return fail(n, 'is a device line dated before the line it follows: time went back');
+      intervalMs = intervalS * 1000;
+      if (i > 0 && Number.isFinite(lastTimeMs)) notes.push(`line ${n}: the writer started again, ${Math.round((timeMs - lastTimeMs) / 1000)} s after its last checkpoint`);
       lastTimeMs = timeMs;
+      lastDeviceLine = n;
     } else if (line.type === 'checkpoint') {
       const c = line.checkpoint;
       if (!key) return fail(n, 'is a checkpoint before any device line names its key');
@@ -106,6 +120,7 @@ export function verifyAuditFile(content: string, options: AuditVerifyOptions = {
         return fail(n, 'is a checkpoint that does not commit to the lines before it (count or head wrong)');
       }
       if (!checkpointValid(key, device, seq, prev, line.time, c.signature)) return fail(n, 'is a checkpoint whose signature does not verify: forged or edited');
+      if (!Number.isFinite(timeMs) || (Number.isFinite(lastTimeMs) && timeMs < lastTimeMs)) return fail(n, 'is a checkpoint dated before the line it follows: time went back');
       const slack = options.slackMs ?? intervalMs / 2 + 5000;
       if (Number.isFinite(lastTimeMs) && timeMs - lastTimeMs > intervalMs + slack) {
         return fail(n, `is a checkpoint ${Math.round((timeMs - lastTimeMs) / 1000)} s after the one before (one every ${intervalMs / 1000} s is written): lines or time are missing before it`);
@@ -121,10 +136,14 @@ export function verifyAuditFile(content: string, options: AuditVerifyOptions = {
     prev = lineHash(text);
     expected = seq + 1;
   }
+  if (lastCheckpointLine < lastDeviceLine) {
+    return fail(lastDeviceLine, 'is the last device line and no signed checkpoint follows it: what comes after is unproven (the writer writes one at once)');
+  }
   const slack = options.slackMs ?? intervalMs / 2 + 5000;
   if (Number.isFinite(lastTimeMs) && at - lastTimeMs > intervalMs + slack) {
     return fail(lines.length, `ends ${Math.round((at - lastTimeMs) / 1000)} s before the time it is judged at, with no checkpoint since (one every ${intervalMs / 1000} s is written): its tail was cut, or its writer stopped`);
   }
   if (sinceCheckpoint > 0) notes.push(`${sinceCheckpoint} line(s) after the last checkpoint${lastCheckpointLine ? ` (line ${lastCheckpointLine})` : ''} are not yet covered by one`);
-  return { ok: true, lines: lines.length, checkpoints, notes };
+  if (pinned === null) notes.push("checked with the key the file names itself: pin the device's key (--key) to rule out a file rewritten with another");
+  return { ok: true, pinned: pinned !== null, lines: lines.length, checkpoints, notes };
 }

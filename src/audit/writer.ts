@@ -6,9 +6,9 @@
 // chain still runs through it and `tvm audit verify` can tell a crash from an
 // edit.
 
-import { closeSync, fstatSync, fsyncSync, openSync, readSync, writeSync, type PathLike } from 'node:fs';
+import { closeSync, fchmodSync, fstatSync, fsyncSync, openSync, readSync, writeSync, type PathLike } from 'node:fs';
 import type { KeyObject } from 'node:crypto';
-import { GENESIS, keyId, lineHash, publicKeyText, signCheckpoint, type ChainLink } from './chain.ts';
+import { GENESIS, keyId, lineHash, publicKeyText, signCheckpoint, signDevice, type ChainLink } from './chain.ts';
 
 export const DEFAULT_CHECKPOINT_INTERVAL_MS = 60_000;
 
@@ -79,10 +79,16 @@ export class AuditWriter {
     this.link = link;
   }
 
+  /** Refuses a file others could write: whoever can rewrite it could hide lines before its next checkpoint. */
+  private static ownOnly(fd: number): void {
+    fchmodSync(fd, 0o600);
+  }
+
   /** Opens (or creates, mode 0600) the file, resumes its chain, and writes a device line. Throws when it cannot. */
   static open(options: AuditWriterOptions): AuditWriter {
     const fd = openSync(options.filePath as PathLike, 'a+', 0o600);
     try {
+      AuditWriter.ownOnly(fd);
       const { last, torn } = tailOf(fd);
       let link: ChainLink = { seq: -1, prev: GENESIS };
       if (last !== null) {
@@ -106,10 +112,25 @@ export class AuditWriter {
         tornNote = { after_torn_line: true };
       }
       const interval = options.checkpointIntervalMs ?? DEFAULT_CHECKPOINT_INTERVAL_MS;
+      // The device line is signed like a checkpoint (its time, interval and place
+      // in the chain can be trusted only so), and a checkpoint follows at once.
+      const time = new Date(writer.clock()).toISOString();
+      const seq = writer.link.seq + 1;
+      const intervalS = interval / 1000;
+      const tornMark = torn !== null ? 'after_torn_line' : '';
       writer.write({
         type: 'device',
-        device: { name: options.device, public_key: writer.publicKey, key_id: keyId(writer.publicKey), checkpoint_interval_s: interval / 1000, ...tornNote },
+        time,
+        device: {
+          name: options.device,
+          public_key: writer.publicKey,
+          key_id: keyId(writer.publicKey),
+          checkpoint_interval_s: intervalS,
+          ...tornNote,
+          signature: signDevice(options.signingKey, options.device, writer.publicKey, intervalS, seq, writer.link.prev, time, tornMark),
+        },
       });
+      writer.checkpoint();
       writer.timer = setInterval(() => {
         try {
           writer.checkpoint();

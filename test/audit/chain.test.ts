@@ -36,7 +36,7 @@ describe('audit verify', () => {
   it('accepts what the writer wrote, pinned to its key or not, and across a restart', () => {
     const f = written('good.log');
     const report = judge(f.path, f.clock.now + 1000, { key: publicKeyText(publicKey) });
-    expect(report).toMatchObject({ ok: true, lines: 34, checkpoints: 3 });
+    expect(report).toMatchObject({ ok: true, pinned: true, lines: 35, checkpoints: 4 });
     const w = AuditWriter.open({ device: 'file/', filePath: f.path, signingKey: privateKey, clock: () => f.clock.now + 2000 });
     w.write({ type: 'request', request: { path: 'after/restart' } });
     w.close();
@@ -54,8 +54,8 @@ describe('audit verify', () => {
       return judge(f.path, at);
     };
     const edited = [...base];
-    edited[4] = edited[4].replace('tvm/creds/r4', 'tvm/creds/xx');
-    expect(check(edited).failure).toEqual({ line: 6, reason: expect.stringContaining('line 5 was edited') });
+    edited[5] = edited[5].replace('tvm/creds/r4', 'tvm/creds/xx');
+    expect(check(edited).failure).toEqual({ line: 7, reason: expect.stringContaining('line 6 was edited') });
     const deleted = base.filter((_, i) => i !== 7);
     expect(check(deleted).failure).toEqual({ line: 8, reason: expect.stringContaining('was deleted') });
     const swapped = [...base];
@@ -114,5 +114,42 @@ describe('audit verify', () => {
     const report = judge(f.path, f.clock.now + 1000);
     expect(report.ok).toBe(true);
     expect(report.notes.join(' ')).toContain('torn line');
+  });
+
+  it('refuses what a rewriter with only the public key could make: an unsigned or re-dated device line, a file cut to a device line, a file re-signed with another key', () => {
+    const f = written('forged-device.log');
+    const at = f.clock.now + 1000;
+    const lines = f.lines();
+    const key = publicKeyText(publicKey);
+    const check = (ls: string[], extra = {}) => {
+      writeFileSync(f.path, ls.join('\n') + '\n');
+      return judge(f.path, at, extra);
+    };
+    // A device line with its signature stripped, or its interval raised, or its time changed.
+    const device = JSON.parse(lines[0]);
+    const variants = [
+      { ...device, device: { ...device.device, signature: undefined } },
+      { ...device, device: { ...device.device, checkpoint_interval_s: 1e12 } },
+      { ...device, time: 'x' },
+    ];
+    for (const v of variants) expect(check([JSON.stringify(v), ...lines.slice(1)], { key }).failure?.line).toBe(1);
+    // Cut right after the first device line (no checkpoint): unproven.
+    expect(check([lines[0]], { key }).failure?.reason).toContain('no signed checkpoint follows it');
+    // A whole file written by another key passes only unpinned, with a note saying so.
+    const other = generateKeyPairSync('ed25519');
+    const path = join(dir, 'rewritten.log');
+    const w = AuditWriter.open({ device: 'file/', filePath: path, signingKey: other.privateKey, clock: () => f.clock.now });
+    w.close();
+    expect(verifyAuditFile(readFileSync(path, 'utf8'), { at }).notes.join(' ')).toContain('pin the device');
+    expect(verifyAuditFile(readFileSync(path, 'utf8'), { at, key }).ok).toBe(false);
+  });
+
+  it('makes its file readable and writable by its owner only', async () => {
+    const { statSync, chmodSync } = await import('node:fs');
+    const path = join(dir, 'mode.log');
+    writeFileSync(path, '');
+    chmodSync(path, 0o666);
+    AuditWriter.open({ device: 'file/', filePath: path, signingKey: privateKey }).close();
+    expect(statSync(path).mode & 0o777).toBe(0o600);
   });
 });

@@ -79,6 +79,11 @@ describe('tvm audit', () => {
     expect(ok.stdout).toMatch(/^ok: \d+ lines, \d+ checkpoints, pinned key\n/);
     expect((await run(['audit', 'verify', pepLog, '--key', pepKey])).code).toBe(0);
     expect((await run(['audit', 'verify', pepLog, '--key', serverKey])).code).toBe(1);
+    // Unpinned only when asked for: a file names its own key, and a rewriter can name another.
+    expect((await run(['audit', 'verify', pepLog])).code).toBe(2);
+    const trusted = await run(['audit', 'verify', pepLog, '--trust-file-key']);
+    expect(trusted.code).toBe(0);
+    expect(trusted.stdout).toContain("checked with the file's own key");
     const lines = readFileSync(serverLog, 'utf8').split('\n');
     const i = lines.findIndex((l) => l.includes('"revoked"') || l.includes('sys/leases/revoke'));
     lines[i] = lines[i].replace('sys/leases/revoke', 'sys/leases/lookup');

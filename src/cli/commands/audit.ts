@@ -38,9 +38,14 @@ export function registerAuditCommands(program: Command, ctx: CommandContext): vo
     .description("check every line, the chain and the signed checkpoints of an audit file; exit 1 naming the first line that fails")
     .argument('<file>', 'the audit file')
     .option('--key <key>', "pin the checkpoint key: the device's checkpoint_public_key (base64) or a PEM file; default: the file's own device line")
+    .option('--trust-file-key', "check against the key the file names itself (anyone who can rewrite the file can name another): only without --key")
     .option('--at <time>', 'judge the file as of this time (RFC 3339; default now): its last checkpoint must be recent then')
     .option('--format <format>', 'table or json', 'table')
-    .action((file: string, flags: { key?: string; at?: string; format: string }) => {
+    .action((file: string, flags: { key?: string; trustFileKey?: boolean; at?: string; format: string }) => {
+      if (flags.key === undefined && !flags.trustFileKey) {
+        throw new CliUsageError("pin the device's checkpoint key with --key (its checkpoint_public_key in sys/audit, or a PEM file), or pass --trust-file-key to accept the key the file names");
+      }
+      if (flags.key !== undefined && flags.trustFileKey) throw new CliUsageError('--key and --trust-file-key exclude each other');
       const content = readText(file, 'audit file');
       let key: string | undefined;
       if (flags.key !== undefined) key = /^[A-Za-z0-9+/=\s]+$/.test(flags.key) && flags.key.length > 40 ? flags.key : readText(flags.key, '--key file');
