@@ -222,6 +222,7 @@ export function createApi(broker: Broker, metrics: BrokerMetrics, log: Logger, c
       let status = 500;
       try {
         url = requestUrl(req.url);
+        refuseForeignOrigin(req);
         if (consoleHandler && (await consoleHandler(req, res, url))) {
           status = res.statusCode;
           return;
@@ -370,6 +371,27 @@ function publicJwk(value: unknown): Record<string, string> {
   return Object.fromEntries(entries) as Record<string, string>;
 }
 
+/**
+ * The API has no authentication: it is for processes on this host. A browser
+ * on this host must not be a way in: a request whose Host is not a loopback
+ * name (DNS rebinding) or whose Origin is another site (a page posting to
+ * 127.0.0.1) is refused. Clients that are not browsers send no Origin.
+ */
+function refuseForeignOrigin(req: IncomingMessage): void {
+  const host = req.headers.host;
+  if (host !== undefined && !/^(127\.0\.0\.1|localhost|\[::1\])(:\d{1,5})?$/i.test(host)) {
+    throw new BrokerError('ERR_FORBIDDEN', 'the broker answers only requests addressed to a loopback name');
+  }
+  const origin = req.headers.origin;
+  if (origin !== undefined && (origin === 'null' || new URL(origin).host !== host)) {
+    throw new BrokerError('ERR_FORBIDDEN', 'requests from another origin are refused');
+  }
+}
+
+const JTI = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+/** The longest value a usage event keeps of each field (what a resource or URL needs; the rest less). */
+const USAGE_LIMITS: Record<string, number> = { resource: 512, url: 512, detail: 256 };
+
 const USAGE_FIELDS = ['time', 'decision', 'code', 'detail', 'jti', 'lease_id', 'role', 'sub', 'op', 'resource', 'remote_addr', 'method', 'url'];
 
 /** `events`: up to 1,000 usage events as the PEP emits them (UsageEvent); strings only, bounded. */
@@ -381,8 +403,11 @@ function usageEvents(v: unknown): UsageEvent[] {
     const o = e as Record<string, unknown>;
     for (const [k, val] of Object.entries(o)) {
       if (!USAGE_FIELDS.includes(k)) throw badInput(`events[${i}].${k}`, 'is not a usage event field');
-      if (typeof val !== 'string' || val.length > 2048) throw badInput(`events[${i}].${k}`, 'must be a string of at most 2048 characters');
+      const max = USAGE_LIMITS[k] ?? 128;
+      if (typeof val !== 'string' || val.length > max) throw badInput(`events[${i}].${k}`, `must be a string of at most ${max} characters`);
     }
+    if (o.jti !== undefined && !JTI.test(o.jti as string)) throw badInput(`events[${i}].jti`, 'is not a token id');
+    if (o.time !== undefined && !Number.isFinite(Date.parse(o.time as string))) throw badInput(`events[${i}].time`, 'is not an RFC 3339 time');
     if (o.decision !== 'allow' && o.decision !== 'deny') throw badInput(`events[${i}].decision`, 'must be allow or deny');
     if (o.op !== 'read' && o.op !== 'write') throw badInput(`events[${i}].op`, 'must be read or write');
     return o as unknown as UsageEvent;

@@ -308,6 +308,8 @@ export class Broker {
       onFiring: (f) => this.usage.fired(f),
       actions: {
         revokeToken: async (f) => {
+          // A jti the broker issued, never a lease id or a row id that an event could name instead.
+          if (!(await this.store.getLeaseByJti(f.jti))) return 'not a token this broker holds';
           const lease = await this.revokeToken(f.jti, 'anomaly_rule');
           return `token revoked (lease ${lease.state})`;
         },

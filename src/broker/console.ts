@@ -1,7 +1,8 @@
 // The console: a small web UI on the broker's (loopback) listener at /console/.
-// A Vault token logs in (checked against Vault's auth/token/lookup-self; the
-// browser holds only an opaque session cookie, the token stays in this
-// process's memory); then the live inventory of leases and tokens by role and
+// A Vault token logs in (checked against Vault's auth/token/lookup-self, and
+// it must be allowed to revoke leases itself; the browser holds only an opaque
+// session cookie, the token stays in this process's memory and is asked of
+// Vault again every 30 s); then the live inventory of leases and tokens by role and
 // workload (scopes, times, renewals, last use and its address from the PEPs'
 // usage events, state, the rule that fired), a token's story, a revoke with a
 // confirmation (the same path as `tvm broker revoke`), and the last hour's
@@ -23,7 +24,14 @@ interface Session {
   who: string;
   csrf: string;
   expiresAt: number;
+  /** When Vault last said the token is still a token (re-asked every recheckMs). */
+  checkedAt: number;
 }
+
+/** What a console user must be allowed in Vault: revoking leases (what the console's revoke does for them). */
+const REQUIRED = { path: 'sys/leases/revoke', capability: 'update' };
+const MAX_SESSIONS = 1000;
+const MAX_FAILED_LOGINS_PER_MINUTE = 10;
 
 export interface ConsoleDeps {
   broker: Broker;
@@ -31,6 +39,8 @@ export interface ConsoleDeps {
   vaultAddress: string;
   log: Logger;
   clock?: () => number;
+  /** How often a session's token is asked of Vault again (ms; default 30 s). */
+  recheckMs?: number;
 }
 
 const esc = (v: unknown): string =>
@@ -110,7 +120,7 @@ export function createConsole(deps: ConsoleDeps): (req: IncomingMessage, res: Se
       'cache-control': 'no-store',
       'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; frame-ancestors 'none'",
       'x-content-type-options': 'nosniff',
-      'referrer-policy': 'no-referrer',
+      'referrer-policy': 'same-origin',
       ...headers,
     });
     res.end(html);
@@ -131,16 +141,30 @@ export function createConsole(deps: ConsoleDeps): (req: IncomingMessage, res: Se
     return { sid: m[1], session };
   };
 
+  const vaultUrl = deps.vaultAddress.replace(/\/+$/, '');
+  const recheckMs = deps.recheckMs ?? 30_000;
+  let failures: number[] = [];
+
   /** Asks Vault who the token is; null when Vault says it is no token. */
   const lookup = async (token: string): Promise<{ who: string; ttlS: number } | null> => {
-    const r = await fetch(`${deps.vaultAddress.replace(/\/+$/, '')}/v1/auth/token/lookup-self`, {
-      headers: { 'x-vault-token': token },
-      signal: AbortSignal.timeout(10_000),
-    });
+    const r = await fetch(`${vaultUrl}/v1/auth/token/lookup-self`, { headers: { 'x-vault-token': token }, signal: AbortSignal.timeout(10_000) });
     if (r.status === 403 || r.status === 400 || r.status === 401) return null;
     if (r.status !== 200) throw new Error(`Vault answered ${r.status}`);
     const d = ((await r.json()) as { data?: { display_name?: string; ttl?: number; policies?: string[] } }).data ?? {};
     return { who: `${d.display_name ?? 'token'} (${(d.policies ?? []).join(', ')})`, ttlS: d.ttl ?? 0 };
+  };
+
+  /** Whether Vault lets the token revoke leases itself: only then may it revoke through the console. */
+  const mayRevoke = async (token: string): Promise<boolean> => {
+    const r = await fetch(`${vaultUrl}/v1/sys/capabilities-self`, {
+      method: 'POST',
+      headers: { 'x-vault-token': token, 'content-type': 'application/json' },
+      body: JSON.stringify({ paths: [REQUIRED.path] }),
+      signal: AbortSignal.timeout(10_000),
+    });
+    if (r.status !== 200) return false;
+    const caps = ((await r.json()) as { data?: Record<string, unknown>; capabilities?: unknown }).data?.[REQUIRED.path];
+    return Array.isArray(caps) && (caps.includes('root') || caps.includes(REQUIRED.capability) || caps.includes('sudo'));
   };
 
   const loginPage = (error = ''): string =>
@@ -204,18 +228,38 @@ ${l.state === 'active' ? `<p><a href="/console/revoke/${esc(jti)}">Revoke this t
       if (path === 'login') {
         if (method === 'GET') return send(res, 200, loginPage()), true;
         if (method !== 'POST') return send(res, 405, page('Not allowed', '<p>Use the form.</p>')), true;
+        const now = clock();
+        failures = failures.filter((t) => t > now - 60_000);
+        if (failures.length >= MAX_FAILED_LOGINS_PER_MINUTE) return send(res, 429, loginPage('Too many failed sign-ins; wait a minute.'), { 'retry-after': '60' }), true;
         const token = (await readForm(req)).get('token')?.trim() ?? '';
         const who = token ? await lookup(token) : null;
-        if (!who) return send(res, 401, loginPage('Vault does not know that token.')), true;
+        if (!who) {
+          failures.push(now);
+          return send(res, 401, loginPage('Vault does not know that token.')), true;
+        }
+        if (!(await mayRevoke(token))) {
+          failures.push(now);
+          return send(res, 403, loginPage(`That token may not ${REQUIRED.capability} ${REQUIRED.path} in Vault, which the console needs.`)), true;
+        }
+        for (const [id, old] of sessions) if (old.expiresAt <= now) sessions.delete(id);
+        if (sessions.size >= MAX_SESSIONS) sessions.delete(sessions.keys().next().value as string);
         const sid = randomBytes(32).toString('base64url');
         const ttlMs = who.ttlS > 0 ? Math.min(SESSION_MS, who.ttlS * 1000) : SESSION_MS;
-        sessions.set(sid, { token, who: who.who, csrf: randomBytes(24).toString('base64url'), expiresAt: clock() + ttlMs });
+        sessions.set(sid, { token, who: who.who, csrf: randomBytes(24).toString('base64url'), expiresAt: now + ttlMs, checkedAt: now });
         redirect(res, '/console/', { 'set-cookie': `${COOKIE}=${sid}; HttpOnly; SameSite=Strict; Path=/console; Max-Age=${Math.floor(ttlMs / 1000)}` });
         return true;
       }
       const current = sessionOf(req);
       if (!current) return redirect(res, '/console/login'), true;
       const { sid, session } = current;
+      if (clock() - session.checkedAt >= recheckMs) {
+        // The token may have been revoked or expired in Vault since: then so is the session.
+        if (!(await lookup(session.token))) {
+          sessions.delete(sid);
+          return redirect(res, '/console/login'), true;
+        }
+        session.checkedAt = clock();
+      }
       if (method === 'POST') {
         const form = await readForm(req);
         if (!sameString(form.get('csrf') ?? '', session.csrf)) return send(res, 403, page('Refused', '<p>The form is stale; go back and try again.</p>', session)), true;

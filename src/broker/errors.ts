@@ -4,6 +4,7 @@
 export type BrokerErrorCode =
   | 'ERR_BAD_INPUT' // a caller's field is missing or malformed (HTTP 400)
   | 'ERR_NOT_FOUND' // unknown workload, token or route (HTTP 404)
+  | 'ERR_FORBIDDEN' // a request from a browser page of another origin, or to a non-loopback name (HTTP 403)
   | 'ERR_CONFLICT' // the workload has ended or was revoked (HTTP 409)
   | 'ERR_GONE' // the token's lease was revoked or expired (HTTP 410)
   | 'ERR_TOO_LARGE' // request body over the limit (HTTP 413)
@@ -46,6 +47,7 @@ export class PermanentError extends BrokerError {
 export const HTTP_STATUS: Record<BrokerErrorCode, number> = {
   ERR_BAD_INPUT: 400,
   ERR_NOT_FOUND: 404,
+  ERR_FORBIDDEN: 403,
   ERR_CONFLICT: 409,
   ERR_GONE: 410,
   ERR_TOO_LARGE: 413,

@@ -32,6 +32,8 @@ export interface StartOptions {
   store?: Store;
   /** Stand-in cloud providers (tests); default: built from config's cloud blocks. */
   providers?: CloudProviders;
+  /** How often the console asks Vault again about a session's token (ms; default 30 s). */
+  consoleRecheckMs?: number;
 }
 
 export interface RunningBroker {
@@ -76,7 +78,7 @@ export async function startBroker(config: BrokerConfig, options: StartOptions = 
     await broker.refreshGauges();
     const loop = new WorkLoop(broker, vault, log, config.loop, clock);
     loop.start(reconciled.skipped > 0 ? clock() + config.broker.claimTtlMs : Infinity);
-    const consoleHandler = config.console ? createConsole({ broker, vaultAddress: config.vault.address, log, clock }) : undefined;
+    const consoleHandler = config.console ? createConsole({ broker, vaultAddress: config.vault.address, log, clock, ...(options.consoleRecheckMs !== undefined ? { recheckMs: options.consoleRecheckMs } : {}) }) : undefined;
     api = await listen(() => {
       const s = createApi(broker, metrics, log, consoleHandler);
       servers.push(s);

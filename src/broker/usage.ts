@@ -6,8 +6,10 @@
 import type { UsageEvent } from '../pep/types.ts';
 import type { FiringOutcome } from '../watch/watcher.ts';
 
-const MAX_TOKENS = 50_000;
-const RECENT_PER_TOKEN = 50;
+const MAX_TOKENS = 20_000;
+const RECENT_PER_TOKEN = 20;
+/** Events held in all: with each field bounded at /v1/usage (a few hundred bytes), a few tens of MB at most. */
+const MAX_EVENTS = 60_000;
 const SERIES_MINUTES = 24 * 60;
 
 export interface SeriesPoint {
@@ -19,13 +21,27 @@ export interface SeriesPoint {
 
 export class UsageBook {
   private readonly byJti = new Map<string, { recent: UsageEvent[]; firings: FiringOutcome[] }>();
+  private held = 0;
   private readonly series = new Map<number, SeriesPoint>();
 
   record(event: UsageEvent): void {
     if (!event.jti) return;
     const entry = this.entry(event.jti);
     entry.recent.push(event);
-    if (entry.recent.length > RECENT_PER_TOKEN) entry.recent.shift();
+    this.held++;
+    if (entry.recent.length > RECENT_PER_TOKEN) {
+      entry.recent.shift();
+      this.held--;
+    }
+    // Over budget: the tokens least recently heard of go first.
+    while (this.held > MAX_EVENTS) this.evictOldest();
+  }
+
+  private evictOldest(): void {
+    const oldest = this.byJti.keys().next().value as string | undefined;
+    if (oldest === undefined) return;
+    this.held -= this.byJti.get(oldest)!.recent.length;
+    this.byJti.delete(oldest);
   }
 
   fired(f: FiringOutcome): void {
@@ -72,7 +88,7 @@ export class UsageBook {
       this.byJti.delete(jti);
     } else {
       e = { recent: [], firings: [] };
-      if (this.byJti.size >= MAX_TOKENS) this.byJti.delete(this.byJti.keys().next().value as string);
+      if (this.byJti.size >= MAX_TOKENS) this.evictOldest();
     }
     this.byJti.set(jti, e);
     return e;

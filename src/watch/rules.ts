@@ -57,8 +57,10 @@ interface TokenState {
   lastSeen: number;
 }
 
-const MAX_TOKENS = 100_000;
-const MAX_EVENTS_PER_TOKEN = 10_000;
+const MAX_TOKENS = 20_000;
+const MAX_EVENTS_PER_TOKEN = 1_000;
+/** Events held across every token: past it the tokens least recently seen are forgotten. */
+const MAX_EVENTS = 200_000;
 
 /** Checks a rule set, naming the field of the first mistake (for a config file). */
 export function validateRules(rules: unknown): Rule[] {
@@ -81,6 +83,7 @@ export class RuleEngine {
   private readonly rules: Rule[];
   private readonly clock: () => number;
   private readonly tokens = new Map<string, TokenState>();
+  private held = 0;
   private readonly keepMs: number;
 
   constructor(rules: Rule[], options: { clock?: () => number } = {}) {
@@ -95,7 +98,18 @@ export class RuleEngine {
     const now = this.clock();
     const state = this.stateOf(event.jti, now);
     state.events.push({ at: now, event });
-    while (state.events.length > 0 && (state.events[0].at < now - this.keepMs || state.events.length > MAX_EVENTS_PER_TOKEN)) state.events.shift();
+    this.held++;
+    let drop = 0;
+    while (drop < state.events.length && (state.events[drop].at < now - this.keepMs || state.events.length - drop > MAX_EVENTS_PER_TOKEN)) drop++;
+    if (drop > 0) {
+      state.events.splice(0, drop);
+      this.held -= drop;
+    }
+    while (this.held > MAX_EVENTS && this.tokens.size > 1) {
+      const [oldest, s] = this.tokens.entries().next().value as [string, TokenState];
+      this.held -= s.events.length;
+      this.tokens.delete(oldest);
+    }
     const out: Firing[] = [];
     for (const rule of this.rules) {
       if (state.fired.has(rule.name)) continue;
@@ -159,7 +173,10 @@ export class RuleEngine {
       if (this.tokens.size >= MAX_TOKENS) {
         // The quietest go first: a map in insertion order, refreshed on use below.
         for (const [k, v] of this.tokens) {
-          if (now - v.lastSeen > this.keepMs || this.tokens.size >= MAX_TOKENS) this.tokens.delete(k);
+          if (now - v.lastSeen > this.keepMs || this.tokens.size >= MAX_TOKENS) {
+            this.held -= v.events.length;
+            this.tokens.delete(k);
+          }
           if (this.tokens.size < MAX_TOKENS * 0.9) break;
         }
       }

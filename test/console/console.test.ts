@@ -39,7 +39,7 @@ describe.skipIf(!CHROMIUM)('the console in a browser', () => {
     mkdirSync(shots, { recursive: true });
     server = await startServer({ dev: true, listenAddress: '127.0.0.1:0', quiet: true });
     await vault('POST', 'tvm/roles/orders', { read: ['db://orders/*'], write: ['db://orders/outbox'], ttl: '10m', max_ttl: '1h', audiences: ['orders-api'] });
-    broker = await startBroker(testConfig({ address: server.address, rootToken: server.rootToken }, { sqlite: { path: join(dir, 'b.db') } }, { roles: ['orders'] }), { log: captureLog().log });
+    broker = await startBroker(testConfig({ address: server.address, rootToken: server.rootToken }, { sqlite: { path: join(dir, 'b.db') } }, { roles: ['orders'] }), { log: captureLog().log, consoleRecheckMs: 0 });
     // The PEP reports its decisions to the broker (POST /v1/usage): the console's "last use".
     forwarder = createUsageForwarder({ broker: broker.url as string, flushMs: 50 });
     verifier = createVerifier({ issuer: `${server.address}/v1/tvm`, audience: 'orders-api', push: true, sink: forwarder });
@@ -131,5 +131,41 @@ describe.skipIf(!CHROMIUM)('the console in a browser', () => {
     expect(page.headers.get('content-security-policy')).toContain("default-src 'none'");
     const forged = await fetch(`${base}/console/revoke/00000000-0000-4000-8000-000000000000`, { method: 'POST', headers: { cookie }, body: new URLSearchParams({ csrf: 'guess' }) });
     expect(forged.status).toBe(403);
+  });
+
+  it('lets in only a token Vault allows to revoke leases, and ends the session when Vault revokes the token', async () => {
+    const base = broker.url as string;
+    const login = (token: string) => fetch(`${base}/console/login`, { method: 'POST', body: new URLSearchParams({ token }), redirect: 'manual' });
+    const plain = (await vault('POST', 'auth/token/create', { policies: ['default'] })).body.auth.client_token as string;
+    const refused = await login(plain);
+    expect(refused.status).toBe(403);
+    expect(await refused.text()).toContain('may not update sys/leases/revoke');
+    await vault('PUT', 'sys/policies/acl/console', { policy: 'path "sys/leases/revoke" { capabilities = ["update"] }' });
+    const operator = (await vault('POST', 'auth/token/create', { policies: ['console'] })).body.auth.client_token as string;
+    const ok = await login(operator);
+    expect(ok.status).toBe(303);
+    const cookie = (ok.headers.get('set-cookie') ?? '').split(';')[0];
+    expect((await fetch(`${base}/console/`, { headers: { cookie } })).status).toBe(200);
+    // Revoked in Vault: the next page past the recheck interval sends it back to sign in.
+    await vault('POST', 'auth/token/revoke', { token: operator });
+    const later = await fetch(`${base}/console/`, { headers: { cookie }, redirect: 'manual' });
+    expect(later.status).toBe(303);
+    expect(later.headers.get('location')).toBe('/console/login');
+  });
+
+  it('refuses a page of another origin posting to the broker, and a non-loopback Host', async () => {
+    const base = broker.url as string;
+    const csrf = await fetch(`${base}/v1/usage`, { method: 'POST', headers: { origin: 'https://evil.example', 'content-type': 'text/plain' }, body: JSON.stringify({ events: [] }) });
+    expect(csrf.status).toBe(403);
+    const { request } = await import('node:http');
+    const status = await new Promise<number>((resolve) => {
+      const u = new URL(`${base}/v1/status`);
+      request({ host: u.hostname, port: u.port, path: u.pathname, headers: { host: 'rebound.example:8300' } }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      }).end();
+    });
+    expect(status).toBe(403);
+    expect((await fetch(`${base}/v1/status`)).status).toBe(200);
   });
 });
