@@ -20,18 +20,28 @@ export class AuditHasher {
   }
 
   /**
-   * A copy of the value with every string HMAC'd, at any depth, except the
-   * strings under a key in `clear` (values known not to be secret, such as a
-   * jti or a role name). Numbers, booleans and nulls are kept, as Vault does.
+   * A copy of the value with every string HMAC'd, at any depth, except a
+   * top-level string (or list of strings) under a key in `clear` (values known
+   * not to be secret, such as a jti or a role name). Numbers, booleans and
+   * nulls are kept, as Vault does.
    */
   hashValue(value: unknown, clear: ReadonlySet<string> = NO_KEYS, depth = 0): unknown {
     if (typeof value === 'string') return this.hash(value);
-    if (value === null || typeof value !== 'object' || depth > 64) return value;
-    if (Array.isArray(value)) return value.map((v) => this.hashValue(v, clear, depth + 1));
+    if (value === null || typeof value !== 'object') return value;
+    // Deeper than any answer of ours goes: the rest as one HMAC of its JSON, never in clear.
+    if (depth > 64) return this.hash(JSON.stringify(value));
+    if (Array.isArray(value)) return value.map((v) => this.hashValue(v, NO_KEYS, depth + 1));
     const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) out[k] = clear.has(k) ? v : this.hashValue(v, clear, depth + 1);
+    for (const [k, v] of Object.entries(value)) {
+      // Clear keys hold a string or a list of strings at the top level only; anything else under them is hashed.
+      out[k] = depth === 0 && clear.has(k) && isPlain(v) ? v : this.hashValue(v, NO_KEYS, depth + 1);
+    }
     return out;
   }
+}
+
+function isPlain(v: unknown): boolean {
+  return typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean' || (Array.isArray(v) && v.every((x) => typeof x === 'string'));
 }
 
 const NO_KEYS: ReadonlySet<string> = new Set();

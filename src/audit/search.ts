@@ -39,7 +39,9 @@ function read(files: string[]): Parsed[] {
       .forEach((text, i) => {
         if (!text) return;
         try {
-          out.push({ line: JSON.parse(text), file, n: i + 1 });
+          const line = JSON.parse(text) as unknown;
+          // Only objects are audit lines: `null`, a number or a list in a hostile file is skipped.
+          if (line !== null && typeof line === 'object' && !Array.isArray(line)) out.push({ line: line as Record<string, any>, file, n: i + 1 });
         } catch {
           // A torn or edited line: verify names it; search goes on.
         }

@@ -4,7 +4,7 @@
 // forced after the timeout or on a second request. Safe to call twice.
 
 import { createPrivateKey, type KeyObject } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { AuditWriter } from '../audit/writer.ts';
 import { createConsole } from './console.ts';
 import type { Server } from 'node:http';
@@ -145,8 +145,13 @@ export async function startBroker(config: BrokerConfig, options: StartOptions = 
 function openAudit(a: NonNullable<BrokerConfig['audit']>): AuditWriter {
   let key: KeyObject;
   try {
+    // A key others can read lets them sign checkpoints: refused, as ssh refuses such a key.
+    if ((statSync(a.checkpointKeyFile).mode & 0o077) !== 0) {
+      throw new BrokerError('ERR_CONFIG', `audit.checkpoint_key_file ${a.checkpointKeyFile}: group or others may read it; chmod 600 it`);
+    }
     key = createPrivateKey(readFileSync(a.checkpointKeyFile, 'utf8'));
   } catch (err) {
+    if (err instanceof BrokerError) throw err;
     throw new BrokerError('ERR_CONFIG', `audit.checkpoint_key_file ${a.checkpointKeyFile}: ${(err as NodeJS.ErrnoException).code ?? 'not a PEM private key'}`);
   }
   if (key.asymmetricKeyType !== 'ed25519') throw new BrokerError('ERR_CONFIG', `audit.checkpoint_key_file ${a.checkpointKeyFile}: an Ed25519 key is needed, not ${key.asymmetricKeyType}`);

@@ -1,4 +1,4 @@
-// revoke: a token refused everywhere at once, by its jti, without its lease id
+// revoke/<role>: a token refused everywhere at once, by its jti, without its lease id
 // (what an anomaly rule that saw the token at a resource server knows). The
 // jti enters the revocation list and its status list bit is set (pushed to
 // subscribers); the lease's next renewal is refused, so it ends at its ttl, and
@@ -30,10 +30,10 @@ export function revokeRoutes(ctx: EngineContext): Route[] {
 
   return [
     {
-      pattern: 'revoke',
+      pattern: 'revoke/(?<role>[^/]+)',
       fields: {
+        role: { type: 'string', description: 'The role it was issued from (its client_id claim): in the path, so a policy can grant revoke per role.' },
         jti: { type: 'string', required: true, description: "The token's jti." },
-        role: { type: 'string', required: true, description: 'The role it was issued from (its client_id claim).' },
       },
       operations: { update: revoke },
       synopsis: 'Revokes a token by its jti, at once, for every resource server.',

@@ -52,7 +52,14 @@ export interface AuditRecord {
     remoteAddress?: string;
     wrapTtlS?: number;
   };
-  response?: { data?: Record<string, unknown> | null; leaseId?: string; auth?: { clientToken: string; accessor: string } | null; status: number };
+  response?: {
+    data?: Record<string, unknown> | null;
+    leaseId?: string;
+    auth?: { clientToken: string; accessor: string } | null;
+    /** A wrapped answer: its wrapping token (HMAC'd), accessor, creation path and ttl, as Vault records it. */
+    wrapInfo?: { token: string; accessor: string; creationPath: string; ttlS: number };
+    status: number;
+  };
   error?: string;
 }
 
@@ -70,6 +77,11 @@ export const CLEAR_RESPONSE_KEYS = new Set([
  * jti, so a renewal or revocation joins its token's story.
  */
 export const CLEAR_REQUEST_KEYS = new Set(['lease_id', 'jti']);
+
+/** Where the clear keys apply: the tvm engine's answers and the lease endpoints that carry its jti; elsewhere every string is hashed. */
+function clearFor(r: AuditRecord): boolean {
+  return r.request.mountType === 'tvm' || r.request.path.startsWith('sys/leases/');
+}
 
 export class AuditTable {
   private readonly storage: PhysicalStorage;
@@ -238,7 +250,7 @@ export class AuditTable {
       client_token_accessor: accessor(r.auth?.accessor),
       namespace: { id: 'root' },
       path: this.auditedPath(d, r.request.path, r.request.clearSegments),
-      data: hashed(r.request.data, CLEAR_REQUEST_KEYS),
+      data: hashed(r.request.data, clearFor(r) ? CLEAR_REQUEST_KEYS : undefined),
       remote_address: r.request.remoteAddress,
       ...(r.request.wrapTtlS ? { wrap_ttl: r.request.wrapTtlS } : {}),
     };
@@ -247,7 +259,8 @@ export class AuditTable {
       entry.response = {
         mount_point: r.request.mountPoint,
         mount_type: r.request.mountType,
-        ...(r.response?.data ? { data: hashed(r.response.data, CLEAR_RESPONSE_KEYS) } : {}),
+        ...(r.response?.data ? { data: hashed(r.response.data, clearFor(r) ? CLEAR_RESPONSE_KEYS : undefined) } : {}),
+        ...(r.response?.wrapInfo ? { wrap_info: { token: h(r.response.wrapInfo.token), accessor: accessor(r.response.wrapInfo.accessor), creation_path: r.response.wrapInfo.creationPath, ttl: r.response.wrapInfo.ttlS } } : {}),
         ...(r.response?.leaseId ? { secret: { lease_id: r.response.leaseId } } : {}),
         ...(r.response?.auth ? { auth: { client_token: h(r.response.auth.clientToken), accessor: accessor(r.response.auth.accessor) } } : {}),
       };

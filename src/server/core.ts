@@ -191,6 +191,9 @@ function auditResponse(reply: Reply): NonNullable<AuditRecord['response']> {
     data: reply.raw ? { http_content_type: reply.raw.contentType } : (reply.data ?? (reply.plain as Record<string, unknown> | undefined) ?? null),
     ...(reply.leaseId ? { leaseId: reply.leaseId } : {}),
     ...(auth && typeof auth.client_token === 'string' ? { auth: { clientToken: auth.client_token, accessor: String(auth.accessor ?? '') } } : {}),
+    ...(reply.wrapInfo
+      ? { wrapInfo: { token: reply.wrapInfo.token, accessor: reply.wrapInfo.accessor, creationPath: reply.wrapInfo.creation_path, ttlS: reply.wrapInfo.ttl } }
+      : {}),
   };
 }
 

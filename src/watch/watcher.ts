@@ -12,7 +12,7 @@ import { RuleEngine, type Firing, type Rule } from './rules.ts';
 
 export interface WatcherOptions {
   rules: Rule[];
-  /** For revoke_token: a Vault connection whose token may update `<mount>/revoke`. */
+  /** For revoke_token: a Vault connection whose token may update `<mount>/revoke/<role>`. */
   vault?: VaultConnection;
   /** For revoke_workload: the broker's API address, e.g. http://127.0.0.1:8300. */
   broker?: string;
@@ -54,7 +54,7 @@ export function createWatcher(options: WatcherOptions): Watcher {
       else if (f.action === 'revoke_token') {
         if (!options.vault) throw new Error('no Vault connection to revoke with');
         if (!f.role) throw new Error('the event names no role');
-        const r = await options.vault.write(`${options.vault.mount}/revoke`, { jti: f.jti, role: f.role });
+        const r = await options.vault.write(`${options.vault.mount}/revoke/${encodeURIComponent(f.role)}`, { jti: f.jti });
         outcome = r ? 'token revoked' : 'token already gone';
       } else {
         if (!options.broker) throw new Error('no broker to revoke the workload through');

@@ -50,10 +50,13 @@ describe('the broker audit file', () => {
     try {
       const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
       const ecKey = `${dir.path}/ec.key`;
-      writeFileSync(ecKey, privateKey.export({ type: 'pkcs8', format: 'pem' }));
+      writeFileSync(ecKey, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
+      const open = `${dir.path}/open.key`;
+      writeFileSync(open, generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o644 });
       for (const [audit, says] of [
         [{ file_path: `${dir.path}/x.log`, checkpoint_key_file: `${dir.path}/missing.key` }, 'ENOENT'],
         [{ file_path: `${dir.path}/x.log`, checkpoint_key_file: ecKey }, 'Ed25519'],
+        [{ file_path: `${dir.path}/x.log`, checkpoint_key_file: open }, 'chmod 600'],
       ] as const) {
         await expect(startBroker(testConfig(vault, { sqlite: { path: `${dir.path}/c.db` } }, { audit }), { log: captureLog().log })).rejects.toThrow(
           new RegExp(`audit.checkpoint_key_file .*${says}`),

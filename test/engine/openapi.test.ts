@@ -16,7 +16,7 @@ describe('OpenAPI', () => {
     const h = await harness();
     const root = (await h.call('help', ''))!.data!.openapi as { paths: Record<string, Record<string, any>> };
     expect(Object.keys(root.paths).sort()).toEqual([
-      '/.well-known/jwks.json', '/.well-known/openid-configuration', '/config', '/creds/{role}', '/introspect', '/jwks', '/keys/rotate', '/revocations', '/revoke', '/roles', '/roles/{name}', '/status/events', '/status/{list}',
+      '/.well-known/jwks.json', '/.well-known/openid-configuration', '/config', '/creds/{role}', '/introspect', '/jwks', '/keys/rotate', '/revocations', '/revoke/{role}', '/roles', '/roles/{name}', '/status/events', '/status/{list}',
     ]);
     const creds = root.paths['/creds/{role}'];
     expect(creds.parameters).toEqual([{ name: 'role', description: 'The role to issue from.', in: 'path', schema: { type: 'string' }, required: true }]);

@@ -136,4 +136,32 @@ describe('audit devices', () => {
       await second.close();
     }
   });
+
+  it('hashes what lies under a clear key or deeper than any answer, and records a wrapped answer by its wrap_info', async () => {
+    const server = await startServer({ dev: true, listenAddress: '127.0.0.1:0', quiet: true });
+    const api = client(server);
+    const file = join(dir, 'nested.log');
+    try {
+      await api('PUT', 'sys/audit/file', { type: 'file', options: { file_path: file } });
+      let deep: Record<string, unknown> = { secret: 'DEEP-SECRET-1' };
+      for (let i = 0; i < 70; i++) deep = { d: deep };
+      await fetch(`${server.address}/v1/sys/wrapping/wrap`, { method: 'POST', headers: { 'x-vault-token': server.rootToken, 'x-vault-wrap-ttl': '5m' }, body: JSON.stringify(deep) });
+      const wrapped = await fetch(`${server.address}/v1/sys/wrapping/wrap`, {
+        method: 'POST',
+        headers: { 'x-vault-token': server.rootToken, 'x-vault-wrap-ttl': '5m' },
+        body: JSON.stringify({ read: { password: 'SUBTREE-SECRET-2' }, jti: 'CLEAR-KEY-BUT-NOT-TVM' }),
+      });
+      const wrapToken = ((await wrapped.json()) as { wrap_info: { token: string } }).wrap_info.token;
+      await api('POST', 'sys/wrapping/unwrap', { token: wrapToken });
+      const creds = await fetch(`${server.address}/v1/tvm/creds/demo`, { headers: { 'x-vault-token': server.rootToken, 'x-vault-wrap-ttl': '2m' } });
+      const credsWrap = ((await creds.json()) as { wrap_info: { token: string; accessor: string } }).wrap_info;
+      const text = readFileSync(file, 'utf8');
+      for (const secret of ['DEEP-SECRET-1', 'SUBTREE-SECRET-2', 'CLEAR-KEY-BUT-NOT-TVM', wrapToken, credsWrap.token]) expect(text).not.toContain(secret);
+      const line = lines(file).find((l) => l.type === 'response' && l.request?.path === 'tvm/creds/demo');
+      expect(line.response.wrap_info).toMatchObject({ creation_path: 'tvm/creds/demo', ttl: 120 });
+      expect(line.response.wrap_info.token).toBe((await api('POST', 'sys/audit-hash/file', { input: credsWrap.token })).body.data.hash);
+    } finally {
+      await server.close();
+    }
+  });
 });

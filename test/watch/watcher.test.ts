@@ -38,7 +38,7 @@ function pep(sink?: (e: UsageEvent) => void): Verifier {
 beforeAll(async () => {
   server = await startServer({ dev: true, listenAddress: '127.0.0.1:0', quiet: true });
   await api('POST', 'tvm/roles/orders', { read: ['db://orders/*'], audiences: ['orders-api'] });
-  await api('PUT', 'sys/policies/acl/watcher', { policy: 'path "tvm/revoke" { capabilities = ["update"] }' });
+  await api('PUT', 'sys/policies/acl/watcher', { policy: 'path "tvm/revoke/orders" { capabilities = ["update"] }' });
 });
 
 afterAll(async () => {

@@ -92,6 +92,8 @@ export function registerAuditCommands(program: Command, ctx: CommandContext): vo
         ctx.io.stdout('no audit line names it\n');
         return;
       }
-      for (const e of story) ctx.io.stdout(`${e.time}  ${e.what.padEnd(9)} ${e.jti ?? ''}  ${e.detail}\n`);
+      // Fields come from files anyone may have written: no control character reaches the terminal.
+      const plain = (v: string) => v.replace(/[\u0000-\u001f\u007f-\u009f]/g, '?');
+      for (const e of story) ctx.io.stdout(plain(`${e.time}  ${e.what.padEnd(9)} ${e.jti ?? ''}  ${e.detail}`) + '\n');
     });
 }
