@@ -117,6 +117,8 @@ export function apiPath(...parts: string[]): string {
     .join('/');
 }
 
+const NO_TOKEN = 'permission denied: no Vault token was given (set VAULT_TOKEN, or write it to ~/.vault-token, as the vault CLI reads them)';
+
 const UNREACHABLE_REASONS: Record<string, string> = {
   ECONNREFUSED: 'connection refused',
   ECONNRESET: 'connection reset',
@@ -154,6 +156,10 @@ export function mapVaultError(err: unknown, addr: string, method: string, path: 
   const code = typeof e.code === 'string' ? e.code : '';
   // The underlying error carries the request config (headers, token): keep only its code.
   const cause = new Error(code || 'request failed');
+  if (code === 'EPROTO' && addr.startsWith('https://')) {
+    // The usual cause: an https address for a server that speaks plain http (the dev server without tls).
+    return new ServerUnreachableError(addr, `TLS handshake failed: the server does not speak TLS there; if it serves plain http, use ${addr.replace(/^https:/, 'http:')}`, { cause });
+  }
   if (code in UNREACHABLE_REASONS) return new ServerUnreachableError(addr, UNREACHABLE_REASONS[code], { cause });
   if (code.startsWith('ERR_TLS') || code.startsWith('ERR_SSL') || /CERT/.test(code)) {
     return new ServerUnreachableError(addr, `TLS error ${code}`, { cause });
@@ -213,7 +219,12 @@ export function connect(options: ConnectOptions = {}): VaultConnection {
     try {
       body = await run();
     } catch (err) {
-      throw mapVaultError(err, addr, method, path);
+      const mapped = mapVaultError(err, addr, method, path);
+      if (token === '' && mapped instanceof VaultRequestError && mapped.status === 403) {
+        // Vault's bare "permission denied" to a request without a token: say what is missing and where it is looked for.
+        throw new VaultRequestError({ status: 403, errors: [NO_TOKEN], method, path });
+      }
+      throw mapped;
     }
     return map(body);
   };

@@ -40,6 +40,15 @@ export class ListMethodRewriter {
           // Blank lines between requests are tolerated by the parser; pass them on as they are.
           let start = 0;
           while (start + 1 < buf.length && buf[start] === 13 && buf[start + 1] === 10) start += 2;
+          // A request starts with a method (letters): anything else (a TLS ClientHello sent to
+          // this plain listener, say) goes to the parser at once, which refuses it, rather than
+          // waiting here for a head that will never come.
+          if (start < buf.length && !(buf[start] >= 0x41 && buf[start] <= 0x5a) && buf[start] !== 13) {
+            this.pending = Buffer.alloc(0);
+            this.state = 'pass';
+            out.push(buf);
+            return out;
+          }
           const end = buf.indexOf(HEAD_END, start);
           if (end === -1) {
             if (buf.length > MAX_HEAD_BYTES) {

@@ -1,0 +1,34 @@
+// What a new user meets in the first minutes, answered at once and in words
+// that say what to do: an https address for the plain-http dev server, and no
+// token at all.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startServer } from '../../src/server/index.ts';
+import { run } from './helpers.ts';
+
+let server: Awaited<ReturnType<typeof startServer>>;
+beforeAll(async () => {
+  server = await startServer({ dev: true, listenAddress: '127.0.0.1:0', quiet: true });
+});
+afterAll(async () => {
+  await server?.close();
+});
+
+describe('the first minutes', () => {
+  it('an https address for a plain-http server fails at once, saying so', async () => {
+    const https = server.address.replace('http://', 'https://');
+    const started = Date.now();
+    const r = await run(['creds', 'demo'], { VAULT_ADDR: https, VAULT_TOKEN: server.rootToken });
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe(`tvm: cannot reach Vault at ${https}: TLS handshake failed: the server does not speak TLS there; if it serves plain http, use ${server.address}\n`);
+  });
+
+  it('no token says that no token was given and where one is looked for', async () => {
+    const r = await run(['creds', 'demo'], { VAULT_ADDR: server.address, HOME: '/nonexistent' });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('no Vault token was given (set VAULT_TOKEN, or write it to ~/.vault-token');
+    // A token that is refused is still Vault's plain answer.
+    const wrong = await run(['creds', 'demo'], { VAULT_ADDR: server.address, VAULT_TOKEN: 'hvs.not-a-token' });
+    expect(wrong.stderr).toBe('tvm: permission denied (HTTP 403 on GET tvm/creds/demo)\n');
+  });
+});
