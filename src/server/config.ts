@@ -109,7 +109,9 @@ export async function loadConfig(path: string): Promise<ServerConfig> {
   try {
     text = await readFile(path, 'utf8');
   } catch (err) {
-    throw new ConfigError(`cannot read config file ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    const code = (err as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'it is a directory' : (code ?? (err as Error).message);
+    throw new ConfigError(`cannot read config file ${path}: ${why} (vault-config/dev.hcl is an example to start from)`);
   }
   return parseConfig(text, path);
 }

@@ -32,3 +32,14 @@ describe('the first minutes', () => {
     expect(wrong.stderr).toBe('tvm: permission denied (HTTP 403 on GET tvm/creds/demo)\n');
   });
 });
+
+describe('tvm server flags', () => {
+  it('refuses -dev with -config, and names a missing config file in words', async () => {
+    const both = await run(['server', '-dev', '-config', 'vault-config/dev.hcl']);
+    expect(both.code).toBe(2);
+    expect(both.stderr).toContain('-dev and -config exclude each other');
+    const missing = await run(['server', '-config', '/nonexistent/tvm.hcl']);
+    expect(missing.code).not.toBe(0);
+    expect(missing.stderr).toBe('tvm: cannot read config file /nonexistent/tvm.hcl: no such file (vault-config/dev.hcl is an example to start from)\n');
+  });
+});

@@ -82,7 +82,7 @@ describe('parseConfig', () => {
   });
 
   it('loadConfig names a missing file', async () => {
-    await expect(loadConfig(join(dir, 'missing.hcl'))).rejects.toThrow(/cannot read config file .*missing\.hcl: ENOENT/);
+    await expect(loadConfig(join(dir, 'missing.hcl'))).rejects.toThrow(/cannot read config file .*missing\.hcl: no such file \(vault-config\/dev\.hcl is an example to start from\)/);
   });
 
   it('the example config in vault-config/ parses', async () => {

@@ -17,6 +17,9 @@ interface ServerFlags {
 /** The server options from flags, with Vault's VAULT_DEV_* environment variables as fallbacks. */
 export function serverOptions(flags: ServerFlags, env: Record<string, string | undefined>): ServerOptions {
   if (!flags.dev && !flags.config) throw new CliUsageError('server needs -dev (in-memory) or -config <file> (persistent)');
+  if (flags.dev && flags.config) {
+    throw new CliUsageError('-dev and -config exclude each other: -dev runs in memory with a printed root token, -config runs from the file\'s storage and listener');
+  }
   if (!flags.dev && (flags.devRootTokenId !== undefined || flags.devListenAddress !== undefined)) {
     throw new CliUsageError('-dev-root-token-id and -dev-listen-address need -dev');
   }
