@@ -119,7 +119,8 @@ export function apiPath(...parts: string[]): string {
 
 const NO_TOKEN = 'permission denied: no Vault token was given (set VAULT_TOKEN, or write it to ~/.vault-token, as the vault CLI reads them)';
 
-const UNREACHABLE_REASONS: Record<string, string> = {
+/** The words for a connection failure, by its code: the CLI says the same for Vault and the broker. */
+export const UNREACHABLE_REASONS: Record<string, string> = {
   ECONNREFUSED: 'connection refused',
   ECONNRESET: 'connection reset',
   EPIPE: 'connection closed',

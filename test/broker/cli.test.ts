@@ -60,7 +60,7 @@ describe('tvm broker status', () => {
     const r = await run(['broker', 'status', '--broker', `http://127.0.0.1:${port}`]);
     expect(r.code).toBe(1);
     expect(r.stdout).toBe('');
-    expect(expectOneErrorLine(r.stderr)).toBe(`tvm: cannot reach the broker at http://127.0.0.1:${port}: ECONNREFUSED`);
+    expect(expectOneErrorLine(r.stderr)).toBe(`tvm: cannot reach the broker at http://127.0.0.1:${port}: connection refused`);
   });
 });
 

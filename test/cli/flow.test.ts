@@ -81,8 +81,12 @@ describe('role', () => {
 
     expect(await ok(['role', 'delete', 'app'])).toBe('Success! Data deleted (if it existed) at: tvm/roles/app\n');
     const gone = await run(['role', 'read', 'app'], env);
-    expect(gone.code).toBe(1);
-    expect(expectOneErrorLine(gone.stderr)).toBe('tvm: no role named "app" at tvm/roles/');
+    // The same words and exit code as creds of an unknown role.
+    expect(gone.code).toBe(2);
+    expect(expectOneErrorLine(gone.stderr)).toBe('tvm: unknown role "app" (nothing at tvm/roles/app)');
+    const creds = await run(['creds', 'app'], env);
+    expect(creds.code).toBe(2);
+    expect(expectOneErrorLine(creds.stderr)).toMatch(/^tvm: unknown role "app" \(HTTP 400 on GET tvm\/creds\/app\)$/);
     expect(await okJson<string[]>(['role', 'list', '--format', 'json'])).not.toContain('app');
   });
 });

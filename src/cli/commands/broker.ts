@@ -1,5 +1,6 @@
 // tvm broker run|status|leases|revoke: the broker daemon and its local API.
 
+import { UNREACHABLE_REASONS } from '../../client/connection.ts';
 import { request } from 'node:http';
 import { Option, type Command } from 'commander';
 import { BrokerError, loadConfig, startBroker } from '../../broker/index.ts';
@@ -53,7 +54,12 @@ export async function callBroker(target: BrokerTarget, env: Record<string, strin
         });
       },
     );
-    req.on('error', (err) => reject(new CliError('ERR_NOT_FOUND', `cannot reach the broker at ${socket ?? base.origin}: ${(err as NodeJS.ErrnoException).code ?? err.message}`)));
+    req.on('error', (err) => {
+      const code = (err as NodeJS.ErrnoException).code ?? '';
+      // The Vault client's words for the same failure (connection refused, host not found, ...).
+      const why = UNREACHABLE_REASONS[code] ?? (code ? `request failed (${code})` : err.message);
+      reject(new CliError('ERR_NOT_FOUND', `cannot reach the broker at ${socket ?? base.origin}: ${why}`));
+    });
     req.end(payload);
   });
 }

@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import { deleteRole, listRoles, readRole, writeRole, type RoleWrite } from '../../client/index.ts';
 import { collect, parseCount, parseKeyValuePairs, splitPair } from '../argv.ts';
 import type { CommandContext } from '../context.ts';
-import { CliUsageError, NotFoundError } from '../errors.ts';
+import { CliUsageError } from '../errors.ts';
 import { formatOption, mountOption } from '../options.ts';
 import { OUTPUT_FORMATS, printList, printRecord, type OutputFormat } from '../output.ts';
 
@@ -114,7 +114,8 @@ Examples:
     .action(async (name: string, flags: { mount: string; format: OutputFormat }) => {
       const conn = ctx.connect({ mount: flags.mount });
       const found = await readRole(conn, name);
-      if (!found) throw new NotFoundError(`no role named ${JSON.stringify(name)} at ${conn.mount}/roles/`);
+      // The engine's words and exit code for the same mistake (creds of an unknown role is a 400: exit 2).
+      if (!found) throw new CliUsageError(`unknown role ${JSON.stringify(name)} (nothing at ${conn.mount}/roles/${name})`);
       printRecord(ctx.io, flags.format, found);
     });
 
