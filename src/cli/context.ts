@@ -24,12 +24,18 @@ export interface CliIo {
 export interface CommandContext {
   io: CliIo;
   /** A connection to Vault from the environment, for the given mount. */
-  connect(options?: { mount?: string }): VaultConnection;
+  connect(options?: { mount?: string; wrapTtl?: string; token?: string }): VaultConnection;
 }
 
 export function commandContext(io: CliIo): CommandContext {
   return {
     io,
-    connect: (options = {}) => connect({ env: io.env, mount: options.mount }),
+    connect: (options = {}) =>
+      connect({
+        env: io.env,
+        mount: options.mount,
+        ...(options.wrapTtl !== undefined ? { wrapTtl: options.wrapTtl } : {}),
+        ...(options.token !== undefined ? { token: options.token } : {}),
+      }),
   };
 }

@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { normaliseArgv } from './argv.ts';
 import { registerAuditCommands } from './commands/audit.ts';
+import { registerUnwrapCommand } from './commands/unwrap.ts';
 import { registerBrokerCommands } from './commands/broker.ts';
 import { registerCredsCommand } from './commands/creds.ts';
 import { registerKeysCommands } from './commands/keys.ts';
@@ -96,6 +97,7 @@ Quick start:
   registerBrokerCommands(program, ctx);
   registerOperatorCommands(program, ctx);
   registerAuditCommands(program, ctx);
+  registerUnwrapCommand(program, ctx);
   return program;
 }
 

@@ -33,6 +33,8 @@ export interface ConnectOptions {
   mount?: string;
   /** Reads a file as text or returns null; injectable for tests. */
   readTextFile?: (path: string) => string | null;
+  /** Ask Vault to wrap every answer (X-Vault-Wrap-TTL), e.g. 5m: the answer is then wrap_info alone. */
+  wrapTtl?: string;
 }
 
 /** Vault's response envelope. */
@@ -197,6 +199,7 @@ export function connect(options: ConnectOptions = {}): VaultConnection {
 
   const skipVerify = env.VAULT_SKIP_VERIFY !== undefined && !['', '0', 'false'].includes(env.VAULT_SKIP_VERIFY.toLowerCase());
   const requestOptions: Record<string, unknown> = { timeout: timeoutMs, strictSSL: !skipVerify };
+  if (options.wrapTtl !== undefined) requestOptions.headers = { 'X-Vault-Wrap-TTL': options.wrapTtl };
   if (env.VAULT_CACERT) {
     const ca = (options.readTextFile ?? defaultReadTextFile)(env.VAULT_CACERT);
     if (ca === null) throw new InvalidInputError(`VAULT_CACERT ${JSON.stringify(env.VAULT_CACERT)} cannot be read`);

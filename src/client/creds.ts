@@ -100,3 +100,29 @@ export async function issueCreds(conn: VaultConnection, role: string, req: Creds
   }
   return creds;
 }
+
+/** What a wrapped answer carries instead of its data (Vault's wrap_info). */
+export interface WrapInfo {
+  token: string;
+  accessor: string;
+  ttl: number;
+  creation_time: string;
+  creation_path: string;
+}
+
+/** Issues creds through a connection made with wrapTtl: the token stays wrapped, only its wrapping token comes back. */
+export async function issueWrappedCreds(conn: VaultConnection, role: string, req: CredsRequest = {}): Promise<WrapInfo> {
+  const path = `${conn.mount}/${apiPath('creds', role)}`;
+  const body = narrowing(req);
+  const res = body ? await conn.write(path, body) : await conn.read(path);
+  const w = res?.wrap_info as Partial<WrapInfo> | null | undefined;
+  if (!w || typeof w.token !== 'string' || typeof w.accessor !== 'string') {
+    throw new UnexpectedResponseError(`${body ? 'POST' : 'GET'} ${path} answered without wrap_info: does the server wrap answers?`);
+  }
+  return { token: w.token, accessor: w.accessor, ttl: Number(w.ttl ?? 0), creation_time: String(w.creation_time ?? ''), creation_path: String(w.creation_path ?? '') };
+}
+
+/** Unwraps a wrapped creds answer with a connection whose token is the wrapping token (used once). */
+export async function unwrapCreds(conn: VaultConnection): Promise<Creds> {
+  return credsFromResponse(await conn.write('sys/wrapping/unwrap', {}), 'POST sys/wrapping/unwrap');
+}

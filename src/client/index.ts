@@ -21,7 +21,7 @@ export {
   type ClientErrorCode,
 } from './errors.ts';
 export { writeRole, readRole, listRoles, deleteRole, type Role, type RoleInput, type RoleWrite } from './roles.ts';
-export { issueCreds, type Creds, type CredsRequest } from './creds.ts';
+export { issueCreds, issueWrappedCreds, unwrapCreds, type Creds, type CredsRequest, type WrapInfo } from './creds.ts';
 export {
   lookupLease,
   renewLease,

@@ -43,3 +43,23 @@ describe('tvm server flags', () => {
     expect(missing.stderr).toBe('tvm: cannot read config file /nonexistent/tvm.hcl: no such file (vault-config/dev.hcl is an example to start from)\n');
   });
 });
+
+describe('response wrapping from the CLI', () => {
+  it('tvm creds --wrap-ttl hands out a single-use wrapping token that tvm unwrap opens once', async () => {
+    const env = { VAULT_ADDR: server.address, VAULT_TOKEN: server.rootToken };
+    const wrapped = await run(['creds', 'demo', '--wrap-ttl', '2m', '--format', 'json'], env);
+    expect(wrapped.code).toBe(0);
+    const info = JSON.parse(wrapped.stdout) as { token: string; accessor: string; ttl: number; creation_path: string };
+    expect(info).toMatchObject({ ttl: 120, creation_path: 'tvm/creds/demo' });
+    expect(wrapped.stdout).not.toMatch(/eyJ[A-Za-z0-9_-]+\./);
+    // Opened with the wrapping token alone (no VAULT_TOKEN), once.
+    const opened = await run(['unwrap', info.token], { VAULT_ADDR: server.address, HOME: '/nonexistent' });
+    expect(opened.code).toBe(0);
+    expect(JSON.parse(opened.stdout)).toMatchObject({ role: 'demo', token: expect.stringMatching(/^eyJ/) });
+    const again = await run(['unwrap', info.token], { VAULT_ADDR: server.address });
+    expect(again.code).not.toBe(0);
+    expect(again.stderr).not.toContain(info.token);
+    expect((await run(['creds', 'demo', '--wrap-ttl', 'soon'], env)).code).toBe(2);
+    expect((await run(['unwrap'], { VAULT_ADDR: server.address })).code).toBe(2);
+  });
+});

@@ -5,7 +5,8 @@
 import { readFileSync } from 'node:fs';
 import type { JsonWebKey } from 'node:crypto';
 import { Option, type Command } from 'commander';
-import { issueCreds } from '../../client/index.ts';
+import { issueCreds, issueWrappedCreds } from '../../client/index.ts';
+import { parseDurationMs } from '../../sdk/duration.ts';
 import { createDpopProver, loadDpopKey } from '../../pep/index.ts';
 import { CLOUDS, type CloudName } from '../../iam/types.ts';
 import { collect } from '../argv.ts';
@@ -28,6 +29,7 @@ interface CredsFlags {
   workload?: string;
   pid?: string;
   dpopKey?: string;
+  wrapTtl?: string;
 }
 
 /** The public JWK of the private key in `file` (PEM or JWK); a problem is a usage error naming the file, never the key. */
@@ -123,6 +125,7 @@ export function registerCredsCommand(program: Command, ctx: CommandContext): voi
     .addOption(new Option('--cloud <cloud>', "a cloud credential for the role's iam.<cloud> target, through the broker").choices(CLOUDS))
     .addOption(new Option('--broker <address>', 'with --cloud: the broker, an http://127.0.0.1:<port> URL or a unix socket path (default: TVM_BROKER_ADDR)'))
     .addOption(new Option('--workload <id>', "with --cloud: a registered workload (default: a new 'tvm-cli' workload that lives as long as the invoking shell)"))
+    .option('--wrap-ttl <duration>', 'have Vault wrap the answer: print a single-use wrapping token (valid this long) instead of the token; `tvm unwrap` opens it')
     .option('--dpop-key <file>', 'bind the token to this private key (PEM PKCS8 or JWK JSON): its public JWK goes with the request, and resource servers then want a DPoP proof of it')
     .addOption(new Option('--pid <pid>', 'with --cloud and no --workload: the process whose exit revokes the credential (default: the invoking shell, past npx)'))
     .addOption(formatOption(CREDS_FORMATS, 'json'))
@@ -148,7 +151,8 @@ Examples:
   $ eval "$(tvm creds app --format env)"
   $ eval "$(tvm creds logs --cloud aws --format env --broker http://127.0.0.1:8300)"
   $ openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out key.pem
-  $ tvm creds app --dpop-key key.pem --format token`,
+  $ tvm creds app --dpop-key key.pem --format token
+  $ tvm creds app --wrap-ttl 5m --format token | ssh ci-runner 'tvm unwrap -'`,
     )
     .action(async (role: string, flags: CredsFlags) => {
       if (flags.cloud) {
@@ -158,13 +162,26 @@ Examples:
       }
       if (flags.broker !== undefined || flags.workload !== undefined) throw new CliUsageError('--broker and --workload go with --cloud');
       const dpopJwk = flags.dpopKey !== undefined ? dpopPublicJwk(flags.dpopKey) : undefined;
-      const creds = await issueCreds(ctx.connect({ mount: flags.mount }), role, {
+      const request = {
         ttl: flags.ttl,
         read: flags.read,
         write: flags.write,
         audience: flags.audience,
         ...(dpopJwk ? { dpop_jwk: dpopJwk } : {}),
-      });
+      };
+      if (flags.wrapTtl !== undefined) {
+        try {
+          if (parseDurationMs(flags.wrapTtl) < 1000) throw new Error('too short');
+        } catch {
+          throw new CliUsageError(`--wrap-ttl: ${JSON.stringify(flags.wrapTtl)} is not a duration of a second or more, e.g. 5m`);
+        }
+        const wrapped = await issueWrappedCreds(ctx.connect({ mount: flags.mount, wrapTtl: flags.wrapTtl }), role, request);
+        if (flags.format === 'token') ctx.io.stdout(`${wrapped.token}\n`);
+        else if (flags.format === 'json') printJson(ctx.io, wrapped);
+        else ctx.io.stdout(`TVM_WRAPPING_TOKEN=${wrapped.token}\nTVM_WRAPPING_ACCESSOR=${wrapped.accessor}\n`);
+        return;
+      }
+      const creds = await issueCreds(ctx.connect({ mount: flags.mount }), role, request);
       printCreds(ctx.io, flags.format, creds);
     });
 }
