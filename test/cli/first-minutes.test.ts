@@ -63,3 +63,19 @@ describe('response wrapping from the CLI', () => {
     expect((await run(['unwrap'], { VAULT_ADDR: server.address })).code).toBe(2);
   });
 });
+
+describe('tvm plugin register', () => {
+  it('says when --api-addr is left out, and what a server without a plugin catalog means', async () => {
+    const { mkdtempSync, writeFileSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const { tmpdir } = await import('node:os');
+    const file = join(mkdtempSync(join(tmpdir(), 'tvm-plugin-')), 'tvm-plugin');
+    writeFileSync(file, '#!/usr/bin/env node\n', { mode: 0o755 });
+    const printed = await run(['plugin', 'register', '--plugin', file]);
+    expect(printed.code).toBe(0);
+    expect(printed.stderr).toContain('no --api-addr');
+    const applied = await run(['plugin', 'register', '--plugin', file, '--apply', '--api-addr', server.address], { VAULT_ADDR: server.address, VAULT_TOKEN: server.rootToken });
+    expect(applied.code).toBe(2);
+    expect(applied.stderr).toContain('this server has no plugin catalog. The dev server (tvm server -dev) runs the engine built in');
+  });
+});

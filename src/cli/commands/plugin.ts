@@ -2,6 +2,7 @@
 // real Vault, or (--apply) the same through Vault's API.
 
 import type { Command } from 'commander';
+import { VaultRequestError } from '../../client/index.ts';
 import { applyRegistration, planRegistration, PluginRegisterError } from '../../plugin/register.ts';
 import type { CommandContext } from '../context.ts';
 import { CliUsageError } from '../errors.ts';
@@ -44,11 +45,28 @@ Examples:
         if (err instanceof PluginRegisterError) throw new CliUsageError(err.message, { cause: err });
         throw err;
       }
+      if (flags.apiAddr === undefined) {
+        // Not an error (a mount can set its issuer in tvm/config), but never silent.
+        ctx.io.stderr(
+          'tvm: note: no --api-addr: the plugin is not told Vault\'s address, so the default token issuer will not be a URL resource servers can reach; pass --api-addr <Vault\'s external URL>, or set tvm/config issuer\n',
+        );
+      }
       if (!flags.apply) {
         ctx.io.stdout(`${plan.lines.join('\n')}\n`);
         return;
       }
-      const result = await applyRegistration(ctx.connect({ mount: flags.mount }), plan);
+      let result;
+      try {
+        result = await applyRegistration(ctx.connect({ mount: flags.mount }), plan);
+      } catch (err) {
+        if (err instanceof VaultRequestError && err.status === 404 && err.path.startsWith('sys/plugins/')) {
+          throw new CliUsageError(
+            `${err.path}: this server has no plugin catalog. The dev server (tvm server -dev) runs the engine built in, already mounted at tvm/; register the plugin with a real Vault or OpenBao`,
+            { cause: err },
+          );
+        }
+        throw err;
+      }
       ctx.io.stdout(
         `registered secret plugin ${plan.name} (sha256 ${plan.sha256})\n` +
           (result.mount === 'enabled' ? `enabled ${plan.name} at ${plan.mount}/\n` : `reloaded the ${plan.name} plugin behind ${plan.mount}/\n`),
