@@ -7,6 +7,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { describeType, showValue } from '../sdk/errors.ts';
 import { parseJsonBounded } from '../sdk/json.ts';
+import { holdsPrivateKey } from '../engine/jwk.ts';
 import type { UsageEvent } from '../pep/types.ts';
 import type { Broker, TokenInput } from './broker.ts';
 import { BrokerError, HTTP_STATUS, badInput, describeError, notFound } from './errors.ts';
@@ -355,14 +356,13 @@ export async function listen(makeServer: () => Server, settings: ListenSettings)
   };
 }
 
-/** Members that only a private or symmetric key has: the broker never takes a workload's private key. */
-const PRIVATE_JWK_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'];
 
 /** `dpop_jwk`: a public JWK of string members (the engine checks the key itself). */
 function publicJwk(value: unknown): Record<string, string> {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) throw badInput('dpop_jwk', 'must be a public JWK (a JSON object)');
   const entries = Object.entries(value as Record<string, unknown>);
-  if (entries.some(([k]) => PRIVATE_JWK_MEMBERS.includes(k))) {
+  // The broker never takes a workload's private key.
+  if (holdsPrivateKey(value as object)) {
     throw badInput('dpop_jwk', 'holds private key material: send the public key only, and keep the private key in the workload');
   }
   if (entries.length > 16 || entries.some(([, v]) => typeof v !== 'string' || v.length > 2048)) {

@@ -4,6 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import { calculateJwkThumbprint, importJWK, type JWK } from 'jose';
 import { addressInside } from './cidr.ts';
+import { holdsPrivateKey } from './jwk.ts';
 import { insideWindows, parseWindows } from './windows.ts';
 import { cloudAudience, isCloud } from '../iam/mapping.ts';
 import { CLOUDS } from '../iam/types.ts';
@@ -100,8 +101,6 @@ function credsData(grant: Grant, token: string, iatS: number, expS: number, maxE
   };
 }
 
-/** Members a public JWK must not carry: a private or symmetric key is refused, never bound to. */
-const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'];
 const BINDABLE = new Map<string, string>([['EC:P-256', 'ES256'], ['EC:P-384', 'ES384'], ['OKP:Ed25519', 'EdDSA'], ['RSA:', 'RS256']]);
 
 /**
@@ -128,7 +127,7 @@ async function bindingOf(fields: FieldData, role: RoleEntry): Promise<string | n
   }
   if (jwk === null || typeof jwk !== 'object' || Array.isArray(jwk)) throw invalidField('dpop_jwk', 'is not a JWK (JSON object)');
   const key = jwk as Record<string, unknown>;
-  if (PRIVATE_MEMBERS.some((m) => m in key)) {
+  if (holdsPrivateKey(key)) {
     throw invalidField('dpop_jwk', 'holds private or symmetric key material; send the public key only');
   }
   const kty = typeof key.kty === 'string' ? key.kty : '';

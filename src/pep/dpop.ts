@@ -18,6 +18,7 @@
 // with the key imported once; importing the jwk costs ~65 µs more, so
 // imported keys are kept in a small LRU keyed by the key itself).
 
+import { holdsPrivateKey } from '../engine/jwk.ts';
 import { constants, createHash, createPrivateKey, createPublicKey, generateKeyPairSync, KeyObject, randomBytes, sign, verify } from 'node:crypto';
 import type { JsonWebKey } from 'node:crypto';
 import type { ReplayCache } from './replay.ts';
@@ -59,7 +60,6 @@ const REQUIRED: Record<Kty, readonly string[]> = {
   OKP: ['crv', 'kty', 'x'],
   RSA: ['e', 'kty', 'n'],
 };
-const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'];
 const KNOWN_CURVES = new Set(['P-256', 'P-384', 'P-521', 'Ed25519', 'Ed448']);
 const B64URL = /^[A-Za-z0-9_-]+$/;
 const MIN_RSA_BITS = 2048;
@@ -223,7 +223,7 @@ function verifyProof(proof: string, options: DpopVerifyOptions): DpopResult {
   const jwk = header.jwk;
   if (typeof jwk !== 'object' || jwk === null || Array.isArray(jwk)) return refuse('DPoP proof header has no jwk');
   const jwkFields = jwk as Record<string, unknown>;
-  if (PRIVATE_MEMBERS.some((m) => m in jwkFields)) return refuse('DPoP proof jwk holds private key material');
+  if (holdsPrivateKey(jwkFields)) return refuse('DPoP proof jwk holds private key material');
   if (jwkFields.kty !== spec.kty || (spec.crv && !spec.crv.includes(jwkFields.crv as string))) {
     return refuse('DPoP proof jwk key type does not match its alg');
   }
