@@ -70,6 +70,9 @@ describe('tvm audit', () => {
     const byRole = await run(['audit', 'search', serverLog, pepLog, '--role', 'orders', '--format', 'json']);
     expect(new Set((JSON.parse(byRole.stdout) as Array<{ jti: string }>).map((e) => e.jti)).size).toBe(2);
     expect((await run(['audit', 'search', serverLog])).code).toBe(2);
+    expect((await run(['audit', 'search', serverLog, '--jti', jti, '--since', 'yesterday-ish'])).stderr).toContain('--since');
+    expect((await run(['audit', 'verify', serverLog, '--key', serverKey, '--at', 'later'])).code).toBe(2);
+    expect((await run(['audit', 'verify', serverLog, '--key', 'not a key at all, just words'])).code).toBe(2);
     expect((await run(['audit', 'search', join(dir, 'missing.log'), '--jti', jti])).stderr).toContain('ENOENT');
   });
 
