@@ -1,138 +1,228 @@
 // The issuance benchmark behind scripts/bench-issue. See that file for usage.
+//
+// One invocation measures, each server alone on one core (taskset -c
+// <server-core>) and the load generator (bench-issue-load.ts, raw keep-alive
+// sockets) on another (-c <load-core>):
+//   - the ceiling on that core: ES256 signatures/s (node:crypto) and a bare
+//     node:http server's answers/s; sign-and-reply is 1/(1/sign + 1/reply);
+//   - the peer: oidc-provider issuing ES256 RFC 9068 JWT access tokens over
+//     client_credentials (bench-peer-oidc.ts);
+//   - tvm's server issuing creds/bench with a policy-bound (non-root) token,
+//     in dev mode (memory) and persistent mode (SQLite, every lease durable
+//     before its answer), each optionally with a file audit device.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createPrivateKey, generateKeyPairSync, randomBytes, sign } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve as resolvePath } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
+import type { LoadResult, LoadSpec } from './bench-issue-load.ts';
 
 const { values } = parseArgs({
   options: {
     mode: { type: 'string', default: 'both' },
     duration: { type: 'string', default: '10' },
-    concurrency: { type: 'string', default: '64' },
+    concurrency: { type: 'string', default: '50' },
     warmup: { type: 'string', default: '2' },
     audit: { type: 'string', default: 'off' },
+    only: { type: 'string', default: 'ceiling,peer,tvm' },
+    'server-core': { type: 'string', default: '1' },
+    'load-core': { type: 'string', default: '0' },
+    'cpu-prof': { type: 'string' },
   },
 });
+const USAGE =
+  'usage: scripts/bench-issue [--mode dev|persistent|both] [--duration S] [--concurrency N] [--warmup S] [--audit off|on|both]\n' +
+  '                           [--only ceiling,peer,tvm] [--server-core N] [--load-core N] [--cpu-prof DIR]';
 // off: no audit device; on: one file device enabled before the load; both: each mode without, then with.
 const audits = values.audit === 'both' ? [false, true] : values.audit === 'on' ? [true] : [false];
 const durationS = Number(values.duration);
 const concurrency = Number(values.concurrency);
 const warmupS = Number(values.warmup);
 const modes = values.mode === 'both' ? ['dev', 'persistent'] : [values.mode!];
-if (!modes.every((m) => m === 'dev' || m === 'persistent') || !(durationS > 0) || !(concurrency > 0) || !['off', 'on', 'both'].includes(values.audit!)) {
-  console.error('usage: scripts/bench-issue [--mode dev|persistent|both] [--duration S] [--concurrency N] [--warmup S] [--audit off|on|both]');
+const only = new Set(values.only!.split(','));
+const serverCore = values['server-core']!;
+const loadCore = values['load-core']!;
+const cpuProfDir = values['cpu-prof'] ? resolvePath(values['cpu-prof']) : undefined;
+if (
+  !modes.every((m) => m === 'dev' || m === 'persistent') ||
+  !(durationS > 0) ||
+  !(concurrency > 0) ||
+  !(warmupS >= 0) ||
+  !['off', 'on', 'both'].includes(values.audit!) ||
+  ![...only].every((o) => ['ceiling', 'peer', 'tvm'].includes(o))
+) {
+  console.error(USAGE);
   process.exit(2);
 }
 
-function rawSigningRate(seconds: number): number {
-  const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  const key = createPrivateKey(privateKey.export({ format: 'pem', type: 'pkcs8' }));
-  const payload = Buffer.from('eyJhbGciOiJFUzI1NiJ9.eyJzY29wZSI6InJlYWQ6ZGI6Ly9vcmRlcnMvKiJ9');
-  const end = performance.now() + seconds * 1000;
-  let n = 0;
-  while (performance.now() < end) {
-    for (let i = 0; i < 100; i++) sign('sha256', payload, { key, dsaEncoding: 'ieee-p1363' });
-    n += 100;
-  }
-  return n / seconds;
-}
+const HOST = '127.0.0.1';
+const freePort = (): number => 18200 + Math.floor(Math.random() * 1000);
 
-async function startServer(mode: string, dir: string): Promise<{ child: ChildProcess; address: string; rootToken: string }> {
-  const port = 18200 + Math.floor(Math.random() * 1000);
-  const args = ['--import', 'tsx', 'scripts/bench-server.ts', mode, `127.0.0.1:${port}`];
-  if (mode === 'persistent') {
-    const config = join(dir, 'bench.hcl');
-    const sealKey = join(dir, 'seal.key');
-    writeFileSync(sealKey, randomBytes(32), { mode: 0o600 });
-    writeFileSync(
-      config,
-      `storage "sqlite" {\n  path = "${join(dir, 'tvm.db')}"\n}\nlistener "tcp" {\n  address = "127.0.0.1:${port}"\n  tls_disable = true\n}\napi_addr = "http://127.0.0.1:${port}"\nseal "static" {\n  current_key_id = "bench"\n  current_key = "file://${sealKey}"\n}\n`,
-    );
-    args.push(config);
-  }
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+/** Starts `node --import tsx <args>` pinned to `core`; resolves with its first stdout line (JSON). */
+async function startPinned<T>(core: string, args: string[], nodeFlags: string[] = []): Promise<{ child: ChildProcess; info: T }> {
+  const child = spawn('taskset', ['-c', core, process.execPath, ...nodeFlags, '--import', 'tsx', ...args], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   const line = await new Promise<string>((resolve, reject) => {
     const rl = createInterface({ input: child.stdout! });
     rl.once('line', resolve);
-    child.once('exit', (code) => reject(new Error(`bench server exited with ${code}`)));
+    child.once('exit', (code) => reject(new Error(`${args[0]} exited with ${code}`)));
   });
-  const { address, rootToken } = JSON.parse(line) as { address: string; rootToken: string };
-  return { child, address, rootToken };
+  return { child, info: JSON.parse(line) as T };
+}
+
+async function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGTERM');
+  await exited;
+}
+
+/** Runs the load generator pinned to the load core. */
+async function load(port: number, raw: string, expectStatus: number, expectBody?: string): Promise<LoadResult> {
+  const spec: LoadSpec = { host: HOST, port, request: raw, connections: concurrency, warmupS, durationS, expectStatus, ...(expectBody ? { expectBody } : {}) };
+  const { info, child } = await startPinned<LoadResult>(loadCore, ['scripts/bench-issue-load.ts', JSON.stringify(spec)]);
+  await new Promise((resolve) => (child.exitCode !== null ? resolve(null) : child.once('exit', resolve)));
+  if (info.errors > 0) console.error(`  ${info.errors} errors; first: ${info.firstError}`);
+  return info;
 }
 
 function call(agent: Agent, url: URL, token: string, method: string, body?: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = request(
-      url,
-      { method, agent, headers: { 'X-Vault-Token': token, 'content-type': 'application/json' } },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
-      },
-    );
+    const req = request(url, { method, agent, headers: { 'X-Vault-Token': token, 'content-type': 'application/json' } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
+    });
     req.on('error', reject);
     req.end(body);
   });
 }
 
-async function load(address: string, token: string, seconds: number, record: boolean) {
-  const agent = new Agent({ keepAlive: true, maxSockets: concurrency });
-  const url = new URL(`${address}/v1/tvm/creds/bench`);
-  const latencies: number[] = [];
-  let errors = 0;
-  const end = performance.now() + seconds * 1000;
-  const worker = async () => {
-    while (performance.now() < end) {
-      const t0 = performance.now();
-      const res = await call(agent, url, token, 'GET');
-      const ms = performance.now() - t0;
-      if (res.status !== 200) {
-        errors++;
-        if (errors === 1) console.error(`first error: ${res.status} ${res.body.slice(0, 200)}`);
-      } else if (record) latencies.push(ms);
-    }
-  };
-  const t0 = performance.now();
-  await Promise.all(Array.from({ length: concurrency }, worker));
-  const elapsedS = (performance.now() - t0) / 1000;
-  agent.destroy();
-  latencies.sort((a, b) => a - b);
-  const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))] ?? NaN;
-  return { rate: latencies.length / elapsedS, p50: pct(50), p99: pct(99), count: latencies.length, errors };
+async function must(agent: Agent, url: URL, token: string, method: string, body: unknown, what: string): Promise<string> {
+  const r = await call(agent, url, token, method, JSON.stringify(body));
+  if (r.status >= 300) throw new Error(`${what} failed: ${r.status} ${r.body}`);
+  return r.body;
 }
 
-console.log(`tvm issuance benchmark: ${durationS}s per mode, concurrency ${concurrency}, node ${process.version}`);
-const ceiling = rawSigningRate(2);
-console.log(`raw ES256 signing (node:crypto, one core): ${Math.round(ceiling)} signatures/s`);
-for (const mode of modes) for (const audited of audits) {
-  const dir = mkdtempSync(join(tmpdir(), 'tvm-bench-'));
-  const server = await startServer(mode, dir);
+function tokenLength(body: string | undefined): number {
+  if (!body) return 0;
   try {
-    const root = server.rootToken;
-    if (audited) {
-      const a = new Agent({ keepAlive: true });
-      const on = await call(a, new URL(`${server.address}/v1/sys/audit/file`), root, 'PUT', JSON.stringify({ type: 'file', options: { file_path: join(dir, 'audit.log') } }));
-      a.destroy();
-      if (on.status !== 204) throw new Error(`enabling the audit device failed: ${on.status} ${on.body}`);
-    }
-    const roleUrl = new URL(`${server.address}/v1/tvm/roles/bench`);
-    const agent = new Agent({ keepAlive: true });
-    const made = await call(agent, roleUrl, root, 'POST', JSON.stringify({ read: ['db://orders/*'], write: ['db://orders/outbox'], ttl: '15m', max_ttl: '1h' }));
-    if (made.status >= 300) throw new Error(`role write failed: ${made.status} ${made.body}`);
-    agent.destroy();
-    await load(server.address, root, warmupS, false);
-    const r = await load(server.address, root, durationS, true);
-    console.log(
-      `${(audited ? `${mode}+audit` : mode).padEnd(10)} ${Math.round(r.rate)} creds/s  p50 ${r.p50.toFixed(2)} ms  p99 ${r.p99.toFixed(2)} ms  (${r.count} tokens, ${r.errors} errors)`,
-    );
-  } finally {
-    server.child.kill('SIGTERM');
-    await new Promise((resolve) => server.child.once('exit', resolve));
-    rmSync(dir, { recursive: true, force: true });
+    const parsed = JSON.parse(body) as { access_token?: string; data?: { token?: string } };
+    return (parsed.access_token ?? parsed.data?.token ?? '').length;
+  } catch {
+    return 0;
   }
+}
+
+interface Row {
+  name: string;
+  r: LoadResult;
+}
+const rows: Row[] = [];
+const report = (name: string, r: LoadResult, note = ''): void => {
+  rows.push({ name, r });
+  console.log(
+    `  ${name.padEnd(16)} ${String(Math.round(r.rate)).padStart(7)}/s  p50 ${r.p50.toFixed(2).padStart(6)} ms  p99 ${r.p99.toFixed(2).padStart(6)} ms  (${r.count} answers, ${r.errors} errors${note})`,
+  );
+};
+
+console.log(
+  `tvm issuance benchmark: ${durationS}s after ${warmupS}s warm-up, ${concurrency} keep-alive connections; servers on core ${serverCore}, load on core ${loadCore}; node ${process.version}`,
+);
+
+let signRate = NaN;
+let replyRate = NaN;
+if (only.has('ceiling')) {
+  const sign = await startPinned<{ rate: number }>(serverCore, ['scripts/bench-issue-ceiling.ts', 'sign', '3']);
+  signRate = sign.info.rate;
+  console.log(`  raw ES256 sign   ${String(Math.round(signRate)).padStart(7)}/s  (node:crypto KeyObject, one core)`);
+  const port = freePort();
+  const bare = await startPinned<{ address: string }>(serverCore, ['scripts/bench-issue-ceiling.ts', 'http', `${HOST}:${port}`]);
+  try {
+    const r = await load(port, `GET / HTTP/1.1\r\nHost: ${HOST}:${port}\r\n\r\n`, 200);
+    replyRate = r.rate;
+    report('bare node:http', r);
+  } finally {
+    await stop(bare.child);
+  }
+}
+const ceiling = 1 / (1 / signRate + 1 / replyRate);
+if (only.has('ceiling')) console.log(`  sign-and-reply ceiling ${Math.round(ceiling)}/s`);
+
+let peerRate = NaN;
+if (only.has('peer')) {
+  const port = freePort();
+  const peer = await startPinned<{ address: string; request: string }>(serverCore, ['scripts/bench-peer-oidc.ts', `${HOST}:${port}`]);
+  try {
+    const r = await load(port, peer.info.request, 200, '"access_token"');
+    peerRate = r.rate;
+    report('oidc-provider', r, `, token ${tokenLength(r.sampleBody)} B`);
+  } finally {
+    await stop(peer.child);
+  }
+}
+
+if (only.has('tvm')) {
+  for (const mode of modes) {
+    for (const audited of audits) {
+      const dir = mkdtempSync(join(tmpdir(), 'tvm-bench-'));
+      const port = freePort();
+      const args = ['scripts/bench-server.ts', mode, `${HOST}:${port}`];
+      if (mode === 'persistent') {
+        const config = join(dir, 'bench.hcl');
+        const sealKey = join(dir, 'seal.key');
+        writeFileSync(sealKey, randomBytes(32), { mode: 0o600 });
+        writeFileSync(
+          config,
+          `storage "sqlite" {\n  path = "${join(dir, 'tvm.db')}"\n}\nlistener "tcp" {\n  address = "${HOST}:${port}"\n  tls_disable = true\n}\napi_addr = "http://${HOST}:${port}"\nseal "static" {\n  current_key_id = "bench"\n  current_key = "file://${sealKey}"\n}\n`,
+        );
+        args.push(config);
+      }
+      const name = audited ? `tvm ${mode}+audit` : `tvm ${mode}`;
+      const flags: string[] = [];
+      if (cpuProfDir) {
+        mkdirSync(cpuProfDir, { recursive: true });
+        flags.push('--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`, `--cpu-prof-name=${name.replace(/[ +]/g, '-')}-${Date.now()}.cpuprofile`);
+      }
+      const server = await startPinned<{ address: string; rootToken: string }>(serverCore, args, flags);
+      try {
+        const base = server.info.address;
+        const root = server.info.rootToken;
+        const agent = new Agent({ keepAlive: true });
+        if (audited) {
+          await must(agent, new URL(`${base}/v1/sys/audit/file`), root, 'PUT', { type: 'file', options: { file_path: join(dir, 'audit.log') } }, 'enabling the audit device');
+        }
+        await must(agent, new URL(`${base}/v1/tvm/roles/bench`), root, 'POST', { read: ['db://orders/*'], write: ['db://orders/outbox'], ttl: '15m', max_ttl: '1h' }, 'the role write');
+        // A workload's token: the policy grants creds/bench and nothing else (the ACL is checked on every call).
+        await must(agent, new URL(`${base}/v1/sys/policies/acl/bench`), root, 'PUT', { policy: 'path "tvm/creds/bench" {\n  capabilities = ["read", "update"]\n}\n' }, 'the policy write');
+        const created = JSON.parse(await must(agent, new URL(`${base}/v1/auth/token/create`), root, 'POST', { policies: ['bench'], ttl: '1h', display_name: 'bench' }, 'the token create')) as { auth: { client_token: string } };
+        agent.destroy();
+        const raw = `GET /v1/tvm/creds/bench HTTP/1.1\r\nHost: ${HOST}:${port}\r\nX-Vault-Token: ${created.auth.client_token}\r\n\r\n`;
+        const r = await load(port, raw, 200, '"lease_id":"tvm/creds/bench/');
+        report(name, r, `, token ${tokenLength(r.sampleBody)} B`);
+      } finally {
+        await stop(server.child);
+        rmSync(dir, { recursive: true, force: true });
+      }
+    }
+  }
+}
+
+// The summary: each row against the peer and the ceiling.
+console.log('');
+console.log(`${'server'.padEnd(18)} ${'tokens/s'.padStart(9)} ${'p50 ms'.padStart(8)} ${'p99 ms'.padStart(8)} ${'vs peer'.padStart(8)} ${'of ceiling'.padStart(11)}`);
+for (const { name, r } of rows) {
+  const vsPeer = Number.isFinite(peerRate) ? `${(r.rate / peerRate).toFixed(2)}x` : '-';
+  const ofCeiling = Number.isFinite(ceiling) && name !== 'bare node:http' ? `${((100 * r.rate) / ceiling).toFixed(1)}%` : '-';
+  console.log(
+    `${name.padEnd(18)} ${String(Math.round(r.rate)).padStart(9)} ${r.p50.toFixed(2).padStart(8)} ${r.p99.toFixed(2).padStart(8)} ${vsPeer.padStart(8)} ${ofCeiling.padStart(11)}`,
+  );
+}
+if (Number.isFinite(signRate)) {
+  console.log(`${'raw ES256 sign'.padEnd(18)} ${String(Math.round(signRate)).padStart(9)}`);
+  console.log(`${'sign+reply ceiling'.padEnd(18)} ${String(Math.round(ceiling)).padStart(9)}`);
 }
