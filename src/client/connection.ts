@@ -1,11 +1,10 @@
-// connect(): a node-vault client configured the way the vault CLI configures
+// connect(): a Vault client configured the way the vault CLI configures
 // itself (VAULT_ADDR, VAULT_TOKEN, ~/.vault-token, VAULT_SKIP_VERIFY,
 // VAULT_CACERT, VAULT_NAMESPACE, VAULT_CLIENT_TIMEOUT), wrapped so every failure
 // becomes one of the library's typed errors.
 
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import vault from 'node-vault';
 import {
   InvalidInputError,
   ServerUnreachableError,
@@ -13,6 +12,7 @@ import {
   VaultRequestError,
   vaultErrorLines,
 } from './errors.ts';
+import { createTransport } from './transport.ts';
 
 export const DEFAULT_ADDR = 'http://127.0.0.1:8200';
 export const DEFAULT_MOUNT = 'tvm';
@@ -148,7 +148,7 @@ interface ErrorLike {
   response?: { statusCode?: unknown; body?: unknown };
 }
 
-/** Turns whatever node-vault rejected with into one of the library's errors. */
+/** Turns whatever the transport rejected with into one of the library's errors. */
 export function mapVaultError(err: unknown, addr: string, method: string, path: string): Error {
   const e = (err ?? {}) as ErrorLike;
   if (e.response && typeof e.response.statusCode === 'number') {
@@ -198,25 +198,24 @@ export function connect(options: ConnectOptions = {}): VaultConnection {
   const timeoutMs = options.timeoutMs ?? (env.VAULT_CLIENT_TIMEOUT ? parseTimeoutMs(env.VAULT_CLIENT_TIMEOUT) : DEFAULT_TIMEOUT_MS);
 
   const skipVerify = env.VAULT_SKIP_VERIFY !== undefined && !['', '0', 'false'].includes(env.VAULT_SKIP_VERIFY.toLowerCase());
-  const requestOptions: Record<string, unknown> = { timeout: timeoutMs, strictSSL: !skipVerify };
-  if (options.wrapTtl !== undefined) requestOptions.headers = { 'X-Vault-Wrap-TTL': options.wrapTtl };
+  let ca: string | undefined;
   if (env.VAULT_CACERT) {
-    const ca = (options.readTextFile ?? defaultReadTextFile)(env.VAULT_CACERT);
-    if (ca === null) throw new InvalidInputError(`VAULT_CACERT ${JSON.stringify(env.VAULT_CACERT)} cannot be read`);
-    requestOptions.ca = ca;
+    const text = (options.readTextFile ?? defaultReadTextFile)(env.VAULT_CACERT);
+    if (text === null) throw new InvalidInputError(`VAULT_CACERT ${JSON.stringify(env.VAULT_CACERT)} cannot be read`);
+    ca = text;
   }
-
-  const client = vault({
-    endpoint: addr,
-    apiVersion: 'v1',
-    // Node's HTTP server (and so the dev server) cannot parse the LIST verb; Vault accepts GET ?list=true.
-    noCustomHTTPVerbs: true,
-    requestOptions,
+  // The injected env is the only source of the namespace (never process.env behind the caller's back).
+  const client = createTransport({
+    addr,
+    timeoutMs,
+    verify: !skipVerify,
+    ca,
+    headers: {
+      'X-Vault-Token': token,
+      'X-Vault-Namespace': env.VAULT_NAMESPACE ?? '',
+      'X-Vault-Wrap-TTL': options.wrapTtl ?? '',
+    },
   });
-  // node-vault falls back to process.env for these; the injected env is the only source.
-  client.token = token;
-  (client as unknown as { namespace?: string }).namespace = env.VAULT_NAMESPACE ?? '';
-  (client as unknown as { pathPrefix: string }).pathPrefix = '';
 
   const call = async <T>(method: string, path: string, run: () => Promise<unknown>, map: (body: unknown) => T): Promise<T> => {
     let body: unknown;
@@ -242,22 +241,22 @@ export function connect(options: ConnectOptions = {}): VaultConnection {
     hasToken: token !== '',
     async read(path) {
       try {
-        return await call('GET', path, () => client.read(path), (b) => asEnvelope(b, 'GET', path));
+        return await call('GET', path, () => client.send('GET', path), (b) => asEnvelope(b, 'GET', path));
       } catch (err) {
         if (isEmptyNotFound(err)) return null;
         throw err;
       }
     },
     readRaw(path) {
-      return call('GET', path, () => client.read(path), (b) => b);
+      return call('GET', path, () => client.send('GET', path), (b) => b);
     },
     write(path, body = {}) {
-      return call('POST', path, () => client.write(path, body), (b) => asEnvelope(b, 'POST', path));
+      return call('POST', path, () => client.send('POST', path, body), (b) => asEnvelope(b, 'POST', path));
     },
     async list(path) {
       let res: VaultResponse | null;
       try {
-        res = await call('LIST', path, () => client.list(path), (b) => asEnvelope(b, 'LIST', path));
+        res = await call('LIST', path, () => client.send('GET', path, undefined, 'list=true'), (b) => asEnvelope(b, 'LIST', path));
       } catch (err) {
         if (isEmptyNotFound(err)) return [];
         throw err;
@@ -270,7 +269,7 @@ export function connect(options: ConnectOptions = {}): VaultConnection {
       return keys as string[];
     },
     async delete(path) {
-      await call('DELETE', path, () => client.delete(path), () => undefined);
+      await call('DELETE', path, () => client.send('DELETE', path), () => undefined);
     },
   };
 }

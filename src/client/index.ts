@@ -1,5 +1,5 @@
 // The tvm client library: typed calls to a tvm mount and Vault's lease API,
-// through node-vault, so the same code works against the dev server and a real Vault.
+// over plain HTTP (src/client/transport.ts), so the same code works against the dev server and a real Vault.
 
 export {
   connect,
