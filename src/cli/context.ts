@@ -1,7 +1,7 @@
 // What a command gets from main: where to print, the environment, how to reach
 // Vault, and the process hooks `server` needs. All injectable for tests.
 
-import { connect, type Env, type VaultConnection } from '../client/index.ts';
+import { connect, type Env, type VaultConnection } from '../client/connection.ts';
 import type { RunningServer, ServerOptions } from '../server/index.ts';
 
 /** The dev server's entry point (src/server/index.ts), narrowed to what the CLI uses so tests can stand in. */

@@ -1,7 +1,7 @@
 // Options several commands share, so their flags and help read the same everywhere.
 
 import { Option } from 'commander';
-import { DEFAULT_MOUNT } from '../client/index.ts';
+import { DEFAULT_MOUNT } from '../client/connection.ts';
 
 export function mountOption(): Option {
   return new Option('--mount <path>', 'where the tvm engine is mounted').default(DEFAULT_MOUNT);

@@ -3,7 +3,7 @@
 // the token to a DPoP key (dpop_jwk).
 
 import type { JsonWebKey } from 'node:crypto';
-import { jwkThumbprint } from '../pep/index.ts';
+import { jwkThumbprint } from '../pep/dpop.ts';
 import { apiPath, type VaultConnection, type VaultResponse } from './connection.ts';
 import { UnexpectedResponseError } from './errors.ts';
 

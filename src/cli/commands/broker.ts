@@ -3,7 +3,6 @@
 import { UNREACHABLE_REASONS } from '../../client/connection.ts';
 import { request } from 'node:http';
 import { Option, type Command } from 'commander';
-import { BrokerError, loadConfig, startBroker } from '../../broker/index.ts';
 import type { CommandContext } from '../context.ts';
 import { CliError, CliUsageError } from '../errors.ts';
 import { OUTPUT_FORMATS, formatTable, printJson, type OutputFormat } from '../output.ts';
@@ -78,6 +77,8 @@ export function registerBrokerCommands(program: Command, ctx: CommandContext): v
     .description('run the broker daemon (SIGTERM: stop, revoking leases when revoke_on_shutdown)')
     .requiredOption('--config <file>', 'broker config (HCL or JSON), e.g. vault-config/broker.hcl')
     .action(async (flags: { config: string }) => {
+      // Loaded here, not at start-up: the broker and its stores are needed by this command alone.
+      const { BrokerError, loadConfig, startBroker } = await import('../../broker/index.ts');
       // An unusable config file (or a file it names) is bad input: exit 2 with the one line naming the problem.
       const usable = <T>(p: Promise<T>): Promise<T> =>
         p.catch((err: unknown) => {

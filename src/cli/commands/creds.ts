@@ -5,9 +5,9 @@
 import { readFileSync } from 'node:fs';
 import type { JsonWebKey } from 'node:crypto';
 import { Option, type Command } from 'commander';
-import { issueCreds, issueWrappedCreds } from '../../client/index.ts';
+import { issueCreds, issueWrappedCreds } from '../../client/creds.ts';
 import { parseDurationMs } from '../../sdk/duration.ts';
-import { createDpopProver, loadDpopKey } from '../../pep/index.ts';
+import { createDpopProver, loadDpopKey } from '../../pep/dpop.ts';
 import { CLOUDS, type CloudName } from '../../iam/types.ts';
 import { collect } from '../argv.ts';
 import type { CommandContext } from '../context.ts';

@@ -2,7 +2,7 @@
 // tvm keys check-issuer: would AWS, GCP and Azure federation trust this issuer?
 
 import type { Command } from 'commander';
-import { checkIssuer, rotateKeys } from '../../client/index.ts';
+import { checkIssuer, rotateKeys } from '../../client/keys.ts';
 import { CLOUDS, type CloudName } from '../../iam/types.ts';
 import { CheckFailedError, CliUsageError } from '../errors.ts';
 import type { CommandContext } from '../context.ts';

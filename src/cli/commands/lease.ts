@@ -1,7 +1,7 @@
 // tvm lease lookup|renew|revoke|list: Vault's lease API for tvm leases.
 
 import { Option, type Command } from 'commander';
-import { DEFAULT_LEASE_PREFIX, listLeases, lookupLease, renewLease, revokeLease } from '../../client/index.ts';
+import { DEFAULT_LEASE_PREFIX, listLeases, lookupLease, renewLease, revokeLease } from '../../client/leases.ts';
 import type { CommandContext } from '../context.ts';
 import { formatOption } from '../options.ts';
 import { CREDS_FORMATS, OUTPUT_FORMATS, printCreds, printList, printRecord, type CredsFormat, type OutputFormat } from '../output.ts';

@@ -2,7 +2,7 @@
 // real Vault, or (--apply) the same through Vault's API.
 
 import type { Command } from 'commander';
-import { VaultRequestError } from '../../client/index.ts';
+import { VaultRequestError } from '../../client/errors.ts';
 import { applyRegistration, planRegistration, PluginRegisterError } from '../../plugin/register.ts';
 import type { CommandContext } from '../context.ts';
 import { CliUsageError } from '../errors.ts';

@@ -1,7 +1,7 @@
 // tvm role write|read|list|delete: manage the roles of a tvm mount.
 
 import type { Command } from 'commander';
-import { deleteRole, listRoles, readRole, writeRole, type RoleWrite } from '../../client/index.ts';
+import { deleteRole, listRoles, readRole, writeRole, type RoleWrite } from '../../client/roles.ts';
 import { collect, parseCount, parseKeyValuePairs, splitPair } from '../argv.ts';
 import type { CommandContext } from '../context.ts';
 import { CliUsageError } from '../errors.ts';

@@ -4,7 +4,7 @@
 
 import { isIP } from 'node:net';
 import { Option, type Command } from 'commander';
-import { introspectToken, verifyToken, type VerifyOptions } from '../../client/index.ts';
+import type { VerifyOptions } from '../../client/tokens.ts';
 import { collect } from '../argv.ts';
 import type { CommandContext } from '../context.ts';
 import { CliUsageError, TokenInvalidError } from '../errors.ts';
@@ -90,6 +90,8 @@ here): verify it without --op, and leave its proofs to the resource server.`,
     )
     .action(async (jwt: string | undefined, flags: VerifyFlags) => {
       const options = expectations(flags);
+      // jose and the enforcement point load with the command that uses them, not with every tvm process.
+      const { verifyToken } = await import('../../client/tokens.ts');
       const result = await verifyToken(ctx.connect({ mount: flags.mount }), await tokenFrom(jwt, ctx), { ...options, env: ctx.io.env });
       if (!result.valid || !result.claims) {
         let reason = result.reason ?? 'unknown reason';
@@ -109,6 +111,7 @@ here): verify it without --op, and leave its proofs to the resource server.`,
     .addOption(mountOption())
     .addOption(formatOption(OUTPUT_FORMATS, 'json'))
     .action(async (jwt: string | undefined, flags: { mount: string; format: OutputFormat }) => {
+      const { introspectToken } = await import('../../client/tokens.ts');
       const answer = await introspectToken(ctx.connect({ mount: flags.mount }), await tokenFrom(jwt, ctx));
       printRecord(ctx.io, flags.format, answer);
     });

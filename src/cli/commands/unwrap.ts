@@ -2,7 +2,7 @@
 // single-use wrapping token, and print the creds as tvm creds does.
 
 import type { Command } from 'commander';
-import { unwrapCreds } from '../../client/index.ts';
+import { unwrapCreds } from '../../client/creds.ts';
 import type { CommandContext } from '../context.ts';
 import { CliUsageError } from '../errors.ts';
 import { formatOption } from '../options.ts';

@@ -1,0 +1,43 @@
+#!/usr/bin/env node
+// Compiles the CLI (src/cli/main.ts and everything it reaches, the dev server
+// and the broker included) into dist/cli/: plain ESM that Node runs without a
+// TypeScript loader. Packages stay imports (node_modules), and each command's
+// dynamic imports become their own chunks, so `tvm --help` loads commander and
+// little else while `tvm broker run` loads the broker's stores and SDKs when it
+// runs. bin/tvm.js runs this build when it is at least as new as src/, and the
+// sources through tsx when it is not (a checkout being edited).
+// `npm install` runs it (the prepare script). Prints the entry and its size.
+//   node scripts/build-cli.mjs
+import { rmSync, statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const outdir = join(root, 'dist/cli');
+rmSync(outdir, { recursive: true, force: true });
+const result = await build({
+  entryPoints: [join(root, 'src/cli/main.ts')],
+  outdir,
+  bundle: true,
+  splitting: true,
+  format: 'esm',
+  platform: 'node',
+  target: 'node20',
+  packages: 'external',
+  metafile: true,
+  logLevel: 'warning',
+});
+// Files that find others through import.meta.url: src/cli/main.ts (package.json)
+// and src/plugin/register.ts (dist/plugin/) resolve ../../ from two folders
+// down, which every output here is too (dist/cli/*.js, no chunk folder); the
+// plugin's proto sources read their neighbours and must not be reached at all.
+const inputs = Object.keys(result.metafile.inputs);
+const unsafe = inputs.filter((p) => p === 'src/plugin/proto/sources.ts');
+if (unsafe.length > 0) {
+  console.error(`build-cli: the CLI bundle reaches files that read their neighbours at run time: ${unsafe.join(', ')}`);
+  process.exit(1);
+}
+const outputs = Object.keys(result.metafile.outputs);
+const main = join(outdir, 'main.js');
+console.log(`${main} (${statSync(main).size} bytes, ${outputs.length - 1} chunks, from ${inputs.length} sources)`);
