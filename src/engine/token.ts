@@ -1,8 +1,9 @@
 // Minting and checking tvm tokens: JWS compact, RFC 9068 access-token profile.
 
-import { decodeProtectedHeader, jwtVerify, SignJWT, type JWTPayload } from 'jose';
+import { sign as cryptoSign, type KeyObject } from 'node:crypto';
+import { decodeProtectedHeader, jwtVerify, type JWTPayload } from 'jose';
 import type { EngineContext } from './context.ts';
-import type { EffectiveConfig } from './config.ts';
+import type { EffectiveConfig, SigningAlgorithm } from './config.ts';
 import type { Storage } from '../sdk/logical.ts';
 import { statusUri, type StatusRef } from './status.ts';
 import { scopeOf } from './patterns.ts';
@@ -36,7 +37,40 @@ export function rfc3339(seconds: number): string {
   return new Date(seconds * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
 }
 
-/** Signs a token for the grant, valid from `iatS` to `expS` (seconds). */
+/**
+ * The encoded protected header of each signing key (alg, kid, typ), made once:
+ * every token of a key carries the same one.
+ */
+const encodedHeaders = new Map<string, string>();
+
+function encodedHeader(alg: SigningAlgorithm, kid: string): string {
+  const id = `${alg}.${kid}`;
+  let header = encodedHeaders.get(id);
+  if (header === undefined) {
+    header = Buffer.from(JSON.stringify({ alg, kid, typ: TOKEN_TYP })).toString('base64url');
+    if (encodedHeaders.size > 64) encodedHeaders.clear();
+    encodedHeaders.set(id, header);
+  }
+  return header;
+}
+
+/** A JWS signature over `input` (RFC 7518: ECDSA as r||s, RSASSA-PKCS1-v1_5, Ed25519). */
+export function jwsSignature(alg: SigningAlgorithm, key: KeyObject, input: string): Buffer {
+  switch (alg) {
+    case 'ES256':
+      return cryptoSign('sha256', Buffer.from(input), { key, dsaEncoding: 'ieee-p1363' });
+    case 'RS256':
+      return cryptoSign('sha256', Buffer.from(input), key);
+    case 'EdDSA':
+      return cryptoSign(null, Buffer.from(input), key);
+  }
+}
+
+/**
+ * Signs a token for the grant, valid from `iatS` to `expS` (seconds). A JWS
+ * compact serialisation made with node:crypto on the key ring's KeyObject
+ * (one synchronous signature: no WebCrypto job, no thread pool round trip).
+ */
 export async function signToken(
   ctx: EngineContext,
   storage: Storage,
@@ -58,16 +92,15 @@ export async function signToken(
   }
   if (grant.cnf_jkt) claims.cnf = { jkt: grant.cnf_jkt };
   if (grant.status) claims.status = { status_list: { idx: grant.status.idx, uri: statusUri(config.issuer, grant.status.list) } };
-  return new SignJWT(claims)
-    .setProtectedHeader({ alg: key.alg, kid: key.kid, typ: TOKEN_TYP })
-    .setIssuer(config.issuer)
-    .setSubject(grant.sub)
-    .setAudience(grant.aud.length === 1 ? grant.aud[0] : grant.aud)
-    .setIssuedAt(iatS)
-    .setNotBefore(iatS)
-    .setExpirationTime(expS)
-    .setJti(grant.jti)
-    .sign(key.privateKey);
+  claims.iss = config.issuer;
+  claims.sub = grant.sub;
+  claims.aud = grant.aud.length === 1 ? grant.aud[0] : grant.aud;
+  claims.iat = iatS;
+  claims.nbf = iatS;
+  claims.exp = expS;
+  claims.jti = grant.jti;
+  const input = `${encodedHeader(key.alg, key.kid)}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}`;
+  return `${input}.${jwsSignature(key.alg, key.privateKey, input).toString('base64url')}`;
 }
 
 export type TokenCheck =
