@@ -185,8 +185,10 @@ if (only.has('tvm')) {
       const name = audited ? `tvm ${mode}+audit` : `tvm ${mode}`;
       const flags: string[] = [];
       if (cpuProfDir) {
-        mkdirSync(cpuProfDir, { recursive: true });
-        flags.push('--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`, `--cpu-prof-name=${name.replace(/[ +]/g, '-')}-${Date.now()}.cpuprofile`);
+        // One folder per run: the loader's worker thread writes a profile of its own beside the main thread's.
+        const runDir = join(cpuProfDir, `${name.replace(/[ +]/g, '-')}-${Date.now()}`);
+        mkdirSync(runDir, { recursive: true });
+        flags.push('--cpu-prof', `--cpu-prof-dir=${runDir}`);
       }
       const server = await startPinned<{ address: string; rootToken: string }>(serverCore, args, flags);
       try {
