@@ -7,18 +7,28 @@
 // runs. bin/tvm.js runs this build when it is at least as new as src/, and the
 // sources through tsx when it is not (a checkout being edited).
 // `npm install` runs it (the prepare script). Prints the entry and its size.
-//   node scripts/build-cli.mjs
-import { readFileSync, rmSync, statSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+//   node scripts/build-cli.mjs [--outdir dist/<name>]
+// --outdir (two folders below the project, as dist/cli is) builds elsewhere, for
+// a test that must not replace the build other processes are running.
+import { readFileSync, renameSync, rmSync, statSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 import { build } from 'esbuild';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const outdir = join(root, 'dist/cli');
-rmSync(outdir, { recursive: true, force: true });
+const { values } = parseArgs({ options: { outdir: { type: 'string', default: 'dist/cli' } } });
+const outdir = resolve(root, values.outdir);
+if (relative(root, outdir).split(/[\\/]/).length !== 2) {
+  console.error(`build-cli: --outdir must be two folders below ${root} (as dist/cli is): ${values.outdir}`);
+  process.exit(2);
+}
+// Built beside, then swapped in: a tvm process starting meanwhile finds the old build or the new one, never half of one.
+const staging = `${outdir}.${process.pid}.tmp`;
+rmSync(staging, { recursive: true, force: true });
 const result = await build({
   entryPoints: [join(root, 'src/cli/main.ts')],
-  outdir,
+  outdir: staging,
   bundle: true,
   splitting: true,
   format: 'esm',
@@ -40,14 +50,18 @@ const inputs = Object.keys(result.metafile.inputs);
 const unsafe = inputs.filter((p) => p === 'src/plugin/proto/sources.ts');
 if (unsafe.length > 0) {
   console.error(`build-cli: the CLI bundle reaches files that read their neighbours at run time: ${unsafe.join(', ')}`);
+  rmSync(staging, { recursive: true, force: true });
   process.exit(1);
 }
 // A package bundled by accident (imported but not a dependency) would be frozen at build time.
 const bundled = [...new Set(inputs.filter((p) => p.includes('node_modules/')).map((p) => p.split('node_modules/').pop().split('/')[0]))];
 if (bundled.some((name) => name !== 'commander')) {
   console.error(`build-cli: packages bundled that should stay imports (add them to dependencies): ${bundled.join(', ')}`);
+  rmSync(staging, { recursive: true, force: true });
   process.exit(1);
 }
+rmSync(outdir, { recursive: true, force: true });
+renameSync(staging, outdir);
 const outputs = Object.keys(result.metafile.outputs);
 const main = join(outdir, 'main.js');
 console.log(`${main} (${statSync(main).size} bytes, ${outputs.length - 1} chunks, from ${inputs.length} sources)`);

@@ -1,10 +1,11 @@
 // The compiled CLI (dist/cli/, built by `npm install`'s prepare step) is what
-// bin/tvm.js runs: these run it as a user's shell would, as whole processes
-// through bin/tvm.js, against a dev server the compiled CLI started itself, so
-// a bundle that lost a file, a chunk or a path relative to import.meta.url fails
-// here rather than on a user's machine.
+// bin/tvm.js runs. These build it afresh into a folder of their own beside it
+// (dist/cli is not replaced under other tests' feet) and run it as a user's
+// shell would, as whole processes, against a dev server the compiled CLI
+// started itself: a bundle that lost a file, a chunk or a path relative to
+// import.meta.url fails here rather than on a user's machine.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -12,7 +13,9 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const root = join(import.meta.dirname, '../..');
-const bin = join(root, 'bin/tvm.js');
+const outdir = join(root, 'dist', `cli-test-${process.pid}`);
+// What bin/tvm.js does with a fresh build.
+const bin = join(outdir, 'tvm.mjs');
 const execFileP = promisify(execFile);
 
 interface Ran {
@@ -47,7 +50,8 @@ let addr = '';
 
 beforeAll(async () => {
   // The build a clean `npm install` makes; made again so the test sees the sources as they are now.
-  await execFileP(process.execPath, [join(root, 'scripts/build-cli.mjs')], { cwd: root });
+  await execFileP(process.execPath, [join(root, 'scripts/build-cli.mjs'), '--outdir', outdir], { cwd: root });
+  writeFileSync(bin, "import { main } from './main.js';\nprocess.exitCode = await main(process.argv);\n");
   const port = await freePort();
   server = spawn(process.execPath, [bin, 'server', '-dev', '-dev-listen-address', `127.0.0.1:${port}`, '-dev-root-token-id', 'built-root'], {
     cwd: root,
@@ -70,6 +74,7 @@ afterAll(async () => {
     server.kill('SIGTERM');
     await exited;
   }
+  rmSync(outdir, { recursive: true, force: true });
 });
 
 describe('the compiled CLI', () => {
