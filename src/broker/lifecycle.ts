@@ -61,6 +61,7 @@ export async function startBroker(config: BrokerConfig, options: StartOptions = 
   }
   const audit = config.audit ? openAudit(config.audit) : undefined;
   const store = options.store ?? (await openStore(config.store));
+  if (store.commitStats) metrics.commitSource = () => store.commitStats!();
   // Its logins are recorded in the registry (times only): which login obtained each lease, and when its token ends.
   const vault = options.vault ?? createVaultGateway(config.vault, clock, log, { registry: store, replica: config.broker.replica });
   let api: Awaited<ReturnType<typeof listen>> | null = null;

@@ -19,6 +19,14 @@ export interface BrokerMetrics {
   cloudOps: Counter<'cloud' | 'op'>;
   /** op: issue | refresh | teardown | cleanup | rollback. */
   cloudFailures: Counter<'cloud' | 'op'>;
+  /** Where the store's group-commit counters are read at each scrape (set once the store is open). */
+  commitSource: (() => CommitStats) | null;
+}
+
+/** A store's group commit so far: transactions committed (one fsync each) and the durable writes they held. */
+export interface CommitStats {
+  transactions: number;
+  writes: number;
 }
 
 export function createMetrics(): BrokerMetrics {
@@ -75,6 +83,26 @@ export function createMetrics(): BrokerMetrics {
       labelNames: ['cloud', 'op'],
       registers: [registry],
     }),
+    commitSource: null,
   };
+  // Read from the store at each scrape (counters it keeps itself): reset, then set to its figure.
+  const fromStore = (pick: (s: CommitStats) => number) =>
+    function (this: Counter) {
+      const s = m.commitSource?.();
+      this.reset();
+      if (s) this.inc(pick(s));
+    };
+  new Counter({
+    name: 'tvm_broker_store_commits_total',
+    help: 'Registry transactions committed durably (one fsync each; a group commit holds many writes)',
+    registers: [registry],
+    collect: fromStore((s) => s.transactions),
+  });
+  new Counter({
+    name: 'tvm_broker_store_writes_total',
+    help: 'Registry writes made durable (intents, completions, renewals, events...)',
+    registers: [registry],
+    collect: fromStore((s) => s.writes),
+  });
   return m;
 }

@@ -219,6 +219,8 @@ export interface StoreStats {
  */
 export interface Store {
   readonly kind: 'sqlite' | 'postgres';
+  /** Group commit so far: transactions committed (one fsync each) and the durable writes they held. */
+  commitStats?(): { transactions: number; writes: number };
   /** Applies the numbered migrations not yet applied; returns the schema version. */
   migrate(): Promise<number>;
   close(): Promise<void>;

@@ -129,6 +129,10 @@ export class SqliteStore implements Store {
     batch.forEach((w, i) => settle(w, outcomes[i]));
   }
 
+  commitStats(): { transactions: number; writes: number } {
+    return { ...this.commits };
+  }
+
   private readonly statements = new Map<string, Database.Statement>();
 
   /** Prepared once per SQL text. */
