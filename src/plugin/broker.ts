@@ -97,6 +97,8 @@ export class Broker {
       'grpc.default_authority': 'localhost',
       'grpc.max_receive_message_length': 2 ** 31 - 1,
       'grpc.max_send_message_length': 2 ** 31 - 1,
+      'grpc.enable_channelz': 0,
+      'grpc.enable_retries': 0,
     });
     await waitReady(channel, Date.now() + timeoutMs).catch((err: unknown) => {
       channel.close();

@@ -71,6 +71,7 @@ export async function startPlugin(io: PluginIo, options: PluginOptions = {}): Pr
   const server = new grpc.Server({
     'grpc.max_receive_message_length': 2 ** 31 - 1,
     'grpc.max_send_message_length': 2 ** 31 - 1,
+    'grpc.enable_channelz': 0,
   });
   const stdioStreams = new Set<grpc.ServerWritableStream<unknown, unknown>>();
   let stop: (reason: string) => Promise<void> = async () => undefined;

@@ -1,5 +1,5 @@
-// TypeScript shapes of the protocol messages as @grpc/proto-loader hands them
-// over with LOADER_OPTIONS (see protos.ts): snake_case and Vault's own
+// TypeScript shapes of the protocol messages as the codecs hand them over
+// (protos.ts's CONVERSION, and codec.ts alike): snake_case and Vault's own
 // capitalisation kept, int64 as decimal strings, bytes as Buffers, absent
 // message fields as null. Only the messages the plugin reads or writes.
 
