@@ -1,18 +1,30 @@
-// SQLite physical storage: one `kv` table in a WAL-mode file with
-// synchronous=FULL, so a write whose promise resolved survives a crash of the
-// process or the machine.
+// SQLite physical storage: one `kv` table in a WAL-mode file; a write whose
+// promise resolved survives a crash of the process or the machine.
 //
 // Group commit: puts and deletes are queued and written together in one
 // transaction on the next turn of the event loop (or as soon as the queue holds
-// `maxBatchOps`), so one fsync covers every write of that turn. Each write's
-// promise settles after its transaction: resolved once committed, rejected if
-// it failed (then none of the batch was applied). Until then the queued values
-// are an overlay that get and list read first, so callers read their writes.
+// `maxBatchOps`). Until then the queued values are an overlay that get and list
+// read first, so callers read their writes. A failed transaction rejects every
+// write of its batch (none of it was applied).
+//
+// Durability off the event loop: SQLite commits with synchronous=OFF (its
+// frames are written to the -wal file, not yet flushed), and the -wal file is
+// then fsync'd on the thread pool; each write's promise resolves only once an
+// fsync that began after its commit has completed. One fsync covers every
+// transaction committed before it started, so while one is under way the next
+// batches commit and wait for the next fsync together: the event loop keeps
+// serving instead of blocking on the disk. Checkpoints are ours, not
+// SQLite's automatic ones (which would copy unsynced frames into the database
+// and then reuse the log): when the log has grown, one is run with
+// synchronous=FULL, which syncs the log, copies it, syncs the database and
+// truncates the log. A failed fsync leaves the file's state unknown: the
+// storage then refuses everything (as PostgreSQL panics) and the writes
+// waiting on it are rejected.
 //
 // The file, its -wal and -shm are the owner's alone (0600), the directory it
 // creates 0700, whatever the process umask.
 
-import { chmodSync, closeSync, mkdirSync, openSync, statSync } from 'node:fs';
+import { chmodSync, closeSync, fstatSync, fsync, fsyncSync, mkdirSync, openSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Storage } from '../../sdk/logical.ts';
@@ -40,6 +52,8 @@ export interface SqliteStorageOptions {
   maxBatchOps?: number;
   /** How long to wait for a lock held by another connection (default 5000 ms). */
   busyTimeoutMs?: number;
+  /** How the log is made durable (default fs.fsync); tests hold or fail it. */
+  fsync?: (fd: number, callback: (err: NodeJS.ErrnoException | null) => void) => void;
 }
 
 interface Waiter {
@@ -47,11 +61,15 @@ interface Waiter {
   reject: (err: unknown) => void;
 }
 
+/** The -wal file's size past which the next commit is followed by a checkpoint (SQLite's default is 1000 pages). */
+const CHECKPOINT_WAL_BYTES = 4 * 1024 * 1024;
+
 class SqliteStorage implements PhysicalStorage {
   readonly persistent = true;
   private readonly db: Database.Database;
   private readonly path: string;
   private readonly maxBatchOps: number;
+  private readonly syncLog: NonNullable<SqliteStorageOptions['fsync']>;
   private readonly selectValue: Database.Statement<[string], Buffer>;
   private readonly selectKeysFrom: Database.Statement<[string], string>;
   private readonly selectKeysRange: Database.Statement<[string, string], string>;
@@ -61,11 +79,23 @@ class SqliteStorage implements PhysicalStorage {
   private waiters: Waiter[] = [];
   private flushHandle: NodeJS.Immediate | null = null;
   private closing: Promise<void> | null = null;
+  /** Committed, not yet known durable: they wait for the next fsync. */
+  private unsynced: Waiter[] = [];
+  /** The writes the fsync under way will settle; null when none is. */
+  private syncing: Waiter[] | null = null;
+  /** The -wal file, opened for fsync at the first commit. */
+  private walFd: number | null = null;
+  private checkpointDue = false;
+  /** Set by a failed fsync: nothing is served after it. */
+  private failed: StorageError | null = null;
+  /** Set as shutdown() starts (this.closing is assigned only once it returns its promise). */
+  private shuttingDown = false;
 
   constructor(db: Database.Database, path: string, options: SqliteStorageOptions) {
     this.db = db;
     this.path = path;
     this.maxBatchOps = Math.max(1, options.maxBatchOps ?? 1000);
+    this.syncLog = options.fsync ?? fsync;
     this.selectValue = db.prepare<[string], Buffer>('SELECT value FROM kv WHERE key = ?').pluck();
     this.selectKeysFrom = db.prepare<[string], string>('SELECT key FROM kv WHERE key >= ? ORDER BY key').pluck();
     this.selectKeysRange = db
@@ -85,6 +115,7 @@ class SqliteStorage implements PhysicalStorage {
 
   async get(key: string): Promise<Uint8Array | null> {
     if (this.closing) throw closedError();
+    if (this.failed) throw this.failed;
     const queued = this.overlay.get(key);
     if (queued !== undefined) return queued === null ? null : new Uint8Array(queued);
     let value: Buffer | undefined;
@@ -107,6 +138,7 @@ class SqliteStorage implements PhysicalStorage {
   /** Queues every op before any flush can run, so they land in one transaction. */
   batch(ops: ReadonlyArray<StorageOp>): Promise<void> {
     if (this.closing) return Promise.reject(closedError());
+    if (this.failed) return Promise.reject(this.failed);
     if (ops.length === 0) return Promise.resolve();
     const done = new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject }));
     // Values are copied now: the caller may reuse its arrays before the transaction commits.
@@ -118,6 +150,7 @@ class SqliteStorage implements PhysicalStorage {
 
   async list(prefix: string): Promise<string[]> {
     if (this.closing) throw closedError();
+    if (this.failed) throw this.failed;
     const out = new Set<string>();
     const overlay = this.overlay.size > 0 ? this.overlay : null;
     try {
@@ -142,14 +175,46 @@ class SqliteStorage implements PhysicalStorage {
     return this.closing;
   }
 
-  /** Commits what is queued and releases the file (runs synchronously up to its end). */
+  /**
+   * Commits what is queued, makes every commit durable, and releases the file
+   * (runs synchronously up to its end).
+   */
   private async shutdown(): Promise<void> {
-    this.flush();
+    this.shuttingDown = true;
+    let failure: unknown = this.failed;
+    if (this.failed) {
+      for (const w of this.waiters) w.reject(this.failed);
+      this.waiters = [];
+      this.overlay = new Map();
+    } else {
+      try {
+        // From here SQLite syncs each commit itself, and the close's checkpoint.
+        this.db.pragma('synchronous = FULL');
+        this.flush();
+        const waiting = [...(this.syncing ?? []), ...this.unsynced];
+        this.unsynced = [];
+        if (waiting.length > 0) {
+          if (this.walFd !== null) fsyncSync(this.walFd);
+          for (const w of waiting) w.resolve();
+        }
+      } catch (err) {
+        failure = err;
+        const failed = new StorageError('ERR_STORAGE_WRITE', `storage sync failed: ${messageOf(err)}`, { cause: err });
+        for (const w of [...(this.syncing ?? []), ...this.unsynced]) w.reject(failed);
+        this.unsynced = [];
+      }
+    }
+    // An fsync still under way closes the descriptor when it returns.
+    if (this.walFd !== null && this.syncing === null) {
+      closeSync(this.walFd);
+      this.walFd = null;
+    }
     try {
       this.db.close();
     } catch (err) {
       throw new StorageError('ERR_STORAGE_WRITE', `closing ${this.path} failed: ${messageOf(err)}`, { cause: err });
     }
+    if (failure) throw new StorageError('ERR_STORAGE_WRITE', `closing ${this.path}: a sync failed: ${messageOf(failure)}`, { cause: failure });
   }
 
   /**
@@ -197,7 +262,87 @@ class SqliteStorage implements PhysicalStorage {
       for (const w of waiters) w.reject(failure);
       return;
     }
-    for (const w of waiters) w.resolve();
+    if (this.shuttingDown) {
+      // Closing: synchronous=FULL, this commit synced the log itself.
+      for (const w of waiters) w.resolve();
+      return;
+    }
+    for (const w of waiters) this.unsynced.push(w);
+    if (this.checkpointDue) this.checkpoint();
+    this.syncSoon();
+  }
+
+  /** Starts an fsync of the log for every commit not yet synced, unless one is under way (its end starts the next). */
+  private syncSoon(): void {
+    if (this.syncing !== null || this.unsynced.length === 0 || this.failed) return;
+    let fd: number;
+    try {
+      fd = this.openWal();
+    } catch (err) {
+      this.fail(this.unsynced, err);
+      this.unsynced = [];
+      return;
+    }
+    const group = this.unsynced;
+    this.unsynced = [];
+    this.syncing = group;
+    this.syncLog(fd, (err) => {
+      this.syncing = null;
+      if (this.shuttingDown) {
+        // shutdown() settled the group (it synced again itself); the descriptor is ours to close.
+        if (this.walFd !== null) closeSync(this.walFd);
+        this.walFd = null;
+        return;
+      }
+      if (err) {
+        this.fail(group, err);
+        return;
+      }
+      for (const w of group) w.resolve();
+      this.syncSoon();
+    });
+  }
+
+  /**
+   * The -wal file's descriptor: opened once, and again if the file at the
+   * path is no longer the one open (an fsync must reach the log SQLite
+   * writes). Notes when the log has grown enough for a checkpoint.
+   */
+  private openWal(): number {
+    const walPath = `${this.path}-wal`;
+    const onDisk = statSync(walPath);
+    if (this.walFd !== null && fstatSync(this.walFd).ino !== onDisk.ino) {
+      closeSync(this.walFd);
+      this.walFd = null;
+    }
+    this.walFd ??= openSync(walPath, 'r+');
+    this.checkpointDue = onDisk.size > CHECKPOINT_WAL_BYTES;
+    return this.walFd;
+  }
+
+  /**
+   * Copies the log into the database and empties it, with SQLite's own syncs
+   * (log, then database), so no frame is copied before it is durable and the
+   * log is not reused before the database is. Blocks the loop for a few
+   * fsyncs, once per CHECKPOINT_WAL_BYTES of log.
+   */
+  private checkpoint(): void {
+    this.checkpointDue = false;
+    try {
+      this.db.pragma('synchronous = FULL');
+      this.db.pragma('wal_checkpoint(TRUNCATE)');
+    } catch {
+      // Not fatal: the log stays and the next commit past the size tries again.
+    } finally {
+      this.db.pragma('synchronous = OFF');
+    }
+  }
+
+  /** A failed fsync: the file's state is unknown, so the storage refuses everything from now on. */
+  private fail(group: Waiter[], err: unknown): void {
+    this.failed ??= new StorageError('ERR_STORAGE_WRITE', `storage sync failed, the storage refuses further use: ${messageOf(err)}`, { cause: err });
+    for (const w of [...group, ...this.unsynced]) w.reject(this.failed);
+    this.unsynced = [];
   }
 }
 
@@ -234,6 +379,10 @@ export function openSqliteStorage(path: string, options: SqliteStorageOptions = 
     db.pragma('synchronous = FULL');
     migrate(db);
     restrictFiles(fullPath);
+    // Commits are made durable by SqliteStorage's own fsync of the log, off the
+    // event loop, and checkpoints by its own (see the top of this file).
+    db.pragma('wal_autocheckpoint = 0');
+    db.pragma('synchronous = OFF');
     return new SqliteStorage(db, fullPath, options);
   } catch (err) {
     db.close();

@@ -1,0 +1,130 @@
+// The SQLite storage's durability off the event loop: a write resolves only
+// once an fsync of the log that began after its commit has completed; writes
+// committed meanwhile wait for the next one together; a failed fsync rejects
+// every write waiting on it and the storage then refuses everything; the log
+// is checkpointed (and emptied) by the storage itself.
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { fsync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterAll, describe, expect, it } from 'vitest';
+import { openSqliteStorage } from '../../src/server/storage/index.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'tvm-storage-sync-'));
+let counter = 0;
+const freshDbPath = (): string => join(dir, `db-${++counter}`, 'tvm.db');
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const bytes = (text: string): Uint8Array => new TextEncoder().encode(text);
+const text = (value: Uint8Array | null): string | null => (value === null ? null : new TextDecoder().decode(value));
+
+/** An fsync the test completes by hand (really syncing first), recording each call. */
+function heldFsync() {
+  const pending: Array<(err: NodeJS.ErrnoException | null) => void> = [];
+  return {
+    calls: () => pending.length,
+    fsync: (fd: number, callback: (err: NodeJS.ErrnoException | null) => void) => {
+      pending.push((err) => (err ? callback(err) : fsync(fd, callback)));
+    },
+    /** Completes the oldest held fsync (with `err`, or after a real fsync). */
+    release: (err: NodeJS.ErrnoException | null = null) => pending.shift()!(err),
+  };
+}
+
+/** Whether a promise has settled, after letting pending callbacks run. */
+async function state(p: Promise<unknown>): Promise<'pending' | 'resolved' | 'rejected'> {
+  let out: 'pending' | 'resolved' | 'rejected' = 'pending';
+  p.then(
+    () => (out = 'resolved'),
+    () => (out = 'rejected'),
+  );
+  await new Promise((r) => setTimeout(r, 20));
+  return out;
+}
+
+describe('sqlite storage durability', () => {
+  it('resolves a write only after the fsync that follows its commit, and reads it meanwhile', async () => {
+    const held = heldFsync();
+    const s = openSqliteStorage(freshDbPath(), { fsync: held.fsync });
+    const write = s.put('lease/a', bytes('1'));
+    expect(await state(write)).toBe('pending');
+    expect(held.calls()).toBe(1);
+    // Committed, not yet durable: readable, not acknowledged.
+    expect(text(await s.get('lease/a'))).toBe('1');
+    held.release();
+    expect(await state(write)).toBe('resolved');
+    await s.close();
+  });
+
+  it('groups the writes committed during an fsync into the next one: each waits for a sync begun after its own commit', async () => {
+    const held = heldFsync();
+    const s = openSqliteStorage(freshDbPath(), { fsync: held.fsync });
+    const first = s.put('a', bytes('1'));
+    await state(first);
+    // Three writes of later turns commit while the first fsync is under way.
+    const later = [s.put('b', bytes('2')), s.put('c', bytes('3'))];
+    await state(later[0]);
+    const last = s.batch([{ key: 'd', value: bytes('4') }]);
+    expect(held.calls()).toBe(1);
+    held.release();
+    expect(await state(first)).toBe('resolved');
+    // The first fsync's end starts one for everything committed meanwhile: they are not acknowledged by the old one.
+    for (const p of [...later, last]) expect(await state(p)).toBe('pending');
+    expect(held.calls()).toBe(1);
+    held.release();
+    for (const p of [...later, last]) expect(await state(p)).toBe('resolved');
+    await s.close();
+  });
+
+  it('rejects every write waiting on a failed fsync, and refuses everything after it', async () => {
+    const held = heldFsync();
+    const s = openSqliteStorage(freshDbPath(), { fsync: held.fsync });
+    const a = s.put('a', bytes('1'));
+    await state(a);
+    const b = s.put('b', bytes('2'));
+    await state(b);
+    const failure = Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' });
+    held.release(failure);
+    await expect(a).rejects.toMatchObject({ code: 'ERR_STORAGE_WRITE' });
+    await expect(b).rejects.toMatchObject({ code: 'ERR_STORAGE_WRITE' });
+    await expect(s.put('c', bytes('3'))).rejects.toMatchObject({ code: 'ERR_STORAGE_WRITE', message: /refuses further use/ });
+    await expect(s.get('a')).rejects.toMatchObject({ code: 'ERR_STORAGE_WRITE' });
+    await s.close().catch(() => undefined);
+  });
+
+  it('settles writes still waiting on an fsync when it closes, and keeps them', async () => {
+    const held = heldFsync();
+    const path = freshDbPath();
+    const s = openSqliteStorage(path, { fsync: held.fsync });
+    const syncing = s.put('a', bytes('1'));
+    await state(syncing);
+    const queued = s.put('b', bytes('2'));
+    await s.close();
+    await expect(syncing).resolves.toBeUndefined();
+    await expect(queued).resolves.toBeUndefined();
+    held.release();
+    const again = openSqliteStorage(path);
+    expect(text(await again.get('a'))).toBe('1');
+    expect(text(await again.get('b'))).toBe('2');
+    await again.close();
+  });
+
+  it('checkpoints the log itself once it has grown (SQLite never copies unsynced frames), and everything stays', async () => {
+    const path = freshDbPath();
+    const s = openSqliteStorage(path);
+    const value = new Uint8Array(64 * 1024).fill(7);
+    let maxWal = 0;
+    for (let i = 0; i < 120; i++) {
+      await s.put(`big/${String(i).padStart(3, '0')}`, value);
+      maxWal = Math.max(maxWal, statSync(`${path}-wal`).size);
+    }
+    // 120 x 64 KiB is 7.5 MiB of values: without checkpoints the log would hold it all.
+    expect(maxWal).toBeLessThan(6 * 1024 * 1024);
+    expect(await s.list('big/')).toHaveLength(120);
+    await s.close();
+    const db = new Database(path, { readonly: true });
+    expect(db.prepare('SELECT count(*) FROM kv').pluck().get()).toBe(120);
+    db.close();
+  });
+});
