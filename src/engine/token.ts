@@ -34,7 +34,9 @@ export function tokenTypeOf(read: string[], write: string[]): 'readwrite' | 'rea
 }
 
 export function rfc3339(seconds: number): string {
-  return new Date(seconds * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
+  const iso = new Date(seconds * 1000).toISOString();
+  // Whole seconds: `YYYY-MM-DDTHH:MM:SS.000Z` loses its fraction (years past 9999 keep the general rule).
+  return iso.length === 24 ? `${iso.slice(0, 19)}Z` : iso.replace(/\.\d{3}Z$/, 'Z');
 }
 
 /**

@@ -70,7 +70,8 @@ async function parseRequest(req: IncomingMessage, requestId: string): Promise<Re
   const q = url.indexOf('?');
   const rawPath = q === -1 ? url : url.slice(0, q);
   const query = q === -1 ? null : new URLSearchParams(url.slice(q + 1));
-  const body = await readBody(req);
+  const read = readBody(req);
+  const body = Buffer.isBuffer(read) ? read : await read;
   if (!rawPath.startsWith('/v1/')) throw new HttpError(404);
   let path: string;
   try {
@@ -190,8 +191,13 @@ function queryData(query: URLSearchParams | null): Record<string, unknown> {
   return out;
 }
 
+const NO_BODY = Buffer.alloc(0);
+
 /** Reads the whole body; over the cap, drains (bounded) and answers 413. */
-function readBody(req: IncomingMessage): Promise<Buffer> {
+function readBody(req: IncomingMessage): Promise<Buffer> | Buffer {
+  // A request with neither Content-Length nor Transfer-Encoding has no body (RFC 9112 6.3):
+  // nothing to wait for, and Node discards the (empty) stream once the answer is sent.
+  if (req.headers['content-length'] === undefined && req.headers['transfer-encoding'] === undefined) return NO_BODY;
   const declared = Number(req.headers['content-length'] ?? 0);
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
