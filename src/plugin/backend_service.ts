@@ -4,7 +4,6 @@
 
 import * as grpc from '@grpc/grpc-js';
 import type { Backend, Clock, MountLimits } from '../engine/index.ts';
-import { createTvmBackend } from '../engine/index.ts';
 import type { Broker } from './broker.ts';
 import type { Logger } from './logger.ts';
 import type { Protocol } from './protos.ts';
@@ -37,6 +36,17 @@ export function withArguments(env: Record<string, string | undefined>, args: rea
     if (value) out.VAULT_API_ADDR = value;
   }
   return out;
+}
+
+let engine: Promise<typeof import('../engine/backend.ts')> | undefined;
+
+/**
+ * The engine's code, loaded on first use: the handshake does not need it, so the
+ * plugin answers the host sooner (server.ts starts this load once the handshake is out).
+ */
+export function loadEngine(): Promise<typeof import('../engine/backend.ts')> {
+  engine ??= import('../engine/backend.ts');
+  return engine;
 }
 
 /** How long the mount's lease ttls from SystemView are reused. */
@@ -117,7 +127,7 @@ export class BackendService {
     const storageClient = new protocol.StorageClient('localhost', insecure, clientOptions);
     const systemClient = new protocol.SystemViewClient('localhost', insecure, clientOptions);
     const apiAddr = resolveApiAddr(env);
-    const create = this.options.createBackend ?? createTvmBackend;
+    const create = this.options.createBackend ?? (await loadEngine()).createTvmBackend;
     const backend = create({ apiAddr, ...(this.options.clock ? { clock: this.options.clock } : {}) });
     if (this.instance) await this.cleanup();
     this.instance = { backend, channel, storage: new BrokeredStorage(storageClient), system: new BrokeredSystemView(systemClient) };

@@ -25,8 +25,15 @@ export async function main(): Promise<void> {
     early.warn(typeof warning === 'string' ? warning : warning.message, { warning: 'node' })) as typeof process.emitWarning;
   // Vault stops its plugins itself; a terminal's Ctrl-C must not kill them first.
   process.on('SIGINT', () => undefined);
+  // Listening for SIGTERM from the start: the handshake line goes out inside startPlugin, and a host
+  // that stops the plugin right after reading it must not find the default action (death, socket left).
+  let plugin: Awaited<ReturnType<typeof startPlugin>> | undefined;
+  let terminated = false;
+  process.on('SIGTERM', () => {
+    terminated = true;
+    if (plugin) void plugin.stop('SIGTERM');
+  });
 
-  let plugin;
   try {
     plugin = await startPlugin({
       env: withArguments(process.env, process.argv.slice(2)),
@@ -44,7 +51,7 @@ export async function main(): Promise<void> {
     info: (...a: unknown[]) => log.debug(a.map(String).join(' ')),
     debug: (...a: unknown[]) => log.trace(a.map(String).join(' ')),
   } as Console);
-  process.on('SIGTERM', () => void plugin.stop('SIGTERM'));
+  if (terminated) void plugin.stop('SIGTERM');
   // The server went away (its end of our pipes closed): stop, rather than log the failure
   // into the same closed pipe forever (an orphaned plugin spun on EPIPE at a core's worth of CPU).
   const orphaned = (): void => process.exit(0);

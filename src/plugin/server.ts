@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import type { Backend, Clock } from '../engine/index.ts';
-import { BackendService } from './backend_service.ts';
+import { BackendService, loadEngine } from './backend_service.ts';
 import { Broker } from './broker.ts';
 import { checkEnvironment, handshakeLine, type Env } from './handshake.ts';
 import { createLogger, parseLevel, type Logger } from './logger.ts';
@@ -146,5 +146,7 @@ export async function startPlugin(io: PluginIo, options: PluginOptions = {}): Pr
 
   io.stdout(handshakeLine(socketPath, handshakeCertificate(cert.der)));
   log.info('plugin serving', { socket: socketPath, protocol: 5 });
+  // The engine's code, while the host dials in and sends Setup.
+  if (!options.createBackend) setImmediate(() => void loadEngine().catch((err: unknown) => log.error('cannot load the engine', { error: (err as Error).message })));
   return { socketPath, log, stop, stopped };
 }

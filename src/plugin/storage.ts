@@ -11,7 +11,7 @@ type Unary = (req: unknown, metadata: grpc.Metadata, options: grpc.CallOptions, 
 
 export const STORAGE_CALL_TIMEOUT_MS = 30_000;
 
-/** Calls a unary method of a proto-loader client as a promise. */
+/** Calls a unary method of a client made by grpc.makeClientConstructor (protos.ts) as a promise. */
 export function unary<Res>(client: grpc.Client, method: string, req: unknown, timeoutMs = STORAGE_CALL_TIMEOUT_MS): Promise<Res> {
   const fn = (client as unknown as Record<string, Unary>)[method];
   if (typeof fn !== 'function') return Promise.reject(new Error(`no method ${method}`));

@@ -15,7 +15,10 @@
 //   400 an error response (data.error), 403/429/500 a coded error, 404 the
 //   UnsupportedPath error, 405 the UnsupportedOperation error.
 
-import { EngineError, HTTP_RAW_BODY, OPERATIONS, isEngineError } from '../engine/index.ts';
+// From the modules that define them, not the engine's index: the plugin loads the engine itself
+// only after its handshake (backend_service.ts).
+import { EngineError, isEngineError } from '../sdk/errors.ts';
+import { HTTP_RAW_BODY, OPERATIONS } from '../sdk/logical.ts';
 import type { Caller, LogicalRequest, LogicalResponse, Operation, Storage, StoredSecret } from '../engine/index.ts';
 import { ERR_TYPE } from './wire.ts';
 import type { HandleRequestReply, WireError, WireLeaseOptions, WireRequest, WireResponse, WireSecret, WireTimestamp } from './wire.ts';
