@@ -69,6 +69,17 @@ function targetOptions(cmd: Command): Command {
     .addOption(new Option('--socket <path>', "the broker's unix socket (default: TVM_BROKER_SOCKET)"));
 }
 
+/** Sends process warnings to `to` instead of Node's stderr printer; returns the function that puts the printer back. */
+export function routeProcessWarnings(to: (warning: Error) => void): () => void {
+  const previous = process.listeners('warning');
+  process.removeAllListeners('warning');
+  process.on('warning', to);
+  return () => {
+    process.off('warning', to);
+    for (const listener of previous) process.on('warning', listener);
+  };
+}
+
 export function registerBrokerCommands(program: Command, ctx: CommandContext): void {
   const broker = program.command('broker').description('the lease broker: keeps workloads\' leases alive while they live and revokes them when they should die');
 
@@ -78,7 +89,7 @@ export function registerBrokerCommands(program: Command, ctx: CommandContext): v
     .requiredOption('--config <file>', 'broker config (HCL or JSON), e.g. vault-config/broker.hcl')
     .action(async (flags: { config: string }) => {
       // Loaded here, not at start-up: the broker and its stores are needed by this command alone.
-      const { BrokerError, loadConfig, startBroker } = await import('../../broker/index.ts');
+      const { BrokerError, createLogger, loadConfig, startBroker } = await import('../../broker/index.ts');
       // An unusable config file (or a file it names) is bad input: exit 2 with the one line naming the problem.
       const usable = <T>(p: Promise<T>): Promise<T> =>
         p.catch((err: unknown) => {
@@ -89,19 +100,26 @@ export function registerBrokerCommands(program: Command, ctx: CommandContext): v
           throw err;
         });
       const config = await usable(loadConfig(flags.config, ctx.io.env));
-      const running = await usable(startBroker(config));
-      ctx.io.stderr(`tvm broker: listening on ${[running.url, running.socket].filter(Boolean).join(' and ')}\n`);
-      await new Promise<void>((resolve) => {
-        let signals = 0;
-        const off = ctx.io.onSignal(() => {
-          signals++;
-          // First signal: graceful; second: forced.
-          void running.stop({ force: signals > 1 }).then(() => {
-            off();
-            resolve();
+      const log = createLogger({ level: config.logLevel, to: config.logTo });
+      // Its log is JSON lines: Node's warnings (the AWS SDK's notice about the Node version, say) become lines of it too.
+      const restoreWarnings = routeProcessWarnings((warning) => log.warn({ warning: warning.name, detail: warning.message.replace(/\s*\n\s*/g, ' ') }, 'node warning'));
+      try {
+        const running = await usable(startBroker(config, { log }));
+        ctx.io.stderr(`tvm broker: listening on ${[running.url, running.socket].filter(Boolean).join(' and ')}\n`);
+        await new Promise<void>((resolve) => {
+          let signals = 0;
+          const off = ctx.io.onSignal(() => {
+            signals++;
+            // First signal: graceful; second: forced.
+            void running.stop({ force: signals > 1 }).then(() => {
+              off();
+              resolve();
+            });
           });
         });
-      });
+      } finally {
+        restoreWarnings();
+      }
     });
 
   targetOptions(broker.command('status').description('replica, store and lease counts by state'))
