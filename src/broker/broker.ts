@@ -341,6 +341,11 @@ export class Broker {
 
   private async event(kind: string, workloadId: string | null, leaseRowId: string | null, reason: string | null, detail: string | null = null) {
     await this.store.addEvent({ at: this.clock(), kind, workloadId, leaseRowId, reason, detail });
+    await this.afterEvent(kind, workloadId, leaseRowId, reason, detail);
+  }
+
+  /** What follows an event's record: the usage counts and the audit line. */
+  private async afterEvent(kind: string, workloadId: string | null, leaseRowId: string | null, reason: string | null, detail: string | null) {
     if (kind === 'issued' || kind === 'reissued') this.usage.count('issued', this.clock());
     else if (kind === 'revoked') this.usage.count('revoked', this.clock());
     if (this.audit) await this.auditLine(kind, workloadId, leaseRowId ? await this.store.getLease(leaseRowId) : null, reason, detail);
@@ -525,8 +530,8 @@ export class Broker {
     const start = this.clock();
     const claimUntil = start + this.settings.claimTtlMs;
     const cloud = cloudOf(scopeKey);
-    await this.store.insertIntent({ id, workloadId: w.id, role, scopeKey, owner: this.settings.replica, at: start, claimUntil });
-    const intent = (await this.store.getLease(id)) as LeaseRow;
+    // Durable before Vault is asked (the store's group commit shares the fsync with concurrent writes).
+    const intent = await this.store.insertIntent({ id, workloadId: w.id, role, scopeKey, owner: this.settings.replica, at: start, claimUntil });
     await this.hooks?.at?.('issue:before-vault', intent);
     let issuedBy: IssuedCreds;
     try {
@@ -571,22 +576,27 @@ export class Broker {
       expiresAt,
       dueAt: nextRenewalAt(now, expiresAt, this.settings.timing, this.random),
     };
-    if (!(await this.store.completeIntent(id, this.settings.replica, issued))) {
+    // A successor the broker fetched is not the workload asking: it is recorded apart from the issuance rate.
+    const record =
+      origin === 'request'
+        ? { at: this.clock(), kind: 'issued', workloadId: w.id, leaseRowId: id, reason: null, detail: role }
+        : { at: this.clock(), kind: 'reissued', workloadId: w.id, leaseRowId: id, reason: origin, detail: role };
+    // With a cloud grant still to complete, the record waits for it (as before); otherwise it commits with the lease.
+    let row = await this.store.completeIntent(id, this.settings.replica, issued, pending ? undefined : record);
+    if (!row) {
       // Our claim on the intent lapsed and reconcile may have treated it as abandoned: do not hand out a lease we do not own.
       if (pending) await this.grants.abandon(pending, intent, 'issuing took longer than the intent claim');
       await this.vault.revoke(creds.lease_id, loginId).catch(() => undefined);
       throw new BrokerError('ERR_VAULT', 'issuing took longer than the intent claim; try again');
     }
-    let row = (await this.store.getLease(id)) as LeaseRow;
     if (pending && !(await this.grants.complete(pending, row))) {
       // Reconcile took the grant's intent over (its claim lapsed) and rolls it back: the lease has no use.
       await this.store.markRevoking(id, 'cloud_rollback', this.clock());
       this.onDue();
       throw new BrokerError('ERR_CLOUD_UNAVAILABLE', 'issuing took longer than the intent claim; try again');
     }
-    // A successor the broker fetched is not the workload asking: it is recorded apart from the issuance rate.
-    if (origin === 'request') await this.event('issued', w.id, id, null, role);
-    else await this.event('reissued', w.id, id, origin, role);
+    if (pending) await this.event(record.kind, w.id, id, record.reason, role);
+    else await this.afterEvent(record.kind, w.id, id, record.reason, role);
     this.metrics.issued.inc({ source: 'vault' });
     this.log.info({ workload: w.id, role, lease: id, jti: creds.jti, ttl_s: creds.lease_duration, cloud, origin }, 'lease issued');
     row = (await this.store.getLease(id)) as LeaseRow;

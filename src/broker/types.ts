@@ -232,8 +232,14 @@ export interface Store {
   endWorkload(id: string, reason: string, at: number): Promise<boolean>;
   activeWorkloads(): Promise<WorkloadRow[]>;
 
-  insertIntent(intent: NewIntent): Promise<void>;
-  completeIntent(id: string, owner: string, issued: Issued): Promise<boolean>;
+  /** The intent row, durable when this resolves (before the Vault call it announces). */
+  insertIntent(intent: NewIntent): Promise<LeaseRow>;
+  /**
+   * intent → active while `owner` holds the intent's claim, with `event` (the
+   * issue's record) in the same transaction; the row as completed, or null
+   * when the claim was lost (then nothing is written).
+   */
+  completeIntent(id: string, owner: string, issued: Issued, event?: EventRow): Promise<LeaseRow | null>;
   /** intent → failed (the request was refused) or abandoned (reconciled). */
   closeIntent(id: string, state: 'failed' | 'abandoned', reason: string, at: number): Promise<void>;
   /** Intents whose claim expired before now (their issuer died). */

@@ -24,6 +24,42 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
   vaultLoginsMigration('BIGINT'),
 ];
 
+/**
+ * Group commit: items added while a batch is being written wait and go
+ * together in the next; one batch in flight at a time. `write` answers per
+ * item, in order; when it throws, every item of the batch is rejected.
+ */
+class Batcher<T, R> {
+  private queue: Array<{ item: T; resolve: (r: R) => void; reject: (err: unknown) => void }> = [];
+  private busy = false;
+
+  constructor(private readonly writeBatch: (items: T[]) => Promise<R[]>) {}
+
+  add(item: T): Promise<R> {
+    return new Promise<R>((resolve, reject) => {
+      this.queue.push({ item, resolve, reject });
+      if (!this.busy) {
+        this.busy = true;
+        // After this turn's I/O callbacks: what they add joins the batch.
+        setImmediate(() => void this.drain());
+      }
+    });
+  }
+
+  private async drain(): Promise<void> {
+    while (this.queue.length > 0) {
+      const batch = this.queue.splice(0, 1000);
+      try {
+        const results = await this.writeBatch(batch.map((b) => b.item));
+        batch.forEach((b, i) => b.resolve(results[i]));
+      } catch (err) {
+        for (const b of batch) b.reject(err);
+      }
+    }
+    this.busy = false;
+  }
+}
+
 /** Serialises migrations across replicas starting together. */
 const MIGRATION_LOCK = 0x74766d62; // 'tvmb'
 
@@ -119,23 +155,65 @@ export class PostgresStore implements Store {
     return (await this.rows(`SELECT * FROM workloads WHERE state = 'active'`)).map(workloadFromRow);
   }
 
-  async insertIntent(i: NewIntent): Promise<void> {
-    await this.q(
+  // Group commit of the issue path: the intents (and the completions) that arrive while
+  // one batch commits go in the next, as one statement over arrays (unnest): one
+  // transaction and one WAL flush for all of them. A caller resolves once its batch
+  // committed; a batch that fails rejects every caller in it (none of it was written).
+  private readonly intents = new Batcher<NewIntent, LeaseRow | null>(async (batch) => {
+    const cols = (f: (i: NewIntent) => unknown) => batch.map(f);
+    const rows = await this.rows(
       `INSERT INTO leases (id, workload_id, role, scope_key, state, created_at, claim_owner, claim_until)
-       VALUES ($1, $2, $3, $4, 'intent', $5, $6, $7)`,
-      [i.id, i.workloadId, i.role, i.scopeKey, i.at, i.owner, i.claimUntil],
+       SELECT v.id, v.workload_id, v.role, v.scope_key, 'intent', v.created_at, v.claim_owner, v.claim_until
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::bigint[])
+           AS v (id, workload_id, role, scope_key, created_at, claim_owner, claim_until)
+       RETURNING *`,
+      [cols((i) => i.id), cols((i) => i.workloadId), cols((i) => i.role), cols((i) => i.scopeKey), cols((i) => i.at), cols((i) => i.owner), cols((i) => i.claimUntil)],
     );
+    const byId = new Map(rows.map((r) => [String(r.id), leaseFromRow(r)]));
+    return batch.map((i) => byId.get(i.id) ?? null);
+  });
+
+  private readonly completions = new Batcher<{ id: string; owner: string; x: Issued; e?: EventRow }, LeaseRow | null>(async (batch) => {
+    const cols = (f: (c: (typeof batch)[number]) => unknown) => batch.map(f);
+    // One statement: the completions, and the events of those whose claim held.
+    const rows = await this.rows(
+      `WITH v AS (
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[], $8::bigint[],
+                              $9::bigint[], $10::text[], $11::bigint[], $12::text[], $13::text[], $14::text[], $15::text[])
+           AS v (id, owner, lease_id, jti, token, ttl_ms, token_issued_at, expires_at, due_at, login_id,
+                 ev_at, ev_kind, ev_workload, ev_reason, ev_detail)),
+       done AS (
+         UPDATE leases l SET state = 'active', lease_id = v.lease_id, jti = v.jti, token = v.token, ttl_ms = v.ttl_ms,
+                token_issued_at = v.token_issued_at, expires_at = v.expires_at, due_at = v.due_at, login_id = v.login_id,
+                claim_owner = NULL, claim_until = 0
+           FROM v WHERE l.id = v.id AND l.state = 'intent' AND l.claim_owner = v.owner
+         RETURNING l.*),
+       ev AS (
+         INSERT INTO events (at, kind, workload_id, lease_row_id, reason, detail)
+         SELECT v.ev_at, v.ev_kind, v.ev_workload, v.id, v.ev_reason, v.ev_detail FROM v JOIN done ON done.id = v.id
+          WHERE v.ev_kind IS NOT NULL)
+       SELECT * FROM done`,
+      [
+        cols((c) => c.id), cols((c) => c.owner), cols((c) => c.x.leaseId), cols((c) => c.x.jti), cols((c) => c.x.token),
+        cols((c) => c.x.ttlMs), cols((c) => c.x.tokenIssuedAt), cols((c) => c.x.expiresAt), cols((c) => c.x.dueAt), cols((c) => c.x.loginId),
+        cols((c) => c.e?.at ?? null), cols((c) => c.e?.kind ?? null), cols((c) => c.e?.workloadId ?? null), cols((c) => c.e?.reason ?? null),
+        cols((c) => c.e?.detail ?? null),
+      ],
+    );
+    const byId = new Map(rows.map((r) => [String(r.id), leaseFromRow(r)]));
+    return batch.map((c) => byId.get(c.id) ?? null);
+  });
+
+  async insertIntent(i: NewIntent): Promise<LeaseRow> {
+    const row = await this.intents.add(i);
+    if (!row) throw new Error(`intent ${i.id} was not written`);
+    return row;
   }
 
-  async completeIntent(id: string, owner: string, x: Issued): Promise<boolean> {
-    return (
-      (await this.count(
-        `UPDATE leases SET state = 'active', lease_id = $1, jti = $2, token = $3, ttl_ms = $4, token_issued_at = $5, expires_at = $6,
-           due_at = $7, login_id = $8, claim_owner = NULL, claim_until = 0
-         WHERE id = $9 AND state = 'intent' AND claim_owner = $10`,
-        [x.leaseId, x.jti, x.token, x.ttlMs, x.tokenIssuedAt, x.expiresAt, x.dueAt, x.loginId, id, owner],
-      )) === 1
-    );
+  async completeIntent(id: string, owner: string, x: Issued, e?: EventRow): Promise<LeaseRow | null> {
+    // An event must name its lease (the statement records it for the lease it completes).
+    if (e && e.leaseRowId !== id) throw new Error('completeIntent: the event must be about the lease it completes');
+    return this.completions.add({ id, owner, x, e });
   }
 
   async closeIntent(id: string, state: 'failed' | 'abandoned', reason: string, at: number): Promise<void> {

@@ -2,17 +2,20 @@
 // process owns the file, so claims here never contend, but they follow the same
 // rules as PostgreSQL's so the broker logic is one.
 //
-// Group commit: every write is queued and the writes that arrive in the same
-// event-loop turn run as one transaction (each in its own savepoint, so one
-// write failing leaves the others), committed with one fsync
-// (synchronous = FULL). A caller's promise settles only after the transaction
-// holding its write committed, so a write is as durable as before when its
-// caller acts on it (intent before action), and reads, which run at once, see
-// only committed (synced) writes.
+// Group commit (sqlite-writer.ts): every write is queued; the writes that
+// arrive while one transaction commits run as the next one (each in its own
+// savepoint, so one write failing leaves the others), committed with one fsync
+// (synchronous = FULL) in a writer thread with its own connection, so the
+// event loop never waits on the disk. A caller's promise settles only after the
+// transaction holding its write committed, so a write is durable when its
+// caller acts on it (intent before action). Reads run at once on this thread's
+// connection and see only committed (synced) writes: in WAL mode a commit
+// becomes visible to other connections after its fsync.
 
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
+import { GroupCommit, InlineCommit, ThreadCommit, type Step, type StepResult } from './sqlite-writer.ts';
 import type { CloudGrant } from '../../iam/types.ts';
 import type { DueMove, EventRow, GrantRow, Issued, LeaseRow, LeaseState, LoginRow, NewGrant, NewIntent, Renewed, Store, StoreStats, WorkloadRow } from '../types.ts';
 import { LIVE_LEASE_STATES } from '../types.ts';
@@ -33,18 +36,18 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   vaultLoginsMigration('INTEGER'),
 ];
 
-interface QueuedWrite {
-  fn: () => unknown;
-  resolve: (v: unknown) => void;
-  reject: (err: unknown) => void;
-}
+/**
+ * Every connection's settings. Every transaction is durable before the broker
+ * acts on it (intent before action): synchronous = FULL. The page cache holds
+ * the indexes of 100,000 leases (random keys: jti, lease id, row id), so a
+ * write or a lookup rarely goes to the file.
+ */
+const PRAGMAS = ['journal_mode = WAL', 'synchronous = FULL', 'busy_timeout = 5000', 'cache_size = -32768'];
 
-type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
+const EVENT_INSERT = 'INSERT INTO events (at, kind, workload_id, lease_row_id, reason, detail) VALUES (?, ?, ?, ?, ?, ?)';
 
-function settle(w: QueuedWrite, o: Outcome): void {
-  if (o.ok) w.resolve(o.value);
-  else w.reject(o.error);
-}
+const rowsOf = (r: StepResult | undefined): Record<string, unknown>[] => (Array.isArray(r) ? r : []);
+const changesOf = (r: StepResult | undefined): number => (typeof r === 'number' ? r : 0);
 
 const placeholders = (n: number): string => Array.from({ length: n }, () => '?').join(', ');
 
@@ -52,18 +55,28 @@ export class SqliteStore implements Store {
   readonly kind = 'sqlite' as const;
   private readonly db: Database.Database;
   private closed = false;
-  private queue: QueuedWrite[] = [];
-  private flushScheduled = false;
-  /** Transactions committed and writes they held (group-commit statistics). */
-  readonly commits = { transactions: 0, writes: 0 };
+  private readonly path: string;
+  /** Started once migrations ran (they run here, before any other write). */
+  private writer: GroupCommit | null = null;
 
   constructor(path: string) {
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+    this.path = path;
     this.db = new Database(path);
-    this.db.pragma('journal_mode = WAL');
-    // Every transaction is durable before the broker acts on it (intent before action).
-    this.db.pragma('synchronous = FULL');
-    this.db.pragma('busy_timeout = 5000');
+    for (const p of PRAGMAS) this.db.pragma(p);
+  }
+
+  /** Transactions committed and writes they held (group-commit statistics). */
+  get commits(): { transactions: number; writes: number } {
+    return this.writer?.commits ?? { transactions: 0, writes: 0 };
+  }
+
+  private committer(): GroupCommit {
+    if (!this.writer) {
+      // A file: a writer thread with its own connection. In memory, one connection is the database: commit inline.
+      this.writer = this.path === ':memory:' ? new InlineCommit(this.db) : new ThreadCommit(this.path, PRAGMAS);
+    }
+    return this.writer;
   }
 
   async migrate(): Promise<number> {
@@ -82,51 +95,19 @@ export class SqliteStore implements Store {
 
   async close(): Promise<void> {
     if (this.closed) return;
-    this.flush();
     this.closed = true;
-    this.db.close();
-  }
-
-  /** Queues a write for the next group commit; settles once that transaction committed. */
-  private write<T>(fn: () => T): Promise<T> {
-    if (this.closed) return Promise.reject(new Error('the SQLite store is closed'));
-    return new Promise<T>((resolve, reject) => {
-      this.queue.push({ fn, resolve: resolve as (v: unknown) => void, reject });
-      if (!this.flushScheduled) {
-        this.flushScheduled = true;
-        // After the I/O callbacks of this turn: every write they queued joins the batch.
-        setImmediate(() => this.flush());
-      }
-    });
-  }
-
-  /** Runs the queued writes in one transaction, then settles their promises. */
-  private flush(): void {
-    this.flushScheduled = false;
-    const batch = this.queue;
-    if (batch.length === 0) return;
-    this.queue = [];
-    const outcomes: Outcome[] = [];
+    // What was queued before close still commits; then the writer's connection, then this one.
     try {
-      this.db.transaction(() => {
-        for (const w of batch) {
-          try {
-            // Nested: a savepoint, so a failing write is undone alone.
-            outcomes.push({ ok: true, value: this.db.transaction(w.fn)() });
-          } catch (error) {
-            // SQLite rolled the whole transaction back (I/O error, disk full): fail the batch.
-            if (!this.db.inTransaction) throw error;
-            outcomes.push({ ok: false, error });
-          }
-        }
-      })();
-    } catch (error) {
-      for (const w of batch) w.reject(error);
-      return;
+      await this.writer?.close();
+    } finally {
+      this.db.close();
     }
-    this.commits.transactions++;
-    this.commits.writes += batch.length;
-    batch.forEach((w, i) => settle(w, outcomes[i]));
+  }
+
+  /** Queues a write (its steps run in one savepoint) for the next group commit; settles once that transaction committed. */
+  private write(steps: Step[]): Promise<StepResult[]> {
+    if (this.closed) return Promise.reject(new Error('the SQLite store is closed'));
+    return this.committer().write(steps);
   }
 
   commitStats(): { transactions: number; writes: number } {
@@ -160,9 +141,8 @@ export class SqliteStore implements Store {
   }
 
   /** A write statement through the group commit; resolves to its changed row count. */
-  private run(sql: string, ...params: unknown[]): Promise<number> {
-    const stmt = this.stmt(sql);
-    return this.write(() => stmt.run(...params).changes);
+  private async run(sql: string, ...params: unknown[]): Promise<number> {
+    return changesOf((await this.write([{ sql, params }]))[0]);
   }
 
   async createWorkload(w: WorkloadRow): Promise<void> {
@@ -189,23 +169,33 @@ export class SqliteStore implements Store {
     return this.all(`SELECT * FROM workloads WHERE state = 'active'`).map(workloadFromRow);
   }
 
-  async insertIntent(i: NewIntent): Promise<void> {
-    await this.run(
-      `INSERT INTO leases (id, workload_id, role, scope_key, state, created_at, claim_owner, claim_until)
-       VALUES (?, ?, ?, ?, 'intent', ?, ?, ?)`,
-      i.id, i.workloadId, i.role, i.scopeKey, i.at, i.owner, i.claimUntil,
-    );
+  async insertIntent(i: NewIntent): Promise<LeaseRow> {
+    const [rows] = await this.write([
+      {
+        sql: `INSERT INTO leases (id, workload_id, role, scope_key, state, created_at, claim_owner, claim_until)
+              VALUES (?, ?, ?, ?, 'intent', ?, ?, ?) RETURNING *`,
+        params: [i.id, i.workloadId, i.role, i.scopeKey, i.at, i.owner, i.claimUntil],
+        rows: true,
+      },
+    ]);
+    return leaseFromRow(rowsOf(rows)[0]);
   }
 
-  async completeIntent(id: string, owner: string, x: Issued): Promise<boolean> {
-    return (
-      (await this.run(
-        `UPDATE leases SET state = 'active', lease_id = ?, jti = ?, token = ?, ttl_ms = ?, token_issued_at = ?, expires_at = ?,
-           due_at = ?, login_id = ?, claim_owner = NULL, claim_until = 0
-         WHERE id = ? AND state = 'intent' AND claim_owner = ?`,
-        x.leaseId, x.jti, x.token, x.ttlMs, x.tokenIssuedAt, x.expiresAt, x.dueAt, x.loginId, id, owner,
-      )) === 1
-    );
+  async completeIntent(id: string, owner: string, x: Issued, e?: EventRow): Promise<LeaseRow | null> {
+    const steps: Step[] = [
+      {
+        sql: `UPDATE leases SET state = 'active', lease_id = ?, jti = ?, token = ?, ttl_ms = ?, token_issued_at = ?, expires_at = ?,
+                due_at = ?, login_id = ?, claim_owner = NULL, claim_until = 0
+              WHERE id = ? AND state = 'intent' AND claim_owner = ? RETURNING *`,
+        params: [x.leaseId, x.jti, x.token, x.ttlMs, x.tokenIssuedAt, x.expiresAt, x.dueAt, x.loginId, id, owner],
+        rows: true,
+      },
+    ];
+    // The issue's record commits with the completion, or not at all (a lost claim).
+    if (e) steps.push({ sql: EVENT_INSERT, params: [e.at, e.kind, e.workloadId, e.leaseRowId, e.reason, e.detail], ifChanged: true });
+    const [rows] = await this.write(steps);
+    const row = rowsOf(rows)[0];
+    return row ? leaseFromRow(row) : null;
   }
 
   async closeIntent(id: string, state: 'failed' | 'abandoned', reason: string, at: number): Promise<void> {
@@ -277,32 +267,27 @@ export class SqliteStore implements Store {
   }
 
   async claimDue(owner: string, now: number, claimUntil: number, limit: number): Promise<LeaseRow[]> {
-    return this.write(() => {
-      const rows = this.all(
-        `SELECT * FROM leases WHERE state IN ('active', 'revoking') AND due_at <= ? AND claim_until < ?
-         ORDER BY due_at LIMIT ?`,
-        now, now, limit,
-      );
-      const claim = this.stmt('UPDATE leases SET claim_owner = ?, claim_until = ? WHERE id = ?');
-      for (const r of rows) {
-        // As in PostgreSQL: the claim lapses halfway from due to expiry at the latest.
-        const until = Math.min(claimUntil, Math.max(now + 250, Math.floor((Number(r.due_at) + Number(r.expires_at)) / 2)));
-        claim.run(owner, until, r.id);
-        r.claim_owner = owner;
-        r.claim_until = until;
-      }
-      return rows.map(leaseFromRow);
-    });
+    // One statement, as in PostgreSQL; the claim lapses halfway from due to expiry at the latest.
+    const [rows] = await this.write([
+      {
+        sql: `UPDATE leases SET claim_owner = ?, claim_until = MIN(?, MAX(? + 250, (due_at + expires_at) / 2))
+              WHERE id IN (SELECT id FROM leases WHERE state IN ('active', 'revoking') AND due_at <= ? AND claim_until < ?
+                           ORDER BY due_at LIMIT ?)
+              RETURNING *`,
+        params: [owner, claimUntil, now, now, now, limit],
+        rows: true,
+      },
+    ]);
+    return rowsOf(rows).map(leaseFromRow).sort((a, b) => a.dueAt - b.dueAt);
   }
 
   async releaseClaims(owner: string | null): Promise<void> {
-    if (owner === null) {
-      await this.run('UPDATE leases SET claim_owner = NULL, claim_until = 0 WHERE claim_owner IS NOT NULL');
-      await this.run('UPDATE cloud_grants SET claim_owner = NULL, claim_until = 0 WHERE claim_owner IS NOT NULL');
-    } else {
-      await this.run('UPDATE leases SET claim_owner = NULL, claim_until = 0 WHERE claim_owner = ?', owner);
-      await this.run('UPDATE cloud_grants SET claim_owner = NULL, claim_until = 0 WHERE claim_owner = ?', owner);
-    }
+    const where = owner === null ? 'claim_owner IS NOT NULL' : 'claim_owner = ?';
+    const params = owner === null ? [] : [owner];
+    await this.write([
+      { sql: `UPDATE leases SET claim_owner = NULL, claim_until = 0 WHERE ${where}`, params },
+      { sql: `UPDATE cloud_grants SET claim_owner = NULL, claim_until = 0 WHERE ${where}`, params },
+    ]);
   }
 
   async recordRenewal(id: string, owner: string, x: Renewed): Promise<boolean> {
@@ -327,26 +312,28 @@ export class SqliteStore implements Store {
   }
 
   async markRevoking(id: string, reason: string, dueAt: number, replacedBy?: string): Promise<boolean> {
-    return this.write(() => {
-      const changed = this.stmt(
-        `UPDATE leases SET state = 'revoking', reason = ?, due_at = ?, attempts = 0, replaced_by = COALESCE(?, replaced_by),
-           claim_owner = NULL, claim_until = 0
-         WHERE id = ? AND state = 'active'`,
-      ).run(reason, dueAt, replacedBy ?? null, id).changes;
-      if (changed === 1) this.stmt(GRANT_SQL.revokeOfLease.sqlite).run(reason, dueAt, id);
-      return changed === 1;
-    });
+    const [changed] = await this.write([
+      {
+        sql: `UPDATE leases SET state = 'revoking', reason = ?, due_at = ?, attempts = 0, replaced_by = COALESCE(?, replaced_by),
+                claim_owner = NULL, claim_until = 0
+              WHERE id = ? AND state = 'active'`,
+        params: [reason, dueAt, replacedBy ?? null, id],
+      },
+      { sql: GRANT_SQL.revokeOfLease.sqlite, params: [reason, dueAt, id], ifChanged: true },
+    ]);
+    return changesOf(changed) === 1;
   }
 
   async finish(id: string, state: 'revoked' | 'expired' | 'gone' | 'irrevocable', at: number, error?: string): Promise<void> {
-    await this.write(() => {
-      this.stmt(
-        `UPDATE leases SET state = ?, ended_at = ?, last_error = COALESCE(?, last_error), claim_owner = NULL, claim_until = 0,
-           token = CASE WHEN ? = 'irrevocable' THEN token ELSE NULL END
-         WHERE id = ?`,
-      ).run(state, at, error ?? null, state, id);
-      this.stmt(GRANT_SQL.revokeOfLease.sqlite).run(`lease_${state}`, at, id);
-    });
+    await this.write([
+      {
+        sql: `UPDATE leases SET state = ?, ended_at = ?, last_error = COALESCE(?, last_error), claim_owner = NULL, claim_until = 0,
+                token = CASE WHEN ? = 'irrevocable' THEN token ELSE NULL END
+              WHERE id = ?`,
+        params: [state, at, error ?? null, state, id],
+      },
+      { sql: GRANT_SQL.revokeOfLease.sqlite, params: [`lease_${state}`, at, id] },
+    ]);
   }
 
   // ---- cloud grants ----
@@ -382,17 +369,15 @@ export class SqliteStore implements Store {
     return out;
   }
 
-  private claimGrants(select: string, owner: string, now: number, claimUntil: number, limit: number): Promise<GrantRow[]> {
-    return this.write(() => {
-      const rows = this.all(select, now, now, limit);
-      const claim = this.stmt('UPDATE cloud_grants SET claim_owner = ?, claim_until = ? WHERE id = ?');
-      for (const r of rows) {
-        claim.run(owner, claimUntil, r.id);
-        r.claim_owner = owner;
-        r.claim_until = claimUntil;
-      }
-      return rows.map(grantFromRow);
-    });
+  private async claimGrants(select: string, owner: string, now: number, claimUntil: number, limit: number): Promise<GrantRow[]> {
+    const [rows] = await this.write([
+      {
+        sql: `UPDATE cloud_grants SET claim_owner = ?, claim_until = ? WHERE id IN (SELECT id FROM (${select})) RETURNING *`,
+        params: [owner, claimUntil, now, now, limit],
+        rows: true,
+      },
+    ]);
+    return rowsOf(rows).map(grantFromRow).sort((a, b) => a.dueAt - b.dueAt);
   }
 
   async claimStaleGrants(owner: string, now: number, claimUntil: number, limit: number): Promise<GrantRow[]> {
@@ -456,12 +441,9 @@ export class SqliteStore implements Store {
 
   async bringForward(moves: readonly DueMove[]): Promise<number> {
     if (moves.length === 0) return 0;
-    return this.write(() => {
-      const move = this.stmt(`UPDATE leases SET due_at = ? WHERE id = ? AND state = 'active' AND due_at > ?`);
-      let n = 0;
-      for (const m of moves) n += move.run(m.dueAt, m.id, m.dueAt).changes;
-      return n;
-    });
+    const sql = `UPDATE leases SET due_at = ? WHERE id = ? AND state = 'active' AND due_at > ?`;
+    const results = await this.write(moves.map((m) => ({ sql, params: [m.dueAt, m.id, m.dueAt] })));
+    return results.reduce<number>((n, r) => n + changesOf(r), 0);
   }
 
   async pruneLogins(before: number): Promise<number> {
@@ -469,10 +451,7 @@ export class SqliteStore implements Store {
   }
 
   async addEvent(e: EventRow): Promise<void> {
-    await this.run(
-      'INSERT INTO events (at, kind, workload_id, lease_row_id, reason, detail) VALUES (?, ?, ?, ?, ?, ?)',
-      e.at, e.kind, e.workloadId, e.leaseRowId, e.reason, e.detail,
-    );
+    await this.run(EVENT_INSERT, e.at, e.kind, e.workloadId, e.leaseRowId, e.reason, e.detail);
   }
 
   async recentEvents(limit: number): Promise<EventRow[]> {
