@@ -7,10 +7,11 @@ import type { Backend, Clock, MountLimits } from '../engine/index.ts';
 import type { Broker } from './broker.ts';
 import type { Logger } from './logger.ts';
 import type { Protocol } from './protos.ts';
+import { Http2UnaryClient } from './h2_unary.ts';
 import { BrokeredStorage, BrokeredSystemView } from './storage.ts';
 import { errorOnly, errorReply, toLogicalRequest, toWireResponse } from './translate.ts';
 import { BACKEND_TYPE_LOGICAL } from './wire.ts';
-import type { HandleExistenceCheckReply, HandleRequestArgs, HandleRequestReply, SetupArgs, WireError } from './wire.ts';
+import type { ConnInfo, HandleExistenceCheckReply, HandleRequestArgs, HandleRequestReply, SetupArgs, WireError } from './wire.ts';
 
 export const DEFAULT_API_ADDR = 'http://127.0.0.1:8200';
 
@@ -65,6 +66,7 @@ export interface BackendServiceOptions {
 interface Instance {
   backend: Backend;
   channel: grpc.Channel;
+  storageClient: Http2UnaryClient;
   storage: BrokeredStorage;
   system: BrokeredSystemView;
 }
@@ -116,21 +118,23 @@ export class BackendService {
   async setup(args: SetupArgs): Promise<{ err: string }> {
     const { protocol, broker, log, env } = this.options;
     let channel: grpc.Channel;
+    let info: ConnInfo;
     try {
-      channel = await broker.dial(args.broker_id);
+      ({ channel, info } = await broker.dial(args.broker_id));
     } catch (err) {
       log.error('setup: cannot reach the host over the broker', { broker_id: args.broker_id, error: (err as Error).message });
       return { err: `tvm plugin setup: ${(err as Error).message}` };
     }
     const clientOptions = { channelOverride: channel };
     const insecure = grpc.credentials.createInsecure();
-    const storageClient = new protocol.StorageClient('localhost', insecure, clientOptions);
+    // Storage, on every request's path, goes over its own connection on the lean unary client.
+    const storageClient = new Http2UnaryClient(info, broker.tls);
     const systemClient = new protocol.SystemViewClient('localhost', insecure, clientOptions);
     const apiAddr = resolveApiAddr(env);
     const create = this.options.createBackend ?? (await loadEngine()).createTvmBackend;
     const backend = create({ apiAddr, ...(this.options.clock ? { clock: this.options.clock } : {}) });
     if (this.instance) await this.cleanup();
-    this.instance = { backend, channel, storage: new BrokeredStorage(storageClient), system: new BrokeredSystemView(systemClient) };
+    this.instance = { backend, channel, storageClient, storage: new BrokeredStorage(storageClient), system: new BrokeredSystemView(systemClient) };
     log.info('backend set up', { backend_uuid: args.backendUUID, api_addr: apiAddr });
     return { err: '' };
   }
@@ -213,6 +217,7 @@ export class BackendService {
       await inst.backend.cleanup();
     } finally {
       inst.channel.close();
+      inst.storageClient.close();
     }
   }
 }

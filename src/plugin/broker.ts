@@ -24,7 +24,8 @@ export class Broker {
   private readonly infos = new Map<number, ConnInfo>();
   private readonly waiters = new Map<number, Array<(info: ConnInfo) => void>>();
   private readonly streams = new Set<grpc.ServerDuplexStream<ConnInfo, ConnInfo>>();
-  private readonly tls: BrokerTls;
+  /** The keys the plugin dials the host's services with. */
+  readonly tls: BrokerTls;
   private readonly log: Logger;
 
   constructor(tls: BrokerTls, log: Logger) {
@@ -83,8 +84,8 @@ export class Broker {
     });
   }
 
-  /** Dials the host's service `id` over mTLS; resolves once the channel is ready. */
-  async dial(id: number, timeoutMs = DIAL_TIMEOUT_MS): Promise<grpc.Channel> {
+  /** Dials the host's service `id` over mTLS; resolves once the channel is ready, with where it leads. */
+  async dial(id: number, timeoutMs = DIAL_TIMEOUT_MS): Promise<{ channel: grpc.Channel; info: ConnInfo }> {
     const info = await this.connInfo(id, timeoutMs);
     const target = brokerTarget(info);
     const creds = grpc.credentials.createSsl(
@@ -104,7 +105,7 @@ export class Broker {
       channel.close();
       throw new Error(`cannot connect to the host's broker service ${id} at ${info.address}: ${(err as Error).message}`);
     });
-    return channel;
+    return { channel, info };
   }
 
   close(): void {

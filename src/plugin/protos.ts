@@ -11,7 +11,8 @@
 // reflection, which nothing here serves) and resolves every type up front,
 // most of the plugin's start-up. Here a method's types are resolved and their
 // protobufjs code generated on the method's first call; the messages on every
-// request's path use the hand-written codecs of codec.ts instead.
+// request's path use the hand-written codecs of codec.ts instead (the Storage
+// calls too, which storage.ts makes on h2_unary.ts rather than grpc-js).
 
 import * as grpc from '@grpc/grpc-js';
 import protobuf from 'protobufjs';
@@ -34,8 +35,7 @@ export interface Protocol {
   stdio: grpc.ServiceDefinition;
   multiplexing: grpc.ServiceDefinition;
   backend: grpc.ServiceDefinition;
-  /** Client constructors for the services Vault serves over the broker. */
-  StorageClient: grpc.ServiceClientConstructor;
+  /** The client constructor for SystemView, served by Vault over the broker (Storage: h2_unary.ts). */
   SystemViewClient: grpc.ServiceClientConstructor;
 }
 
@@ -49,14 +49,6 @@ const STATIC: Record<string, Partial<Codec>> = {
   '.pb.HandleRequestArgs': { decode: codec.decodeHandleRequestArgs },
   '.pb.HandleExistenceCheckArgs': { decode: codec.decodeHandleRequestArgs },
   '.pb.HandleRequestReply': { encode: codec.encodeHandleRequestReply as (v: unknown) => Buffer },
-  '.pb.StorageGetArgs': { encode: codec.encodeStorageGetArgs as (v: unknown) => Buffer },
-  '.pb.StorageGetReply': { decode: codec.decodeStorageGetReply },
-  '.pb.StoragePutArgs': { encode: codec.encodeStoragePutArgs as (v: unknown) => Buffer },
-  '.pb.StoragePutReply': { decode: codec.decodeStoragePutReply },
-  '.pb.StorageDeleteArgs': { encode: codec.encodeStorageDeleteArgs as (v: unknown) => Buffer },
-  '.pb.StorageDeleteReply': { decode: codec.decodeStorageDeleteReply },
-  '.pb.StorageListArgs': { encode: codec.encodeStorageListArgs as (v: unknown) => Buffer },
-  '.pb.StorageListReply': { decode: codec.decodeStorageListReply },
 };
 
 /** protobufjs's codec for a message, its code generated on first use. */
@@ -116,7 +108,6 @@ export function loadProtocol(): Protocol {
     stdio: def('plugin.GRPCStdio'),
     multiplexing: def('pluginutil.multiplexing.PluginMultiplexing'),
     backend: def('pb.Backend'),
-    StorageClient: grpc.makeClientConstructor(def('pb.Storage'), 'pb.Storage'),
     SystemViewClient: grpc.makeClientConstructor(def('pb.SystemView'), 'pb.SystemView'),
   };
   return cached;

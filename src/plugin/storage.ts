@@ -5,7 +5,8 @@
 
 import * as grpc from '@grpc/grpc-js';
 import type { Storage, StorageEntry } from '../engine/index.ts';
-import type { WireStorageEntry } from './wire.ts';
+import * as codec from './codec.ts';
+import type { Http2UnaryClient } from './h2_unary.ts';
 
 type Unary = (req: unknown, metadata: grpc.Metadata, options: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: unknown) => void) => void;
 
@@ -27,36 +28,48 @@ function replyError(method: string, err: string | undefined): void {
   if (err) throw new Error(`storage ${method} failed: ${err}`);
 }
 
+/**
+ * pb.Storage over the broker, on the lean unary client (h2_unary.ts) with the
+ * hand-written codecs (codec.ts): one call per get, put, delete or list.
+ */
 export class BrokeredStorage implements Storage {
-  private readonly client: grpc.Client;
+  private readonly client: Http2UnaryClient;
+  private readonly timeoutMs: number;
 
-  constructor(client: grpc.Client) {
+  constructor(client: Http2UnaryClient, timeoutMs = STORAGE_CALL_TIMEOUT_MS) {
     this.client = client;
+    this.timeoutMs = timeoutMs;
+  }
+
+  private async call<Res>(method: string, request: Uint8Array, decode: (message: Buffer) => Res): Promise<Res> {
+    try {
+      return await this.client.call(`/pb.Storage/${method}`, request, decode, this.timeoutMs);
+    } catch (err) {
+      throw new Error(`${method}: ${(err as Error).message}`);
+    }
   }
 
   async get(key: string): Promise<StorageEntry | null> {
-    const reply = await unary<{ entry: WireStorageEntry | null; err: string }>(this.client, 'Get', { key });
+    const reply = await this.call('Get', codec.encodeStorageGetArgs({ key }), codec.decodeStorageGetReply);
     replyError('get', reply.err);
     if (!reply.entry) return null;
-    return { key: reply.entry.key || key, value: new Uint8Array(reply.entry.value ?? Buffer.alloc(0)) };
+    return { key: reply.entry.key || key, value: new Uint8Array(reply.entry.value) };
   }
 
   async put(entry: StorageEntry): Promise<void> {
-    const reply = await unary<{ err: string }>(this.client, 'Put', {
-      entry: { key: entry.key, value: Buffer.from(entry.value), seal_wrap: false },
-    });
+    const reply = await this.call('Put', codec.encodeStoragePutArgs({ entry: { key: entry.key, value: entry.value, seal_wrap: false } }), codec.decodeStoragePutReply);
     replyError('put', reply.err);
   }
 
   async delete(key: string): Promise<void> {
-    const reply = await unary<{ err: string }>(this.client, 'Delete', { key });
+    const reply = await this.call('Delete', codec.encodeStorageDeleteArgs({ key }), codec.decodeStorageDeleteReply);
     replyError('delete', reply.err);
   }
 
   async list(prefix: string): Promise<string[]> {
-    const reply = await unary<{ keys: string[]; err: string }>(this.client, 'List', { prefix });
+    const reply = await this.call('List', codec.encodeStorageListArgs({ prefix }), codec.decodeStorageListReply);
     replyError('list', reply.err);
-    return reply.keys ?? [];
+    return reply.keys;
   }
 }
 
