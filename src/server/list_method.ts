@@ -1,11 +1,20 @@
 // The LIST method on the wire.
 //
 // Vault clients send `LIST /v1/...`, a method Node's HTTP parser (llhttp)
-// refuses outright. Every connection is therefore read through a thin shim
-// that follows HTTP/1.1 request framing (heads, Content-Length and chunked
-// bodies) and, at each request start only, renames LIST to LINK (same length,
-// so nothing else moves). The request handler treats LINK as LIST; a genuine
-// LINK (which Vault does not serve) is thus answered as a LIST.
+// refuses outright. A connection that sends one is read from then on through
+// a thin shim that follows HTTP/1.1 request framing (heads, Content-Length and
+// chunked bodies) and, at each request start only, renames LIST to LINK (same
+// length, so nothing else moves). The request handler treats LINK as LIST; a
+// genuine LINK (which Vault does not serve) is thus answered as a LIST.
+//
+// On plain HTTP a connection starts without the shim, parsed natively by
+// llhttp straight from the socket (the shim's stream in between costs about a
+// third of a bare answer's CPU). When llhttp refuses a method at the `S` of
+// `LIS` (HPE_INVALID_METHOD), the connection is handed over: once every
+// answer already under way on it has been sent, the server's parser and
+// listeners are taken off the socket and it is served again through the shim,
+// starting from the refused request's first byte. Over TLS every connection
+// goes through the shim from its start.
 
 import { Server as HttpServer } from 'node:http';
 import { Server as HttpsServer } from 'node:https';
@@ -172,14 +181,17 @@ class RewritingSocket extends Duplex {
   private readonly socket: Socket;
   private readonly rewriter = new ListMethodRewriter();
 
-  constructor(socket: Socket) {
+  /** `start`: bytes already read from the socket, to be read first (a connection handed over). */
+  constructor(socket: Socket, start?: Buffer) {
     super({ allowHalfOpen: true });
     this.socket = socket;
-    socket.on('data', (chunk: Buffer) => {
+    const feed = (chunk: Buffer): void => {
       let ok = true;
       for (const part of this.rewriter.feed(chunk)) if (part.length > 0) ok = this.push(part) && ok;
       if (!ok) socket.pause();
-    });
+    };
+    if (start) feed(start);
+    socket.on('data', feed);
     socket.on('end', () => this.push(null));
     socket.on('timeout', () => this.emit('timeout'));
     socket.on('error', (err) => this.destroy(err));
@@ -250,17 +262,150 @@ class RewritingSocket extends Duplex {
   }
 }
 
+/** What a server's clientError listener does with an error that is not a LIST to hand over. */
+export type ClientErrorHandler = (err: Error, socket: Socket) => void;
+
+/** Node's answer to a request it cannot parse, when nobody else answers it. */
+function refuse(_err: Error, socket: Socket): void {
+  if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+  else socket.destroy();
+}
+
+/** The events node's HTTP server listens to on a connection it parses. */
+const SERVER_EVENTS = ['data', 'end', 'close', 'drain', 'error', 'timeout', 'pause', 'resume'] as const;
+
+interface NativeConnection {
+  /** The listeners the HTTP server added to the socket, to take off at a hand-over. */
+  listeners: Array<[string, (...args: unknown[]) => void]>;
+}
+
+/** What node's HTTP server hangs on a socket it parses (internal, read only at a hand-over). */
+interface ParsedSocket extends Socket {
+  parser?: {
+    _consumed?: boolean;
+    unconsume(): void;
+    remove?(): void;
+    close?(): void;
+    socket?: unknown;
+    incoming?: unknown;
+  } | null;
+  _httpMessage?: (NodeJS.EventEmitter & { writableFinished?: boolean }) | null;
+}
+
 /**
- * Makes an http or https server accept Vault's LIST method: its connection
- * listener gets each connection through the rewriting shim.
+ * The refused bytes from the start of the LIST request, when llhttp's error
+ * is a LIST's `S` (the bytes before it in this chunk, if any, being `LI`);
+ * null for anything else.
  */
-export function acceptListMethod(server: HttpServer | HttpsServer): void {
-  const event = server instanceof HttpsServer ? 'secureConnection' : 'connection';
+export function listRequestStart(err: Error & { code?: string; bytesParsed?: number; rawPacket?: Buffer }): Buffer | null {
+  if (err.code !== 'HPE_INVALID_METHOD') return null;
+  const raw = err.rawPacket;
+  const at = err.bytesParsed;
+  if (!Buffer.isBuffer(raw) || typeof at !== 'number' || at < 0 || at >= raw.length) return null;
+  if (raw[at] !== 0x53) return null; // S
+  // `L` and `I` were accepted (as the start of LINK or LOCK), in this chunk or the one before.
+  const before = raw.subarray(Math.max(0, at - 2), at).toString('latin1');
+  if (!'LI'.endsWith(before)) return null;
+  return Buffer.concat([Buffer.from('LI', 'latin1'), raw.subarray(at)]);
+}
+
+/**
+ * Makes an http or https server accept Vault's LIST method. `onClientError`
+ * gets the client errors that are not a LIST to hand over (default: a bare 400
+ * and close, as node answers when nobody listens).
+ */
+export function acceptListMethod(server: HttpServer | HttpsServer, onClientError: ClientErrorHandler = refuse): void {
+  const tls = server instanceof HttpsServer;
+  const event = tls ? 'secureConnection' : 'connection';
   const listeners = server.listeners(event) as Array<(this: unknown, socket: Socket) => void>;
   const original = listeners.find((l) => l.name === 'connectionListener') ?? (listeners.length === 1 ? listeners[0] : undefined);
   if (!original) throw new Error(`cannot install LIST support: no ${event} listener on the server`);
   server.removeListener(event, original);
+  if (tls) {
+    server.on(event, (socket: Socket) => {
+      original.call(server, new RewritingSocket(socket) as unknown as Socket);
+    });
+    server.on('clientError', onClientError);
+    return;
+  }
+  const native = new WeakMap<Socket, NativeConnection>();
   server.on(event, (socket: Socket) => {
-    original.call(server, new RewritingSocket(socket) as unknown as Socket);
+    const before = new Map(SERVER_EVENTS.map((e) => [e, new Set(socket.listeners(e))]));
+    original.call(server, socket);
+    const added: NativeConnection['listeners'] = [];
+    for (const e of SERVER_EVENTS) {
+      for (const l of socket.listeners(e)) if (!before.get(e)!.has(l)) added.push([e, l as (...args: unknown[]) => void]);
+    }
+    native.set(socket, { listeners: added });
   });
+  server.on('clientError', (err: Error, socket: Socket) => {
+    const connection = native.get(socket);
+    const start = connection ? listRequestStart(err) : null;
+    if (!connection || !start) return onClientError(err, socket);
+    native.delete(socket);
+    handOver(server, original, socket as ParsedSocket, connection, start);
+  });
+}
+
+/**
+ * Serves a natively parsed connection through the shim from `start` on, once
+ * the answers under way on it (pipelined requests before the LIST) are sent.
+ */
+function handOver(
+  server: HttpServer,
+  connectionListener: (this: unknown, socket: Socket) => void,
+  socket: ParsedSocket,
+  connection: NativeConnection,
+  start: Buffer,
+): void {
+  // The parser stops here: nothing more is read into it.
+  const parser = socket.parser;
+  if (parser?._consumed) {
+    parser.unconsume();
+    parser._consumed = false;
+  }
+  socket.pause();
+  let done = false;
+  const whenIdle = (): void => {
+    if (done || socket.destroyed) return;
+    const busy = socket._httpMessage;
+    if (busy && !busy.writableFinished) {
+      // Node attaches the next queued answer when this one finishes: look again then.
+      let looked = false;
+      const again = (): void => {
+        if (looked) return;
+        looked = true;
+        setImmediate(whenIdle);
+      };
+      busy.once('finish', again);
+      busy.once('close', again);
+      return;
+    }
+    done = true;
+    for (const [e, l] of connection.listeners) socket.removeListener(e, l);
+    // Node's listener wrappers and encoding guard, own properties of the socket.
+    for (const own of ['on', 'addListener', 'prependListener', 'setEncoding'] as const) {
+      if (Object.prototype.hasOwnProperty.call(socket, own)) delete (socket as unknown as Record<string, unknown>)[own];
+    }
+    if (parser) {
+      parser.remove?.();
+      parser.socket = null;
+      parser.incoming = null;
+      // As node frees a parser: closed once the stack that used it has unwound.
+      setImmediate(() => parser.close?.());
+    }
+    socket.parser = null;
+    socket.setTimeout(0);
+    // The handle read for the parser until now: reading resumes for the socket's own stream.
+    const handle = (socket as unknown as { _handle?: { reading?: boolean; readStart?: () => number } | null })._handle;
+    if (handle && !handle.reading && typeof handle.readStart === 'function') {
+      handle.reading = true;
+      if (handle.readStart() !== 0) {
+        socket.destroy();
+        return;
+      }
+    }
+    connectionListener.call(server, new RewritingSocket(socket, start) as unknown as Socket);
+  };
+  whenIdle();
 }

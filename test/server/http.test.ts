@@ -3,7 +3,7 @@
 // plain fetch against the dev server; plus the transport against a fake engine.
 import { AuditTable } from '../../src/server/audit_table.ts';
 import { createServer, request as httpRequest, type Server as NodeServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { connect, type AddressInfo } from 'node:net';
 import vault from 'node-vault';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EngineError } from '../../src/sdk/errors.ts';
@@ -634,5 +634,78 @@ describe('ListMethodRewriter', () => {
     const chunked = `POST /v1/a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n${body.length.toString(16)}\r\n${body}\r\n0\r\n\r\n`;
     expect(feedAll([chunked, list])).toBe(chunked + list.replace('LIST', 'LINK'));
     expect(feedAll([chunked.slice(0, 70), chunked.slice(70, 90), chunked.slice(90), list])).toBe(chunked + list.replace('LIST', 'LINK'));
+  });
+});
+
+describe('LIST on a natively parsed connection (hand-over to the rewriter)', () => {
+  let bare: NodeServer;
+  let port: number;
+  const refused: string[] = [];
+
+  beforeAll(async () => {
+    bare = createServer((req, res) => {
+      // A slow answer, so a LIST pipelined behind it must wait for it.
+      const delay = req.url === '/slow' ? 50 : 0;
+      setTimeout(() => res.end(`${req.method} ${req.url}`), delay);
+    });
+    acceptListMethod(bare, (err, socket) => {
+      refused.push((err as { code?: string }).code ?? '');
+      socket.destroy();
+    });
+    await new Promise<void>((r) => bare.listen(0, '127.0.0.1', r));
+    port = (bare.address() as AddressInfo).port;
+  });
+  afterAll(async () => {
+    bare.closeAllConnections();
+    await new Promise((r) => bare.close(r));
+  });
+
+  /** Sends the chunks (a pause between them) on one connection; resolves with the bodies of `expected` answers. */
+  const exchange = (chunks: string[], expected: number): Promise<string[]> =>
+    new Promise((resolve, reject) => {
+      const socket = connect(port, '127.0.0.1');
+      let received = '';
+      const bodies = (): string[] =>
+        received
+          .split('HTTP/1.1 ')
+          .slice(1)
+          .map((a) => a.split('\r\n\r\n')[1] ?? '');
+      socket.on('data', (d: Buffer) => {
+        received += d.toString('latin1');
+        const got = bodies();
+        if (got.length === expected && got.every((b) => b.length > 0)) {
+          socket.destroy();
+          resolve(got);
+        }
+      });
+      socket.on('error', reject);
+      socket.on('close', () => reject(new Error(`closed after ${JSON.stringify(received)}`)));
+      void (async () => {
+        for (const c of chunks) {
+          socket.write(c);
+          await new Promise((r) => setTimeout(r, 20));
+        }
+      })();
+    });
+  const req = (method: string, path: string): string => `${method} ${path} HTTP/1.1\r\nHost: x\r\n\r\n`;
+
+  it('as the first request, and keeps serving the connection after it', async () => {
+    expect(await exchange([req('LIST', '/a'), req('GET', '/b'), req('LIST', '/c')], 3)).toEqual(['LINK /a', 'GET /b', 'LINK /c']);
+  });
+
+  it('after other requests on the connection, and when LI and ST arrive in different chunks', async () => {
+    expect(await exchange([req('GET', '/a'), 'LI', `ST /b HTTP/1.1\r\nHost: x\r\n\r\n`], 2)).toEqual(['GET /a', 'LINK /b']);
+    expect(await exchange([req('GET', '/a'), 'L', `IST /b HTTP/1.1\r\nHost: x\r\n\r\n`], 2)).toEqual(['GET /a', 'LINK /b']);
+  });
+
+  it('pipelined behind a request whose answer is still under way: the answers keep their order', async () => {
+    expect(await exchange([req('GET', '/slow') + req('LIST', '/b') + req('GET', '/c')], 3)).toEqual(['GET /slow', 'LINK /b', 'GET /c']);
+  });
+
+  it('other bad methods still go to the client error handler', async () => {
+    refused.length = 0;
+    await expect(exchange(['LISX /a HTTP/1.1\r\nHost: x\r\n\r\n'], 1)).rejects.toThrow();
+    await expect(exchange(['\x16\x03\x01\x02\x00\x01\x00'], 1)).rejects.toThrow();
+    expect(refused.length).toBeGreaterThanOrEqual(1);
   });
 });
