@@ -30,6 +30,8 @@ export interface LoadResult {
   p50: number;
   p99: number;
   count: number;
+  /** Every good answer, warm-up included (to divide the server's CPU time by). */
+  total: number;
   errors: number;
   firstError?: string;
   /** One answer's body, for the bench to show what was issued. */
@@ -107,6 +109,7 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
 
   let latencies: Float64Array = new Float64Array(1 << 20);
   let count = 0;
+  let total = 0;
   let errors = 0;
   let firstError: string | undefined;
   let sampleBody: string | undefined;
@@ -140,7 +143,9 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
               if (!ok) {
                 if (recording) errors++;
                 firstError ??= `${a.status} ${a.body.toString('utf8', 0, 300)}`;
-              } else if (recording && now < end) {
+              } else if (now < end) {
+                total++;
+                if (!recording) return next();
                 if (count === latencies.length) {
                   const bigger = new Float64Array(latencies.length * 2);
                   bigger.set(latencies);
@@ -149,9 +154,12 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
                 latencies[count++] = now - sentAt;
                 sampleBody ??= a.body.toString('utf8');
               }
-              if (now >= end) return finish();
-              sentAt = now;
-              s.write(request);
+              next();
+              function next(): void {
+                if (now >= end) return finish();
+                sentAt = now;
+                s.write(request);
+              }
             });
           });
           s.on('error', (err) => {
@@ -172,6 +180,7 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
     p50: pct(50),
     p99: pct(99),
     count,
+    total,
     errors,
     ...(firstError !== undefined ? { firstError } : {}),
     ...(sampleBody !== undefined ? { sampleBody } : {}),
