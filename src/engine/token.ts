@@ -33,10 +33,19 @@ export function tokenTypeOf(read: string[], write: string[]): 'readwrite' | 'rea
   return read.length > 0 ? 'read' : 'write';
 }
 
+/** The last few times formatted (a creds answer formats iat, exp and max exp: the same few values for a whole second). */
+const formatted = new Map<number, string>();
+
 export function rfc3339(seconds: number): string {
-  const iso = new Date(seconds * 1000).toISOString();
-  // Whole seconds: `YYYY-MM-DDTHH:MM:SS.000Z` loses its fraction (years past 9999 keep the general rule).
-  return iso.length === 24 ? `${iso.slice(0, 19)}Z` : iso.replace(/\.\d{3}Z$/, 'Z');
+  let out = formatted.get(seconds);
+  if (out === undefined) {
+    const iso = new Date(seconds * 1000).toISOString();
+    // Whole seconds: `YYYY-MM-DDTHH:MM:SS.000Z` loses its fraction (years past 9999 keep the general rule).
+    out = iso.length === 24 ? `${iso.slice(0, 19)}Z` : iso.replace(/\.\d{3}Z$/, 'Z');
+    if (formatted.size >= 64) formatted.clear();
+    formatted.set(seconds, out);
+  }
+  return out;
 }
 
 /**

@@ -12,19 +12,30 @@ import type { FrameworkOptions, Route } from './route.ts';
 
 interface CompiledRoute {
   route: Route;
+  /** With the `d` flag (capture positions), for the canonical path only: slower to run. */
   regex: RegExp;
+  /** The same pattern without `d`, for routing. */
+  plain: RegExp;
 }
+
+/** Paths whose route was found lately (a pure function of the path), so a hot path is matched once. */
+const MATCH_CACHE_LIMIT = 1024;
 
 
 export class FrameworkBackend implements Backend {
   readonly type = 'secret' as const;
   private readonly options: FrameworkOptions;
   private readonly compiled: CompiledRoute[];
+  private readonly matched = new Map<string, { route: Route; groups: Record<string, string> } | null>();
 
   constructor(options: FrameworkOptions) {
     this.options = options;
     // `d`: the captures' positions, for the canonical path.
-    this.compiled = options.routes.map((route) => ({ route, regex: new RegExp(`^(?:${route.pattern})$`, 'd') }));
+    this.compiled = options.routes.map((route) => ({
+      route,
+      regex: new RegExp(`^(?:${route.pattern})$`, 'd'),
+      plain: new RegExp(`^(?:${route.pattern})$`),
+    }));
   }
 
   specialPaths(): SpecialPaths {
@@ -139,11 +150,21 @@ export class FrameworkBackend implements Backend {
   }
 
   private match(path: string): { route: Route; captures: Record<string, string> } | null {
-    for (const { route, regex } of this.compiled) {
-      const m = regex.exec(path);
-      if (m) return { route, captures: { ...(m.groups ?? {}) } };
+    let found = this.matched.get(path);
+    if (found === undefined) {
+      found = null;
+      for (const { route, plain } of this.compiled) {
+        const m = plain.exec(path);
+        if (m) {
+          found = { route, groups: { ...(m.groups ?? {}) } };
+          break;
+        }
+      }
+      if (this.matched.size >= MATCH_CACHE_LIMIT) this.matched.clear();
+      this.matched.set(path, found);
     }
-    return null;
+    // Each caller gets its own captures object.
+    return found === null ? null : { route: found.route, captures: { ...found.groups } };
   }
 
   private helpText(path: string): string {

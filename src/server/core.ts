@@ -210,7 +210,8 @@ async function serveRouted(core: ServerCore, router: Router, ctx: RequestContext
     ctx.audit.mountType = match.type;
   }
   let relPath = match.relPath;
-  const canonical = await runBackend(() => router.resolve(match));
+  // A secrets engine is never asked (Router.resolve): no promise for it on the hot path.
+  const canonical = match.kind === 'secret' ? null : await runBackend(() => router.resolve(match));
   if (canonical !== null) {
     // The canonical names replace the ones sent, for the ACL check and the handler alike.
     relPath = canonical;
