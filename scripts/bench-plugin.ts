@@ -23,6 +23,7 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '5' },
     starts: { type: 'string', default: '10' },
     profile: { type: 'string' },
+    plugin: { type: 'string' },
     top: { type: 'string', default: '5' },
   },
 });
@@ -106,19 +107,25 @@ function profiledPlugin(plugin: string, dir: string): string {
 }
 
 interface CpuProfile {
+  startTime: number;
   nodes: Array<{ id: number; callFrame: { functionName: string; url: string; lineNumber: number } }>;
   samples: number[];
   timeDeltas: number[];
 }
 
-/** The top entries by self time; functions of the bundle are named by the source file esbuild marked them with. */
-function topEntries(profileFile: string, bundle: string, count: number): string[] {
+/**
+ * The top entries by self time within [fromUs, toUs] (the monotonic clock V8's profile and
+ * process.hrtime share); functions of the bundle are named by the source file esbuild marked them with.
+ */
+function topEntries(profileFile: string, bundle: string, count: number, fromUs: number, toUs: number): { entries: string[]; packages: string } {
   const profile = JSON.parse(readFileSync(profileFile, 'utf8')) as CpuProfile;
   const marks: Array<[number, string]> = [];
   readFileSync(bundle, 'utf8')
     .split('\n')
     .forEach((line, i) => {
-      const m = /^\s*\/\/ ((?:node_modules|src)\/\S+)$/.exec(line);
+      // ESM modules follow a `// <path>` line, CommonJS ones open with `"<path>"(exports, module) {`
+      // (the path relative to where it was built from).
+      const m = /^\s*(?:\/\/ |")(?:[^"\s]*?\/)?((?:node_modules|src)\/[^"\s]+)(?:"\(.*)?$/.exec(line);
       if (m) marks.push([i + 1, m[1]]);
     });
   const sourceOf = (line: number): string => {
@@ -129,13 +136,16 @@ function topEntries(profileFile: string, bundle: string, count: number): string[
   const self = new Map<number, number>();
   let total = 0;
   const idle = new Set(profile.nodes.filter((node) => node.callFrame.functionName === '(idle)').map((node) => node.id));
+  let at = profile.startTime;
   profile.samples.forEach((id, i) => {
-    if (idle.has(id)) return;
     const dt = profile.timeDeltas[i] ?? 0;
+    at += dt;
+    if (idle.has(id) || at < fromUs || at > toUs) return;
     self.set(id, (self.get(id) ?? 0) + dt);
     total += dt;
   });
   const byEntry = new Map<string, number>();
+  const byPackage = new Map<string, number>();
   for (const node of profile.nodes) {
     const t = self.get(node.id);
     if (!t) continue;
@@ -143,15 +153,26 @@ function topEntries(profileFile: string, bundle: string, count: number): string[
     const where = url === '' ? '' : url.includes(bundle.split('/').pop()!) ? sourceOf(lineNumber + 1) : url.replace(/^file:\/\//, '');
     const key = `${functionName || '(anonymous)'}  ${where}`.trim();
     byEntry.set(key, (byEntry.get(key) ?? 0) + t);
+    const pkg = where === '' ? functionName : /^node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(where)?.[1] ?? where.replace(/^(node:internal\/[^/]+).*$/, '$1').replace(/^(src\/[^/]+)\/.*$/, '$1');
+    byPackage.set(pkg, (byPackage.get(pkg) ?? 0) + t);
   }
-  return [...byEntry]
-    .sort((a, b) => b[1] - a[1])
-    .slice(0, count)
-    .map(([key, t]) => `${((100 * t) / total).toFixed(1).padStart(5)}%  ${key}`);
+  const pct = (t: number) => `${((100 * t) / total).toFixed(1)}%`;
+  return {
+    entries: [...byEntry]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, count)
+      .map(([key, t]) => `${pct(t).padStart(6)}  ${key}`),
+    packages: [...byPackage]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, 8)
+      .map(([pkg, t]) => `${pkg} ${pct(t)}`)
+      .join(', '),
+  };
 }
 
 const direct = await directBackend();
-const plugin = await buildPlugin();
+// --plugin: a bundle built elsewhere (another revision, to compare in the same conditions).
+const plugin = values.plugin ? resolve(values.plugin) : await buildPlugin();
 const alone = await startupAlone(plugin);
 const startupMs = median(alone);
 console.log(`plugin start-up to handshake line (JS file): ${fmt(startupMs)} median of ${starts} (min ${fmt(Math.min(...alone))}, max ${fmt(Math.max(...alone))})`);
@@ -184,6 +205,7 @@ const callsBefore = (await host.send({ cmd: 'storage' })).calls as Record<string
 const directUs: number[] = [];
 const viaUs: number[] = [];
 const pluginCpuUs: number[] = [];
+const measuredFromUs = Number(process.hrtime.bigint() / 1000n);
 for (let r = 0; r < rounds; r++) {
   directUs.push(await direct());
   const cpu0 = cpuMs(pid);
@@ -193,6 +215,7 @@ for (let r = 0; r < rounds; r++) {
   viaUs.push(Number(BigInt(reply.total_ns as string) / BigInt(n)) / 1e3);
   if (cpu0 !== null && cpu1 !== null) pluginCpuUs.push(((cpu1 - cpu0) * 1000) / n);
 }
+const measuredToUs = Number(process.hrtime.bigint() / 1000n);
 const callsAfter = (await host.send({ cmd: 'storage' })).calls as Record<string, number>;
 await host.close();
 
@@ -219,7 +242,9 @@ if (profileDir) {
   if (files.length === 0) console.log(`profile: none written to ${profileDir}`);
   else {
     const file = join(profileDir, files[files.length - 1]);
-    console.log(`plugin profile ${file} (the whole session), top ${values.top} by self time, % of the time not idle:`);
-    for (const line of topEntries(file, plugin, Number(values.top))) console.log(`  ${line}`);
+    console.log(`plugin profile ${file}: top ${values.top} by self time over the measured rounds (the direct calls' rounds included, when the plugin idles), % of the time not idle:`);
+    const top = topEntries(file, plugin, Number(values.top), measuredFromUs, measuredToUs);
+    for (const line of top.entries) console.log(`  ${line}`);
+    console.log(`  by package or source folder: ${top.packages}`);
   }
 }

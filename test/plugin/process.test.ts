@@ -131,6 +131,17 @@ describe('the bundled plugin file', () => {
     }
   }, 30_000);
 
+  it('stops cleanly on a SIGTERM sent the moment the handshake line is read (exit 0, socket removed)', async () => {
+    for (let i = 0; i < 3; i++) {
+      const dir = mkdtempSync(join(tmpdir(), 'tvm-sock-'));
+      const p = await startPlugin(dir);
+      p.child.kill('SIGTERM');
+      const socket = HANDSHAKE.exec(p.out().trimEnd())![1];
+      expect(await p.exited).toBe(0);
+      expect(existsSync(socket)).toBe(false);
+    }
+  }, 30_000);
+
   it('exits when its parent process is gone', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'tvm-sock-'));
     // A shell starts the plugin in the background, prints its pid and exits at once.
