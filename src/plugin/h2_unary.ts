@@ -24,10 +24,13 @@ const { NGHTTP2_CANCEL } = http2.constants;
 /** A gRPC status code and message, as the server sent them (or as the call ended). */
 export class UnaryCallError extends Error {
   readonly code: number;
-  constructor(code: number, message: string) {
+  /** The call failed before any answer came: on a connection that was going away, the server never saw it. */
+  readonly unanswered: boolean;
+  constructor(code: number, message: string, unanswered = false) {
     super(message);
     this.name = 'UnaryCallError';
     this.code = code;
+    this.unanswered = unanswered;
   }
 }
 
@@ -96,8 +99,23 @@ export class Http2UnaryClient {
     return session;
   }
 
-  /** Calls `path` (`/<service>/<method>`) with an encoded request; resolves with the decoded answer. */
-  call<Res>(path: string, request: Uint8Array, decode: (message: Buffer) => Res, timeoutMs: number): Promise<Res> {
+  /**
+   * Calls `path` (`/<service>/<method>`) with an encoded request; resolves with the decoded answer.
+   * A call that failed unanswered on a connection the host had closed is made once more on a new
+   * connection (as grpc-js retries a call that never left); the Storage calls are idempotent besides.
+   */
+  async call<Res>(path: string, request: Uint8Array, decode: (message: Buffer) => Res, timeoutMs: number): Promise<Res> {
+    const session = this.session;
+    try {
+      return await this.attempt(path, request, decode, timeoutMs);
+    } catch (err) {
+      const stale = session !== null && (session.closed || session.destroyed || this.session !== session);
+      if (!(err instanceof UnaryCallError && err.unanswered && stale)) throw err;
+      return this.attempt(path, request, decode, timeoutMs);
+    }
+  }
+
+  private attempt<Res>(path: string, request: Uint8Array, decode: (message: Buffer) => Res, timeoutMs: number): Promise<Res> {
     return new Promise<Res>((resolve, reject) => {
       let settled = false;
       const settle = (err: Error | null, value?: Res): void => {
@@ -118,7 +136,7 @@ export class Http2UnaryClient {
         });
       } catch (err) {
         this.session = null;
-        settle(new UnaryCallError(UNAVAILABLE, (err as Error).message));
+        settle(new UnaryCallError(UNAVAILABLE, (err as Error).message, true));
         return;
       }
       const timer = setTimeout(() => {
@@ -140,11 +158,11 @@ export class Http2UnaryClient {
       });
       stream.on('trailers', statusFrom);
       stream.on('data', (chunk: Buffer) => chunks.push(chunk));
-      stream.on('error', (err) => settle(new UnaryCallError(UNAVAILABLE, err.message)));
+      stream.on('error', (err) => settle(new UnaryCallError(UNAVAILABLE, err.message, httpStatus === 0)));
       stream.on('close', () => {
         if (status === null) {
           const why = httpStatus && httpStatus !== 200 ? `HTTP status ${httpStatus}` : 'the call ended without a status';
-          return settle(new UnaryCallError(UNAVAILABLE, why));
+          return settle(new UnaryCallError(UNAVAILABLE, why, httpStatus === 0));
         }
         if (status !== 0) return settle(new UnaryCallError(status, message || `status ${status}`));
         try {
