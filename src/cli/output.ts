@@ -10,13 +10,13 @@ export function printJson(io: CliIo, value: unknown): void {
   io.stdout(`${JSON.stringify(value, null, 2)}\n`);
 }
 
+/** A value as the vault CLI prints it (Go's %v): lists as [a b], maps as map[k:v], nested alike. */
 function cell(value: unknown): string {
   if (value === null || value === undefined) return 'n/a';
-  if (Array.isArray(value)) return `[${value.map((v) => (typeof v === 'string' ? v : JSON.stringify(v))).join(' ')}]`;
+  if (Array.isArray(value)) return `[${value.map(cell).join(' ')}]`;
   if (typeof value === 'object') {
     const entries = Object.entries(value as Record<string, unknown>);
-    if (entries.length === 0) return 'map[]';
-    return `map[${entries.map(([k, v]) => `${k}:${typeof v === 'string' ? v : JSON.stringify(v)}`).join(' ')}]`;
+    return `map[${entries.map(([k, v]) => `${k}:${cell(v)}`).join(' ')}]`;
   }
   return String(value);
 }
