@@ -115,12 +115,12 @@ interface BrokerProcess {
   logPath: string;
 }
 
-async function startBrokerProcess(config: string, name: string, prof = false): Promise<BrokerProcess> {
+async function startBrokerProcess(config: string, name: string, profDir?: string): Promise<BrokerProcess> {
   // The broker logs to `log.destination` (broker.log); what it writes to stdout goes to <name>.out.
   const logPath = join(dir, 'broker.log');
   writeFileSync(logPath, '');
   const out = openSync(join(dir, `${name}.out`), 'w');
-  const execArgv = prof && PROF ? ['--cpu-prof', `--cpu-prof-dir=${PROF}`] : [];
+  const execArgv = profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [];
   const t0 = performance.now();
   const child = spawn(process.execPath, [...execArgv, 'bin/tvm.js', 'broker', 'run', '--config', config], { stdio: ['ignore', out, 'pipe'] });
   closeSync(out);
@@ -232,7 +232,7 @@ writeFileSync(
   }),
 );
 const base = `http://127.0.0.1:${port}`;
-let broker = await startBrokerProcess(config, 'run', true);
+let broker = await startBrokerProcess(config, 'run', PROF);
 console.log(
   `bench-broker: ${N} leases, ${WINDOW ? `renewals spread over a ${SECONDS} s window` : `ttl ${TTL}, measured ${SECONDS} s`}, ` +
     `${CONCURRENCY} issue requests in flight, ${WORKLOADS} workloads; dev server + load generator + broker on ${
@@ -359,9 +359,20 @@ if (PROF) {
 }
 broker.child.kill('SIGKILL');
 await new Promise((r) => broker.child.once('exit', r));
-broker = await startBrokerProcess(config, 'restore');
+// Profiled, the restore's own profile is written when it stops (SIGTERM, after the status below).
+const restoreProf = PROF ? join(PROF, 'restore') : undefined;
+broker = await startBrokerProcess(config, 'restore', restoreProf);
 const restoreRss = rssMb(broker.child.pid!);
 const status = JSON.parse((await call(base, 'GET', '/v1/status')).text) as { leases: Record<string, number> };
+if (restoreProf) {
+  broker.child.kill('SIGTERM');
+  await new Promise((r) => broker.child.once('exit', r));
+  const [file] = readdirSync(restoreProf).filter((f) => /^CPU\.\d+\.\d+\.\d+\.0\.\d+\.cpuprofile$/.test(f));
+  if (file) {
+    console.log(`restore, top self time from spawn to the status answer:`);
+    printTop('restored broker', JSON.parse(readFileSync(join(restoreProf, file), 'utf8')) as CpuProfile, 0, Number.MAX_SAFE_INTEGER);
+  }
+}
 console.log(
   `restore after SIGKILL: ${broker.ms.toFixed(0)} ms from spawn to serving with ${status.leases.active ?? 0} active leases loaded and scheduled ` +
     `(RSS ${restoreRss.toFixed(0)} MB); registry by state: ${JSON.stringify(status.leases)}`,

@@ -33,6 +33,14 @@ export function registryMigration(int: 'INTEGER' | 'BIGINT'): string {
    CREATE INDEX events_workload ON events (workload_id, kind, at);`;
 }
 
+/**
+ * Migration 5 of both stores: the rows a replica has claimed, indexed apart
+ * (partial indexes: only claimed rows, a handful), so releasing a dead
+ * replica's claims at start does not read every lease.
+ */
+export const CLAIMS_MIGRATION = `CREATE INDEX leases_claimed ON leases (claim_owner) WHERE claim_owner IS NOT NULL;
+   CREATE INDEX cloud_grants_claimed ON cloud_grants (claim_owner) WHERE claim_owner IS NOT NULL;`;
+
 export const LEASE_SQL = {
   /**
    * The chain from a lease through replaced_by (a successor near max_ttl, a

@@ -8,7 +8,7 @@ import type { CloudGrant } from '../../iam/types.ts';
 import type { DueMove, EventRow, GrantRow, Issued, LeaseRow, LeaseState, LoginRow, NewGrant, NewIntent, Renewed, Store, StoreStats, WorkloadRow } from '../types.ts';
 import { LIVE_LEASE_STATES } from '../types.ts';
 import { GRANT_SQL, cloudGrantsMigration, pgClaim } from './grant-sql.ts';
-import { LEASE_SQL, registryMigration } from './lease-sql.ts';
+import { CLAIMS_MIGRATION, LEASE_SQL, registryMigration } from './lease-sql.ts';
 import { LOGIN_SQL, vaultLoginsMigration } from './login-sql.ts';
 import { eventFromRow, grantFromRow, leaseFromRow, loginFromRow, workloadFromRow } from './rows.ts';
 
@@ -22,6 +22,8 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
   cloudGrantsMigration('BIGINT'),
   // 4: the broker's Vault logins (times only, no token) and, on each lease, the login that obtained it
   vaultLoginsMigration('BIGINT'),
+  // 5: claimed rows, so a restart releases them without reading every lease
+  CLAIMS_MIGRATION,
 ];
 
 /**

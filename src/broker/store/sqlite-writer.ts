@@ -147,15 +147,17 @@ function writerMain(apply: typeof applyBatch): void {
     }
     return s;
   };
-  parentPort!.on('message', (m: { batch: WireStep[][] } | { close: true }) => {
-    if ('close' in m) {
+  // A batch crosses as JSON text (one string copy; the structured clone of many small values costs more).
+  parentPort!.on('message', (m: string | { close: true }) => {
+    if (typeof m !== 'string') {
       db.close();
       parentPort!.close();
       return;
     }
+    const batch = JSON.parse(m) as WireStep[][];
     // Texts first: a step that first carries its text may be one that is skipped.
-    for (const steps of m.batch) for (const s of steps) if (s.sql !== undefined) texts.set(s.q, s.sql);
-    parentPort!.postMessage(apply(db as unknown as DatabaseLike, prepared, m.batch));
+    for (const steps of batch) for (const s of steps) if (s.sql !== undefined) texts.set(s.q, s.sql);
+    parentPort!.postMessage(JSON.stringify(apply(db as unknown as DatabaseLike, prepared, batch)));
   });
   parentPort!.postMessage({ ready: true });
 }
@@ -306,13 +308,13 @@ export class ThreadCommit extends GroupCommit {
       readyReject = reject;
     });
     this.ready.catch(() => undefined);
-    this.worker.on('message', (m: BatchResult | { ready: true }) => {
-      if ('ready' in m) {
+    this.worker.on('message', (m: string | { ready: true }) => {
+      if (typeof m !== 'string') {
         readyResolve();
         return;
       }
       this.worker.unref();
-      this.settle(m);
+      this.settle(JSON.parse(m) as BatchResult);
     });
     this.worker.on('error', (err) => {
       readyReject(err);
@@ -339,7 +341,7 @@ export class ThreadCommit extends GroupCommit {
     );
     this.worker.ref();
     // Before the thread has opened its connection the message waits in its port: order is kept.
-    this.worker.postMessage({ batch: wire });
+    this.worker.postMessage(JSON.stringify(wire));
   }
 
   close(): Promise<void> {

@@ -21,7 +21,7 @@ import type { DueMove, EventRow, GrantRow, Issued, LeaseRow, LeaseState, LoginRo
 import { LIVE_LEASE_STATES } from '../types.ts';
 import { eventFromRow, grantFromRow, leaseFromRow, loginFromRow, workloadFromRow } from './rows.ts';
 import { GRANT_SQL, cloudGrantsMigration } from './grant-sql.ts';
-import { LEASE_SQL, registryMigration } from './lease-sql.ts';
+import { CLAIMS_MIGRATION, LEASE_SQL, registryMigration } from './lease-sql.ts';
 import { LOGIN_SQL, vaultLoginsMigration } from './login-sql.ts';
 
 /** Numbered migrations; never edit one that shipped, add the next. */
@@ -34,15 +34,22 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   cloudGrantsMigration('INTEGER'),
   // 4: the broker's Vault logins (times only, no token) and, on each lease, the login that obtained it
   vaultLoginsMigration('INTEGER'),
+  // 5: claimed rows, so a restart releases them without reading every lease
+  CLAIMS_MIGRATION,
 ];
 
 /**
  * Every connection's settings. Every transaction is durable before the broker
- * acts on it (intent before action): synchronous = FULL. The page cache holds
- * the indexes of 100,000 leases (random keys: jti, lease id, row id), so a
- * write or a lookup rarely goes to the file.
+ * acts on it (intent before action): synchronous = FULL.
  */
-const PRAGMAS = ['journal_mode = WAL', 'synchronous = FULL', 'busy_timeout = 5000', 'cache_size = -32768'];
+const PRAGMAS = ['journal_mode = WAL', 'synchronous = FULL', 'busy_timeout = 5000'];
+/**
+ * The writer's page cache holds the indexes of 100,000 leases (random keys:
+ * jti, lease id, row id), so a write rarely reads the file. The reading
+ * connection keeps SQLite's default: another connection's commit empties a
+ * connection's whole cache, so a large one would only cost memory.
+ */
+const WRITER_PRAGMAS = [...PRAGMAS, 'cache_size = -32768'];
 
 const EVENT_INSERT = 'INSERT INTO events (at, kind, workload_id, lease_row_id, reason, detail) VALUES (?, ?, ?, ?, ?, ?)';
 
@@ -56,7 +63,7 @@ export class SqliteStore implements Store {
   private readonly db: Database.Database;
   private closed = false;
   private readonly path: string;
-  /** Started once migrations ran (they run here, before any other write). */
+  /** Migrations run on this thread's connection, before any write is queued. */
   private writer: GroupCommit | null = null;
 
   constructor(path: string) {
@@ -64,6 +71,8 @@ export class SqliteStore implements Store {
     this.path = path;
     this.db = new Database(path);
     for (const p of PRAGMAS) this.db.pragma(p);
+    // The writer thread boots (about 0.15 s) while migrations and the broker's Vault login run.
+    if (path !== ':memory:') this.committer();
   }
 
   /** Transactions committed and writes they held (group-commit statistics). */
@@ -74,7 +83,7 @@ export class SqliteStore implements Store {
   private committer(): GroupCommit {
     if (!this.writer) {
       // A file: a writer thread with its own connection. In memory, one connection is the database: commit inline.
-      this.writer = this.path === ':memory:' ? new InlineCommit(this.db) : new ThreadCommit(this.path, PRAGMAS);
+      this.writer = this.path === ':memory:' ? new InlineCommit(this.db) : new ThreadCommit(this.path, WRITER_PRAGMAS);
     }
     return this.writer;
   }
@@ -251,15 +260,19 @@ export class SqliteStore implements Store {
   }
 
   async ownedVaultLeaseIds(): Promise<Set<string>> {
+    // Most rows are live: one pass over the table beats a row lookup per entry of the state index (a restart with 100,000: 0.2 s, not 0.45 s).
     const rows = this.all(
-      `SELECT lease_id FROM leases WHERE lease_id IS NOT NULL AND state IN (${placeholders(LIVE_LEASE_STATES.length)})`,
+      `SELECT lease_id FROM leases NOT INDEXED WHERE lease_id IS NOT NULL AND state IN (${placeholders(LIVE_LEASE_STATES.length)})`,
       ...LIVE_LEASE_STATES,
     );
     return new Set(rows.map((r) => String(r.lease_id)));
   }
 
   async knownRoles(): Promise<string[]> {
-    return this.all(`SELECT DISTINCT role FROM leases WHERE state IN ('intent', 'active', 'revoking', 'irrevocable')`).map((r) => String(r.role));
+    // The cache index holds role and state: scanned alone, without the rows (and their tokens).
+    return this.all(`SELECT DISTINCT role FROM leases INDEXED BY leases_cache WHERE state IN ('intent', 'active', 'revoking', 'irrevocable')`).map((r) =>
+      String(r.role),
+    );
   }
 
   async leasesOlderThan(before: number, limit: number): Promise<LeaseRow[]> {
