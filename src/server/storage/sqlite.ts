@@ -52,6 +52,8 @@ export interface SqliteStorageOptions {
   maxBatchOps?: number;
   /** How long to wait for a lock held by another connection (default 5000 ms). */
   busyTimeoutMs?: number;
+  /** The log's size that starts a checkpoint (default 32 MiB). */
+  checkpointBytes?: number;
   /** How the log is made durable (default fs.fsync); tests hold or fail it. */
   fsync?: (fd: number, callback: (err: NodeJS.ErrnoException | null) => void) => void;
 }
@@ -61,8 +63,13 @@ interface Waiter {
   reject: (err: unknown) => void;
 }
 
-/** The -wal file's size past which the next commit is followed by a checkpoint (SQLite's default is 1000 pages). */
-const CHECKPOINT_WAL_BYTES = 4 * 1024 * 1024;
+/**
+ * The -wal file's size past which the next commit is followed by a checkpoint.
+ * SQLite's own default is 1000 pages (4 MiB), but a checkpoint blocks the loop
+ * and leases' keys are spread over the whole table (each commit logs a page
+ * per lease): at 4 MiB the server stalled several times a second under load.
+ */
+const CHECKPOINT_WAL_BYTES = 32 * 1024 * 1024;
 
 class SqliteStorage implements PhysicalStorage {
   readonly persistent = true;
@@ -70,6 +77,7 @@ class SqliteStorage implements PhysicalStorage {
   private readonly path: string;
   private readonly maxBatchOps: number;
   private readonly syncLog: NonNullable<SqliteStorageOptions['fsync']>;
+  private readonly checkpointBytes: number;
   private readonly selectValue: Database.Statement<[string], Buffer>;
   private readonly selectKeysFrom: Database.Statement<[string], string>;
   private readonly selectKeysRange: Database.Statement<[string, string], string>;
@@ -96,6 +104,7 @@ class SqliteStorage implements PhysicalStorage {
     this.path = path;
     this.maxBatchOps = Math.max(1, options.maxBatchOps ?? 1000);
     this.syncLog = options.fsync ?? fsync;
+    this.checkpointBytes = options.checkpointBytes ?? CHECKPOINT_WAL_BYTES;
     this.selectValue = db.prepare<[string], Buffer>('SELECT value FROM kv WHERE key = ?').pluck();
     this.selectKeysFrom = db.prepare<[string], string>('SELECT key FROM kv WHERE key >= ? ORDER BY key').pluck();
     this.selectKeysRange = db
@@ -316,7 +325,7 @@ class SqliteStorage implements PhysicalStorage {
       this.walFd = null;
     }
     this.walFd ??= openSync(walPath, 'r+');
-    this.checkpointDue = onDisk.size > CHECKPOINT_WAL_BYTES;
+    this.checkpointDue = onDisk.size > this.checkpointBytes;
     return this.walFd;
   }
 
@@ -324,7 +333,7 @@ class SqliteStorage implements PhysicalStorage {
    * Copies the log into the database and empties it, with SQLite's own syncs
    * (log, then database), so no frame is copied before it is durable and the
    * log is not reused before the database is. Blocks the loop for a few
-   * fsyncs, once per CHECKPOINT_WAL_BYTES of log.
+   * fsyncs, once per checkpointBytes of log.
    */
   private checkpoint(): void {
     this.checkpointDue = false;
