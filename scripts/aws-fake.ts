@@ -1,7 +1,9 @@
 // Try the AWS mapping on a laptop: the dev server on 127.0.0.1:8200 (root token
 // "root") and the loopback STS/IAM fake the tests use (test/iam/fakes/aws.ts),
 // which verifies tvm tokens against the dev server's JWKS as AWS would, with the
-// role arn:aws:iam::123456789012:role/tvm-logs trusting the subject "root".
+// role arn:aws:iam::123456789012:role/tvm-logs trusting the subject "token"
+// (a root token given by id is made through auth/token/create, so its display
+// name, the tokens' sub, is "token", as in Vault's and OpenBao's dev mode).
 // Prints the broker `cloud "aws"` block to use. Stop with Ctrl-C.
 
 import { createServer } from 'node:http';
@@ -13,7 +15,7 @@ const stateAddr = process.env.AWS_FAKE_STATE_ADDR ?? '127.0.0.1:8398';
 
 const server = await startServer({ dev: true, listenAddress: '127.0.0.1:8200', quiet: true, rootTokenId: 'root' });
 const aws = await startAwsFake({ oidc: { issuer: `${server.address}/v1/tvm`, clientIds: ['sts.amazonaws.com'] } });
-aws.addRole(ROLE_ARN, { trustedSubjects: ['root'] });
+aws.addRole(ROLE_ARN, { trustedSubjects: ['token'] });
 
 // The fake's IAM state (inline policies per role), for `curl` while trying.
 const [host, port] = stateAddr.split(':');
