@@ -606,7 +606,7 @@ export class ExpirationManager {
   }
 
   private persist(lease: LeaseEntry, writes: StorageOp[] = []): Promise<void> {
-    return this.storage.batch([...writes, { key: leaseStorageKey(lease.leaseId), value: encoder.encode(JSON.stringify(lease)) }]);
+    return this.storage.batch([...writes, { key: leaseStorageKey(lease.leaseId), value: encoder.encode(JSON.stringify(lease)), owned: true }]);
   }
 
   private async *walk(prefix: string): AsyncGenerator<string> {

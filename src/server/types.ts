@@ -32,6 +32,8 @@ export interface PhysicalStorage {
 export interface StorageOp {
   key: string;
   value: Uint8Array | null;
+  /** The array is the storage's to keep as is: whoever made it holds no other reference (else it is copied). */
+  owned?: boolean;
 }
 
 /** One lease held by the expiration manager (Vault's leaseEntry). */

@@ -51,7 +51,8 @@ export function bufferedView(physical: PhysicalStorage, prefix: string): Buffere
     storage,
     take(): StorageOp[] {
       const ops: StorageOp[] = [];
-      for (const [key, value] of held) ops.push({ key, value });
+      // The held values are the view's own copies, and the view forgets them here.
+      for (const [key, value] of held) ops.push(value === null ? { key, value } : { key, value, owned: true });
       held = new Map();
       return ops;
     },

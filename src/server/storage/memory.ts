@@ -1,5 +1,5 @@
 // In-memory physical storage (Vault's inmem backend): for `-dev` and tests.
-// Values are copied in and out, so no caller can alias what is stored.
+// Values are copied in and out (a value handed over with `owned` is kept as is), so no caller can alias what is stored.
 
 import type { Storage } from '../../sdk/logical.ts';
 import type { PhysicalStorage, StorageOp } from '../types.ts';
@@ -35,7 +35,7 @@ class MemoryStorage implements PhysicalStorage {
         if (this.values.delete(op.key)) this.keys.remove(op.key);
       } else {
         if (!this.values.has(op.key)) this.keys.add(op.key);
-        this.values.set(op.key, new Uint8Array(op.value));
+        this.values.set(op.key, op.owned ? op.value : new Uint8Array(op.value));
       }
     }
   }

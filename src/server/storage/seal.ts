@@ -233,7 +233,9 @@ class SealedStorage implements PhysicalStorage {
   /** Every value is sealed first, then all go to the inner batch: still one atomic write. */
   async batch(ops: ReadonlyArray<StorageOp>): Promise<void> {
     const sealed = ops.map((op) =>
-      op.value === null ? { key: checkWritable(op.key), value: null } : { key: checkWritable(op.key), value: this.sealer.seal(op.key, op.value) },
+      op.value === null
+        ? { key: checkWritable(op.key), value: null }
+        : { key: checkWritable(op.key), value: this.sealer.seal(op.key, op.value), owned: true },
     );
     return this.inner.batch(sealed);
   }

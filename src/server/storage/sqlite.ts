@@ -150,8 +150,11 @@ class SqliteStorage implements PhysicalStorage {
     if (this.failed) return Promise.reject(this.failed);
     if (ops.length === 0) return Promise.resolve();
     const done = new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject }));
-    // Values are copied now: the caller may reuse its arrays before the transaction commits.
-    for (const op of ops) this.overlay.set(op.key, op.value === null ? null : Buffer.from(op.value));
+    // Values are copied now (unless the caller handed them over): it may reuse its arrays before the transaction commits.
+    for (const op of ops) {
+      const v = op.value;
+      this.overlay.set(op.key, v === null ? null : op.owned ? Buffer.from(v.buffer, v.byteOffset, v.byteLength) : Buffer.from(v));
+    }
     if (this.waiters.length >= this.maxBatchOps) this.flush();
     else if (this.flushHandle === null) this.flushHandle = setImmediate(() => this.flush());
     return done;
