@@ -14,8 +14,8 @@
 // All three are HTTPS: @azure/identity refuses an http authority host ("The
 // authorityHost address must use the 'https' protocol"), and the SDKs' bearer
 // token policy refuses to send a token to a non-https URL. So each listens on
-// 127.0.0.1 with one self-signed certificate made per fake (src/plugin/tls.ts,
-// @peculiar/x509; SAN DNS:localhost), and `agent` is a Node https.Agent that
+// 127.0.0.1 with one self-signed certificate made per fake (src/plugin/tls.ts;
+// SAN DNS:localhost), and `agent` is a Node https.Agent that
 // trusts exactly that certificate for the name localhost: hand it to the
 // provider's `agent` option. The blob endpoint is IP-style, as Azurite's:
 // `https://127.0.0.1:<port>/<account>` (the provider's blobEndpoint
