@@ -65,6 +65,7 @@ export async function startBroker(config: BrokerConfig, options: StartOptions = 
   // Its logins are recorded in the registry (times only): which login obtained each lease, and when its token ends.
   const vault = options.vault ?? createVaultGateway(config.vault, clock, log, { registry: store, replica: config.broker.replica });
   let api: Awaited<ReturnType<typeof listen>> | null = null;
+  let loop: WorkLoop | null = null;
   const servers: Server[] = [];
   try {
     await vault.login();
@@ -77,7 +78,7 @@ export async function startBroker(config: BrokerConfig, options: StartOptions = 
     await broker.inheritLogins(store.kind === 'sqlite');
     const reconciled = await broker.reconcile();
     await broker.refreshGauges();
-    const loop = new WorkLoop(broker, vault, log, config.loop, clock);
+    loop = new WorkLoop(broker, vault, log, config.loop, clock);
     loop.start(reconciled.skipped > 0 ? clock() + config.broker.claimTtlMs : Infinity);
     const consoleHandler = config.console ? createConsole({ broker, vaultAddress: config.vault.address, log, clock, ...(options.consoleRecheckMs !== undefined ? { recheckMs: options.consoleRecheckMs } : {}) }) : undefined;
     api = await listen(() => {
@@ -94,12 +95,13 @@ export async function startBroker(config: BrokerConfig, options: StartOptions = 
     let onForced: () => void = () => undefined;
     const forcedDone = new Promise<void>((resolve) => (onForced = resolve));
     const running = api;
+    const work = loop;
     const forceStop = (): Promise<void> =>
       (forced ??= (async () => {
         log.warn('forced stop');
         for (const s of servers) s.closeAllConnections();
         await running.close();
-        void loop.stop();
+        void work.stop();
         await store.close().catch(() => undefined);
         audit?.close();
         onForced();
@@ -111,7 +113,7 @@ export async function startBroker(config: BrokerConfig, options: StartOptions = 
         const timer = setTimeout(() => void forceStop(), config.shutdownTimeoutMs + 1_000);
         try {
           await running.close();
-          await loop.stop();
+          await work.stop();
           if (forced) return;
           if (config.broker.revokeOnShutdown) {
             const r = await broker.revokeForShutdown(deadline, store.kind === 'sqlite');
@@ -135,6 +137,8 @@ export async function startBroker(config: BrokerConfig, options: StartOptions = 
     };
     return { url: api.url, socket: api.socket, broker, store, metrics, log, reconciled, stop };
   } catch (err) {
+    // A start that failed after the loop began (the listener's address in use, say) stops it: nothing may keep working on a closed store.
+    await loop?.stop();
     await api?.close();
     if (!options.store) await store.close().catch(() => undefined);
     audit?.close();

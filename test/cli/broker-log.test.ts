@@ -3,6 +3,7 @@
 // made) becomes one of those lines instead of Node's multi-line text on stderr.
 // Run as a whole process, as a user runs the daemon.
 import { spawn } from 'node:child_process';
+import { createServer } from 'node:net';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -69,3 +70,38 @@ it('puts Node\'s own warning printer back afterwards (the in-process CLI must no
   expect(seen).toEqual(['routed']);
   expect(process.listeners('warning')).toEqual(before);
 });
+
+it('exits, saying why, when its listener address is taken (nothing keeps working on the closed store)', async () => {
+  const taken = createServer();
+  await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+  const port = (taken.address() as { port: number }).port;
+  try {
+    const config = join(dir, 'taken.hcl');
+    writeFileSync(
+      config,
+      `vault {\n  address = "${vault.address}"\n  auth "token" { token = "${vault.rootToken}" }\n}\nstore "sqlite" { path = "taken.db" }\nlistener { address = "127.0.0.1:${port}" }\nlog { destination = "stderr" }\n`,
+    );
+    const child = spawn(process.execPath, [join(root, 'bin/tvm.js'), 'broker', 'run', '--config', config], {
+      cwd: root,
+      env: { PATH: process.env.PATH ?? '', HOME: dir },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    const code = await new Promise<number | null>((resolve) => {
+      const timer = setTimeout(() => {
+        child.kill('SIGKILL');
+        resolve(-1);
+      }, 15_000);
+      child.once('exit', (c) => {
+        clearTimeout(timer);
+        resolve(c);
+      });
+    });
+    expect(code, stderr).toBe(1);
+    expect(stderr).toContain(`tvm: listen EADDRINUSE: address already in use 127.0.0.1:${port}`);
+    expect(stderr).not.toContain('loop step failed');
+  } finally {
+    await new Promise((resolve) => taken.close(resolve));
+  }
+}, 30_000);
