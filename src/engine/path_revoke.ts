@@ -20,7 +20,7 @@ export function revokeRoutes(ctx: EngineContext): Route[] {
     if (!JTI.test(jti)) throw invalidField('jti', `${showValue(jti)} is not a token id`);
     if (!ROLE_NAME.test(role)) throw invalidField('role', `${showValue(role)} is not a role name`);
     const lease = await ctx.leases.get(req.storage, role, jti);
-    // Unknown, expired or already revoked: nothing left to refuse (a 404, as for a lease).
+    // Unknown, expired or already revoked: nothing left to refuse; no answer (Vault's 204).
     if (!lease || lease.exp_ms <= ctx.clock()) return null;
     const until = Math.max(lease.exp_ms, ctx.clock());
     const entry = await ctx.revocations.add(req.storage, jti, Math.min(lease.max_exp_ms, until), lease.status);
@@ -41,8 +41,9 @@ export function revokeRoutes(ctx: EngineContext): Route[] {
 Puts the jti on the revocation list and sets its status list bit (pushed on
 status/events), so every PEP refuses the token within its push latency. The
 lease is not ended here (its id is not needed): its next renewal is refused,
-and sys/leases/revoke still ends it sooner. 404 when the role issued no live
-token with this jti.`,
+and sys/leases/revoke still ends it sooner. A jti the role issued no live token
+with has nothing left to refuse: the answer is empty (204), as a repeated
+revocation's is.`,
     },
   ];
 }
