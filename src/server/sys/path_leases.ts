@@ -66,8 +66,9 @@ secrets.`,
       operations: { update: renew },
       synopsis: 'Renew a lease.',
       description: `
-Extends a lease by the increment asked for; the engine answers with a new
-token for it. Only the token that obtained the lease, its ancestors, a token
+Extends a lease by the increment asked for. The answer carries the lease and
+its new ttl, never a token: knowing a lease id must not yield one (the holder
+fetches its renewed token from the engine). Only the token that obtained the lease, its ancestors, a token
 of the same entity, or sudo may renew it.`,
     },
     {
