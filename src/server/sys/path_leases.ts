@@ -68,8 +68,8 @@ secrets.`,
       description: `
 Extends a lease by the increment asked for. The answer carries the lease and
 its new ttl, never a token: knowing a lease id must not yield one (the holder
-fetches its renewed token from the engine). Only the token that obtained the lease, its ancestors, a token
-of the same entity, or sudo may renew it.`,
+fetches its renewed token from the engine). Only the token that obtained the
+lease, its ancestors, a token of the same entity, or sudo may renew it.`,
     },
     {
       pattern: '(?:leases/)?revoke(?:/(?<url_lease_id>.+))?',
