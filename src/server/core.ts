@@ -80,8 +80,11 @@ export class Router implements RouterView {
   /** The mount serving a canonical path, and the path within it; null when none does. */
   match(path: string): RouteMatch | null {
     for (const b of this.builtins) {
-      if (path.startsWith(b.prefix)) return { ...b, kind: 'builtin', relPath: path.slice(b.prefix.length) };
-      if (`${path}/` === b.prefix) return { ...b, kind: 'builtin', relPath: '' };
+      if (path.startsWith(b.prefix)) return { prefix: b.prefix, type: b.type, backend: b.backend, kind: 'builtin', relPath: path.slice(b.prefix.length) };
+      // The mount's own path without its slash (`sys`).
+      if (path.length === b.prefix.length - 1 && b.prefix.startsWith(path)) {
+        return { prefix: b.prefix, type: b.type, backend: b.backend, kind: 'builtin', relPath: '' };
+      }
     }
     if (path.startsWith('auth/')) {
       const found = this.core.auth.match(path.slice('auth/'.length));

@@ -81,7 +81,7 @@ async function parseRequest(req: IncomingMessage, requestId: string): Promise<Re
   }
   // eslint-disable-next-line no-control-regex
   if (/[\u0000-\u001f\u007f]/.test(path)) throw badRequest('invalid path: control characters are not allowed');
-  if (path.split('/').some((s) => s === '.' || s === '..')) throw badRequest('invalid path: "." and ".." segments are not allowed');
+  if (DOT_SEGMENT.test(path)) throw badRequest('invalid path: "." and ".." segments are not allowed');
 
   const requested = (req.method ?? 'GET').toUpperCase();
   const method = requested === LIST_ALIAS ? 'LIST' : requested;
@@ -157,6 +157,9 @@ async function parseRequest(req: IncomingMessage, requestId: string): Promise<Re
   }
   return ctx;
 }
+
+/** A `.` or `..` segment anywhere in a path. */
+const DOT_SEGMENT = /(?:^|\/)\.\.?(?:\/|$)/;
 
 /** Status endpoints answered for HEAD (as for GET, without a body): load balancers probe them. */
 const HEAD_PATHS = new Set(STATUS_PATHS.map((p) => `sys/${p}`));

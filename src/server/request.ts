@@ -69,7 +69,9 @@ export interface Reply {
  * (its resolve-path).
  */
 export function canonicalPath(path: string, list: boolean): string {
-  const out = path.replace(/\/{2,}/g, '/').replace(/^\//, '').replace(/\/$/, '');
+  // Most paths are canonical already: no rewriting for them.
+  const clean = !path.includes('//') && !path.startsWith('/') && !path.endsWith('/');
+  const out = clean ? path : path.replace(/\/{2,}/g, '/').replace(/^\//, '').replace(/\/$/, '');
   return list ? `${out}/` : out;
 }
 
