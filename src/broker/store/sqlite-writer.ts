@@ -75,13 +75,16 @@ export function applyBatch<S extends { params: unknown[]; rows?: boolean; ifChan
   prepared: (step: S) => StatementLike,
   batch: readonly S[][],
 ): BatchResult {
-  const shape = (err: unknown): ErrorShape => {
-    const e = err as { message?: unknown; code?: unknown; name?: unknown };
-    return {
-      message: typeof e?.message === 'string' ? e.message : String(err),
-      ...(typeof e?.code === 'string' ? { code: e.code } : {}),
-      ...(e?.name === 'SqliteError' ? { sqlite: true } : {}),
-    };
+  // A method, not a named arrow: a bundler keeping names would wrap the latter in a helper the thread lacks.
+  const util = {
+    shape(err: unknown): ErrorShape {
+      const e = err as { message?: unknown; code?: unknown; name?: unknown };
+      return {
+        message: typeof e?.message === 'string' ? e.message : String(err),
+        ...(typeof e?.code === 'string' ? { code: e.code } : {}),
+        ...(e?.name === 'SqliteError' ? { sqlite: true } : {}),
+      };
+    },
   };
   const outcomes: WriteOutcome[] = [];
   try {
@@ -113,12 +116,12 @@ export function applyBatch<S extends { params: unknown[]; rows?: boolean; ifChan
         } catch (err) {
           // SQLite rolled the whole transaction back (I/O error, disk full): the batch fails as one.
           if (!db.inTransaction) throw err;
-          outcomes.push({ ok: false, error: shape(err) });
+          outcomes.push({ ok: false, error: util.shape(err) });
         }
       }
     }).immediate();
   } catch (err) {
-    return { fatal: shape(err) };
+    return { fatal: util.shape(err) };
   }
   return { outcomes };
 }
@@ -130,23 +133,19 @@ interface WriterData {
   pragmas: string[];
 }
 
-/** The writer thread: its own connection; one message in (a batch), one out (its result). Self-contained. */
-function writerMain(apply: typeof applyBatch): void {
-  const { parentPort, workerData } = require('node:worker_threads') as typeof import('node:worker_threads');
+/**
+ * The writer thread: its own connection; one message in (a batch), one out
+ * (its result). Self-contained: its modules come in as arguments, required by
+ * the thread's source text (a bundler rewrites `require` calls in code, never
+ * in a string).
+ */
+function writerMain(apply: typeof applyBatch, threads: typeof import('node:worker_threads'), Driver: typeof import('better-sqlite3')): void {
+  const { parentPort, workerData } = threads;
   const data = workerData as WriterData;
-  const Driver = require(data.driver) as typeof import('better-sqlite3');
   const db = new Driver(data.path);
   for (const p of data.pragmas) db.pragma(p);
   const texts = new Map<number, string>();
   const statements = new Map<number, StatementLike>();
-  const prepared = (step: WireStep): StatementLike => {
-    let s = statements.get(step.q);
-    if (!s) {
-      s = (db as unknown as DatabaseLike).prepare(texts.get(step.q) as string);
-      statements.set(step.q, s);
-    }
-    return s;
-  };
   // A batch crosses as JSON text (one string copy; the structured clone of many small values costs more).
   parentPort!.on('message', (m: string | { close: true }) => {
     if (typeof m !== 'string') {
@@ -157,7 +156,19 @@ function writerMain(apply: typeof applyBatch): void {
     const batch = JSON.parse(m) as WireStep[][];
     // Texts first: a step that first carries its text may be one that is skipped.
     for (const steps of batch) for (const s of steps) if (s.sql !== undefined) texts.set(s.q, s.sql);
-    parentPort!.postMessage(JSON.stringify(apply(db as unknown as DatabaseLike, prepared, batch)));
+    const result = apply(
+      db as unknown as DatabaseLike,
+      (step: WireStep): StatementLike => {
+        let s = statements.get(step.q);
+        if (!s) {
+          s = (db as unknown as DatabaseLike).prepare(texts.get(step.q) as string);
+          statements.set(step.q, s);
+        }
+        return s;
+      },
+      batch,
+    );
+    parentPort!.postMessage(JSON.stringify(result));
   });
   parentPort!.postMessage({ ready: true });
 }
@@ -296,8 +307,10 @@ export class ThreadCommit extends GroupCommit {
   constructor(path: string, pragmas: string[]) {
     super();
     const data: WriterData = { driver: createRequire(import.meta.url).resolve('better-sqlite3'), path, pragmas };
-    // A bundler or tsx may wrap functions in a naming helper (`__name`): defined here as a no-op.
-    const source = `"use strict";\nconst __name = (f) => f;\n(${writerMain.toString()})(${applyBatch.toString()});\n`;
+    // Should a bundler keep names with its `__name` helper (tsx does), the thread has a no-op of that name.
+    const source =
+      `"use strict";\nconst __name = (f) => f;\n` +
+      `(${writerMain.toString()})(${applyBatch.toString()}, require('node:worker_threads'), require(require('node:worker_threads').workerData.driver));\n`;
     this.worker = new Worker(source, { eval: true, workerData: data });
     // Idle, the thread does not keep the process alive; a batch in flight does.
     this.worker.unref();

@@ -283,7 +283,7 @@ export class SqliteStore implements Store {
     // One statement, as in PostgreSQL; the claim lapses halfway from due to expiry at the latest.
     const [rows] = await this.write([
       {
-        sql: `UPDATE leases SET claim_owner = ?, claim_until = MIN(?, MAX(? + 250, (due_at + expires_at) / 2))
+        sql: `UPDATE leases SET claim_owner = ?, claim_until = MIN(?, MAX(? + 250, CAST((due_at + expires_at) / 2 AS INTEGER)))
               WHERE id IN (SELECT id FROM leases WHERE state IN ('active', 'revoking') AND due_at <= ? AND claim_until < ?
                            ORDER BY due_at LIMIT ?)
               RETURNING *`,
