@@ -136,6 +136,14 @@ describe('SQLite group commit', () => {
     db.close();
   });
 
+  it('the connection that commits syncs every commit (WAL, synchronous = FULL)', async () => {
+    const store = new SqliteStore(`${dir.path}/durability.db`);
+    await store.migrate();
+    // 2 is FULL: the WAL is synced at every commit (NORMAL, 1, would sync only at checkpoints).
+    expect(await store.durability()).toEqual({ journalMode: 'wal', synchronous: 2 });
+    await store.close();
+  });
+
   it('close commits what was queued before it', async () => {
     const path = `${dir.path}/close.db`;
     const store = new SqliteStore(path);

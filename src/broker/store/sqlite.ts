@@ -119,6 +119,15 @@ export class SqliteStore implements Store {
     return this.committer().write(steps);
   }
 
+  /** How the connection that commits is set (asked of it): WAL, and an fsync at every commit. */
+  async durability(): Promise<{ journalMode: string; synchronous: number }> {
+    const [mode, sync] = await this.write([
+      { sql: 'PRAGMA journal_mode', params: [], rows: true },
+      { sql: 'PRAGMA synchronous', params: [], rows: true },
+    ]);
+    return { journalMode: String(rowsOf(mode)[0]?.journal_mode), synchronous: Number(rowsOf(sync)[0]?.synchronous) };
+  }
+
   commitStats(): { transactions: number; writes: number } {
     return { ...this.commits };
   }
