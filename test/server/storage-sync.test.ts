@@ -97,6 +97,24 @@ describe('sqlite storage durability', () => {
     await s.close().catch(() => undefined);
   });
 
+  it('rejects a write queued for the next commit when a sync fails, and never commits it (it used to wait forever)', async () => {
+    const held = heldFsync();
+    const path = freshDbPath();
+    const s = openSqliteStorage(path, { fsync: held.fsync });
+    const a = s.put('a', bytes('1'));
+    await state(a);
+    // Queued in the same turn as the failure: its commit was to come on the next one.
+    const b = s.put('b', bytes('2'));
+    held.release(Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' }));
+    expect(await state(b)).toBe('rejected');
+    await expect(b).rejects.toMatchObject({ code: 'ERR_STORAGE_WRITE', message: /refuses further use/ });
+    await expect(a).rejects.toMatchObject({ code: 'ERR_STORAGE_WRITE' });
+    await s.close().catch(() => undefined);
+    const again = openSqliteStorage(path);
+    expect(await again.get('b')).toBeNull();
+    await again.close();
+  });
+
   it('settles writes still waiting on an fsync when it closes, and keeps them', async () => {
     const held = heldFsync();
     const path = freshDbPath();

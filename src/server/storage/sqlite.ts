@@ -195,9 +195,16 @@ class SqliteStorage implements PhysicalStorage {
     this.shuttingDown = true;
     let failure: unknown = this.failed;
     if (this.failed) {
-      for (const w of this.waiters) w.reject(this.failed);
+      for (const w of [...this.waiters, ...this.unsynced]) w.reject(this.failed);
       this.waiters = [];
+      this.unsynced = [];
       this.overlay = new Map();
+      try {
+        // The close checkpoints the log into the database and deletes it: with full syncs, or (if a sync fails again) not at all.
+        this.db.pragma('synchronous = FULL');
+      } catch {
+        // Closing goes on; SQLite keeps the log when its checkpoint cannot sync.
+      }
     } else {
       try {
         // From here SQLite syncs each commit itself, and the close's checkpoint.
@@ -265,6 +272,11 @@ class SqliteStorage implements PhysicalStorage {
     const writes = this.overlay;
     this.waiters = [];
     this.overlay = new Map();
+    // A sync failed after these were queued: the log's state is unknown, nothing more is committed to it.
+    if (this.failed) {
+      for (const w of waiters) w.reject(this.failed);
+      return;
+    }
     try {
       this.applyBatch(writes);
     } catch (err) {
@@ -327,7 +339,16 @@ class SqliteStorage implements PhysicalStorage {
       closeSync(this.walFd);
       this.walFd = null;
     }
-    this.walFd ??= openSync(walPath, 'r+');
+    if (this.walFd === null) {
+      this.walFd = openSync(walPath, 'r+');
+      // A log file new to us (SQLite made it at open): the fsyncs of the file do not make its directory entry durable.
+      const dirFd = openSync(dirname(walPath), 'r');
+      try {
+        fsyncSync(dirFd);
+      } finally {
+        closeSync(dirFd);
+      }
+    }
     this.checkpointDue = onDisk.size > this.checkpointBytes;
     return this.walFd;
   }
@@ -343,18 +364,24 @@ class SqliteStorage implements PhysicalStorage {
     try {
       this.db.pragma('synchronous = FULL');
       this.db.pragma('wal_checkpoint(TRUNCATE)');
-    } catch {
-      // Not fatal: the log stays and the next commit past the size tries again.
+    } catch (err) {
+      // A busy or locked database is not fatal: the log stays and the next commit past the size tries again.
+      // An I/O error is a failed sync: the files' state is unknown, as after a failed fsync of the log.
+      const code = (err as { code?: unknown }).code;
+      if (typeof code === 'string' && (code.startsWith('SQLITE_IOERR') || code === 'SQLITE_FULL' || code === 'SQLITE_CORRUPT')) this.fail([], err);
     } finally {
-      this.db.pragma('synchronous = OFF');
+      if (!this.failed) this.db.pragma('synchronous = OFF');
     }
   }
 
   /** A failed fsync: the file's state is unknown, so the storage refuses everything from now on. */
   private fail(group: Waiter[], err: unknown): void {
     this.failed ??= new StorageError('ERR_STORAGE_WRITE', `storage sync failed, the storage refuses further use: ${messageOf(err)}`, { cause: err });
-    for (const w of [...group, ...this.unsynced]) w.reject(this.failed);
+    // Every write not yet durable fails with it: those waiting on a sync, and those queued for the next commit.
+    for (const w of [...group, ...this.unsynced, ...this.waiters]) w.reject(this.failed);
     this.unsynced = [];
+    this.waiters = [];
+    this.overlay = new Map();
   }
 }
 
