@@ -10,7 +10,7 @@ import { createInterface } from 'node:readline';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { SqliteStore, openStore, type Store, type WorkloadRow } from '../../src/broker/index.ts';
-import { ThreadCommit } from '../../src/broker/store/sqlite-writer.ts';
+import { GroupCommit, ThreadCommit, type BatchResult, type Step } from '../../src/broker/store/sqlite-writer.ts';
 import { tempDir } from './helpers.ts';
 import { pgUnavailable, startPgCluster, type PgCluster } from './postgres.ts';
 
@@ -134,6 +134,28 @@ describe('SQLite group commit', () => {
     const db = new Database(path, { readonly: true });
     expect(db.prepare('SELECT id FROM child ORDER BY id').all()).toEqual([{ id: 4 }]);
     db.close();
+  });
+
+  it('a commit that fails on I/O (its fsync) stops the store: the file\'s state is unknown, so no later write is taken', async () => {
+    // The transaction's outcome is scripted: the real disk cannot be made to fail an fsync here.
+    class Scripted extends GroupCommit {
+      constructor(private readonly results: BatchResult[]) {
+        super();
+      }
+      protected send(batch: Step[][]): void {
+        const next = this.results.shift() ?? { outcomes: batch.map(() => ({ ok: true as const, value: [] })) };
+        queueMicrotask(() => this.settle(next));
+      }
+      async close(): Promise<void> {}
+    }
+    const io = new Scripted([{ fatal: { message: 'disk I/O error', code: 'SQLITE_IOERR_FSYNC', sqlite: true } }]);
+    const step = { sql: 'INSERT INTO t VALUES (1)', params: [] };
+    await expect(io.write([step])).rejects.toMatchObject({ code: 'SQLITE_IOERR_FSYNC' });
+    await expect(io.write([step])).rejects.toMatchObject({ code: 'SQLITE_IOERR_FSYNC', message: /refuses further writes/ });
+    // A commit refused for what it holds (a constraint) is not I/O: the next batch goes on.
+    const constraint = new Scripted([{ fatal: { message: 'FOREIGN KEY constraint failed', code: 'SQLITE_CONSTRAINT_FOREIGNKEY', sqlite: true } }]);
+    await expect(constraint.write([step])).rejects.toMatchObject({ code: 'SQLITE_CONSTRAINT_FOREIGNKEY' });
+    await expect(constraint.write([step])).resolves.toEqual([]);
   });
 
   it('the connection that commits syncs every commit (WAL, synchronous = FULL)', async () => {

@@ -179,6 +179,11 @@ export function errorFrom(e: ErrorShape): Error {
   return Object.assign(new Error(e.message), e.code ? { code: e.code } : {});
 }
 
+/** SQLite's codes for a write that may have reached the disk in part (an fsync or a write that failed). */
+export function isIoFailure(code: string | undefined): boolean {
+  return typeof code === 'string' && (code.startsWith('SQLITE_IOERR') || code === 'SQLITE_FULL' || code === 'SQLITE_CORRUPT');
+}
+
 interface Pending {
   steps: Step[];
   resolve: (v: StepResult[]) => void;
@@ -244,6 +249,12 @@ export abstract class GroupCommit {
     if ('fatal' in result) {
       const err = errorFrom(result.fatal);
       for (const p of batch) p.reject(err);
+      // A commit that failed on I/O (its sync, most often) may have left frames in the log that a crash
+      // would bring back as committed: the files' state is unknown, so nothing more is written to them.
+      if (isIoFailure(result.fatal.code)) {
+        this.fail(Object.assign(new Error(`the SQLite store failed to write to disk and refuses further writes: ${err.message}`), { code: result.fatal.code }));
+        return;
+      }
     } else {
       this.commits.transactions++;
       this.commits.writes += batch.length;
