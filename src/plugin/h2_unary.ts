@@ -37,6 +37,9 @@ export class UnaryCallError extends Error {
 const DEADLINE_EXCEEDED = 4;
 const INTERNAL = 13;
 const UNAVAILABLE = 14;
+const RESOURCE_EXHAUSTED = 8;
+/** The largest answer taken (a storage value is far smaller; the host is authenticated, but memory is not its to spend). */
+export const MAX_ANSWER_BYTES = 64 * 1024 * 1024;
 
 function decodeGrpcMessage(raw: unknown): string {
   const text = Array.isArray(raw) ? String(raw[0] ?? '') : String(raw ?? '');
@@ -61,6 +64,8 @@ function unframe(body: Buffer): Buffer {
   if (body[0] !== 0) throw new UnaryCallError(INTERNAL, 'the answer is compressed, which was not asked for');
   const len = body.readUInt32BE(1);
   if (body.length < 5 + len) throw new UnaryCallError(INTERNAL, 'the answer is shorter than its message');
+  // A unary answer is one message: anything after it is a protocol error, as grpc-go and grpc-js treat it.
+  if (body.length > 5 + len) throw new UnaryCallError(INTERNAL, 'the answer carries more than one message');
   return body.subarray(5, 5 + len);
 }
 
@@ -157,7 +162,16 @@ export class Http2UnaryClient {
         statusFrom(headers);
       });
       stream.on('trailers', statusFrom);
-      stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+      let received = 0;
+      stream.on('data', (chunk: Buffer) => {
+        received += chunk.length;
+        if (received > MAX_ANSWER_BYTES) {
+          stream.close(NGHTTP2_CANCEL);
+          settle(new UnaryCallError(RESOURCE_EXHAUSTED, `the answer is larger than ${MAX_ANSWER_BYTES} bytes`));
+          return;
+        }
+        chunks.push(chunk);
+      });
       stream.on('error', (err) => settle(new UnaryCallError(UNAVAILABLE, err.message, httpStatus === 0)));
       stream.on('close', () => {
         if (status === null) {

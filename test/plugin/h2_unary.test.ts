@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Http2UnaryClient } from '../../src/plugin/h2_unary.ts';
+import { Http2UnaryClient, MAX_ANSWER_BYTES } from '../../src/plugin/h2_unary.ts';
 import { protocolRoot, serviceDefinition } from '../../src/plugin/protos.ts';
 import { BrokeredStorage } from '../../src/plugin/storage.ts';
 import { generateCertificate, type PluginCertificate } from '../../src/plugin/tls.ts';
@@ -101,6 +101,23 @@ describe('BrokeredStorage on the lean unary client', () => {
       expect(await new BrokeredStorage(client).list('nothing/')).toEqual([]);
     } finally {
       fault = 'none';
+      client.close();
+      await stop(server);
+    }
+  });
+
+  it('refuses an answer larger than its cap instead of buffering it', async () => {
+    const socket = join(dir, 'big.sock');
+    const server = await serve(socket);
+    const client = new Http2UnaryClient({ service_id: 1, network: 'unix', address: socket }, { hostCertPem: host.certPem, certPem: plugin.certPem, keyPem: plugin.keyPem });
+    try {
+      data.set('big', Buffer.alloc(MAX_ANSWER_BYTES + 1));
+      await expect(new BrokeredStorage(client).get('big')).rejects.toThrow(`the answer is larger than ${MAX_ANSWER_BYTES} bytes`);
+      data.set('small', Buffer.from('ok'));
+      expect(Buffer.from((await new BrokeredStorage(client).get('small'))!.value).toString()).toBe('ok');
+    } finally {
+      data.delete('big');
+      data.delete('small');
       client.close();
       await stop(server);
     }
