@@ -97,7 +97,8 @@ const bound = (await api('PUT', 'tvm/creds/bound', { dpop_jwk: prover.publicJwk 
 const url = 'https://orders.example/orders/42';
 const proofs: string[] = [];
 for (let i = 0; i < 60_000; i++) proofs.push(prover.proof({ method: 'GET', url, accessToken: bound }));
-const dpop = make();
+// One key makes every proof here: its share of the replay cache (dpopProofsPerKey, 10,000 by default) is raised to hold them all.
+const dpop = make({ dpopProofsPerKey: proofs.length });
 const dctx = (i: number) => ({ ...ctx, method: 'GET', url, scheme: 'DPoP' as const, dpop: proofs[i % proofs.length] });
 if (!(await dpop.authorize(bound, dctx(0))).allow) throw new Error('the bound bench token is refused');
 let offset = 1;
