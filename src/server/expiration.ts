@@ -214,6 +214,8 @@ export class ExpirationManager {
     // Each failure is recorded on its lease and retried by the timer.
     const { revoked, failed } = await this.revokeAll(due);
     this.arm();
+    // A store with no lease at all (every start of the in-memory dev server) has nothing to report.
+    if (restored === 0 && skipped === 0 && this.irrevocableIds.size === 0) return;
     this.log(failed > 0 ? 'warn' : 'info', 'leases restored', {
       restored,
       revokedOnStart: revoked,
