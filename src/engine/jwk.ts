@@ -1,5 +1,8 @@
 // What a public JWK must never carry: one rule for the engine (dpop_jwk at
-// issue), the PEP (a DPoP proof's jwk header) and the broker (dpop_jwk).
+// issue), the PEP (a DPoP proof's jwk header) and the broker (dpop_jwk). And
+// how a new key pair is made so that exporting it cannot hang the process.
+
+import { createPrivateKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 
 /** Members only a private or symmetric key has (RFC 7517, RFC 7518 §6). */
 export const PRIVATE_JWK_MEMBERS: readonly string[] = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'];
@@ -7,4 +10,20 @@ export const PRIVATE_JWK_MEMBERS: readonly string[] = ['d', 'p', 'q', 'dp', 'dq'
 /** Whether the object holds private or symmetric key material. */
 export function holdsPrivateKey(jwk: object): boolean {
   return PRIVATE_JWK_MEMBERS.some((m) => m in jwk);
+}
+
+/**
+ * A new private key, made from the PKCS#8 bytes node:crypto's generation hands
+ * back rather than taken from the generation's own key objects. In Node 20 a
+ * garbage collection that finalises a key generation job while that job's key
+ * is being exported (as a JWK, say) waits on a lock the export holds, and the
+ * process hangs for good; a key made from bytes shares nothing with the job.
+ */
+export function newPrivateKey(type: 'ec' | 'ed25519' | 'rsa', options: { namedCurve?: string; modulusLength?: number } = {}): KeyObject {
+  const { privateKey } = generateKeyPairSync(type as 'ec', {
+    ...(options as { namedCurve: string }),
+    publicKeyEncoding: { type: 'spki', format: 'der' },
+    privateKeyEncoding: { type: 'pkcs8', format: 'der' },
+  }) as unknown as { privateKey: Buffer };
+  return createPrivateKey({ key: privateKey, format: 'der', type: 'pkcs8' });
 }

@@ -18,8 +18,8 @@
 // with the key imported once; importing the jwk costs ~65 µs more, so
 // imported keys are kept in a small LRU keyed by the key itself).
 
-import { holdsPrivateKey } from '../engine/jwk.ts';
-import { constants, createHash, createPrivateKey, createPublicKey, generateKeyPairSync, KeyObject, randomBytes, sign, verify } from 'node:crypto';
+import { holdsPrivateKey, newPrivateKey } from '../engine/jwk.ts';
+import { constants, createHash, createPrivateKey, createPublicKey, KeyObject, randomBytes, sign, verify } from 'node:crypto';
 import type { JsonWebKey } from 'node:crypto';
 import type { ReplayCache } from './replay.ts';
 
@@ -367,12 +367,12 @@ export function loadDpopKey(text: string): KeyObject {
 /** A new private key for DPoP: ES256 (P-256, the default), ES384, ES512, EdDSA (Ed25519), or RS256/PS256 (RSA 2048). */
 export function generateDpopKey(alg = 'ES256'): KeyObject {
   switch (alg) {
-    case 'ES256': return generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
-    case 'ES384': return generateKeyPairSync('ec', { namedCurve: 'P-384' }).privateKey;
-    case 'ES512': return generateKeyPairSync('ec', { namedCurve: 'P-521' }).privateKey;
-    case 'EdDSA': return generateKeyPairSync('ed25519').privateKey;
+    case 'ES256': return newPrivateKey('ec', { namedCurve: 'P-256' });
+    case 'ES384': return newPrivateKey('ec', { namedCurve: 'P-384' });
+    case 'ES512': return newPrivateKey('ec', { namedCurve: 'P-521' });
+    case 'EdDSA': return newPrivateKey('ed25519');
     case 'RS256':
-    case 'PS256': return generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;
+    case 'PS256': return newPrivateKey('rsa', { modulusLength: 2048 });
     default: throw new Error(`generateDpopKey: unsupported alg ${JSON.stringify(alg)} (use ES256, ES384, ES512, EdDSA, RS256 or PS256)`);
   }
 }

@@ -12,7 +12,8 @@
 // node's X509Certificate; the Go conformance host (test/plugin/host.test.ts)
 // checks it with Go's parser, as the server does.
 
-import { generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto';
+import { createPublicKey, randomBytes, sign, type KeyObject } from 'node:crypto';
+import { newPrivateKey } from '../engine/jwk.ts';
 
 export interface PluginCertificate {
   /** PEM of the certificate. */
@@ -109,7 +110,8 @@ export function certificateFor(keys: { publicKey: KeyObject; privateKey: KeyObje
 }
 
 export async function generateCertificate(now: Date = new Date()): Promise<PluginCertificate> {
-  const keys = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const privateKey = newPrivateKey('ec', { namedCurve: 'P-256' });
+  const keys = { privateKey, publicKey: createPublicKey(privateKey) };
   const der = certificateFor(keys, now);
   return {
     certPem: pem('CERTIFICATE', der),
