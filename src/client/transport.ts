@@ -1,5 +1,6 @@
 // The HTTP exchange behind connect(): one request to Vault's API over
-// node:http or node:https with a keep-alive agent per connection. It answers
+// node:http or node:https with a keep-alive agent per connection, following
+// a standby's 307 (or 308) to the active node as Vault's own client does. It answers
 // the parsed body of a 200 or 204, and rejects as node-vault did, which
 // mapVaultError reads: `{ response: { statusCode, body } }` for any other
 // status, or an error carrying the socket's code (ECONNREFUSED, ETIMEDOUT, ...).
@@ -51,14 +52,19 @@ function parseBody(text: string): unknown {
   }
 }
 
+/** How many 307/308 redirects one call follows (a standby pointing at the active node takes one). */
+const MAX_REDIRECTS = 5;
+
 export function createTransport(options: TransportOptions): Transport {
-  const url = new URL(options.addr);
-  const https = url.protocol === 'https:';
-  const agent = https
-    ? new HttpsAgent({ keepAlive: true, maxSockets: 64, rejectUnauthorized: options.verify, ...(options.ca ? { ca: options.ca } : {}) })
-    : new HttpAgent({ keepAlive: true, maxSockets: 64 });
-  const send = https ? httpsRequest : httpRequest;
-  const base = url.pathname.replace(/\/+$/, '');
+  const origin = new URL(options.addr);
+  // One keep-alive agent per scheme: a redirect (a standby naming the active node) may change it.
+  let httpAgent: HttpAgent | undefined;
+  let httpsAgent: HttpsAgent | undefined;
+  const agentFor = (https: boolean): HttpAgent =>
+    https
+      ? (httpsAgent ??= new HttpsAgent({ keepAlive: true, maxSockets: 64, rejectUnauthorized: options.verify, ...(options.ca ? { ca: options.ca } : {}) }))
+      : (httpAgent ??= new HttpAgent({ keepAlive: true, maxSockets: 64 }));
+  const base = origin.pathname.replace(/\/+$/, '');
   const fixedHeaders: Record<string, string> = { Accept: 'application/json' };
   for (const [k, v] of Object.entries(options.headers)) if (v !== '') fixedHeaders[k] = v;
 
@@ -68,6 +74,7 @@ export function createTransport(options: TransportOptions): Transport {
       const headers = payload
         ? { ...fixedHeaders, 'Content-Type': 'application/json', 'Content-Length': String(payload.length) }
         : fixedHeaders;
+      const first = new URL(`${origin.origin}${base}/v1/${path}${query ? `?${query}` : ''}`);
       return new Promise((resolve, reject) => {
         let settled = false;
         const finish = (fn: () => void) => {
@@ -76,34 +83,59 @@ export function createTransport(options: TransportOptions): Transport {
           clearTimeout(timer);
           fn();
         };
-        const req = send(
-          {
-            protocol: url.protocol,
-            hostname: url.hostname.replace(/^\[|\]$/g, ''),
-            port: url.port || (https ? 443 : 80),
-            path: `${base}/v1/${path}${query ? `?${query}` : ''}`,
-            method,
-            headers,
-            agent,
-          },
-          (res: IncomingMessage) => {
-            const chunks: Buffer[] = [];
-            res.on('data', (c: Buffer) => chunks.push(c));
-            res.on('error', (err) => finish(() => reject(err)));
-            res.on('end', () => {
-              const parsed = parseBody(Buffer.concat(chunks).toString('utf8'));
+        let current: ReturnType<typeof httpRequest> | null = null;
+        const attempt = (url: URL, redirectsLeft: number): void => {
+          const https = url.protocol === 'https:';
+          const req = (https ? httpsRequest : httpRequest)(
+            {
+              protocol: url.protocol,
+              hostname: url.hostname.replace(/^\[|\]$/g, ''),
+              port: url.port || (https ? 443 : 80),
+              path: `${url.pathname}${url.search}`,
+              method,
+              headers,
+              agent: agentFor(https),
+            },
+            (res: IncomingMessage) => {
               const status = res.statusCode ?? 0;
-              finish(() => (status === 200 || status === 204 ? resolve(parsed) : reject(new HttpStatusError(status, parsed))));
-            });
-          },
-        );
-        // One clock for the whole exchange, as VAULT_CLIENT_TIMEOUT means.
+              const location = res.headers.location;
+              if ((status === 307 || status === 308) && typeof location === 'string' && redirectsLeft > 0) {
+                // A performance standby or a standby that cannot forward names the active node:
+                // the same request goes there, body and token included, as Vault's own client does.
+                res.resume();
+                let next: URL;
+                try {
+                  next = new URL(location, url);
+                } catch {
+                  finish(() => reject(new HttpStatusError(status, '')));
+                  return;
+                }
+                if (next.protocol !== 'http:' && next.protocol !== 'https:') {
+                  finish(() => reject(new HttpStatusError(status, '')));
+                  return;
+                }
+                attempt(next, redirectsLeft - 1);
+                return;
+              }
+              const chunks: Buffer[] = [];
+              res.on('data', (c: Buffer) => chunks.push(c));
+              res.on('error', (err) => finish(() => reject(err)));
+              res.on('end', () => {
+                const parsed = parseBody(Buffer.concat(chunks).toString('utf8'));
+                finish(() => (status === 200 || status === 204 ? resolve(parsed) : reject(new HttpStatusError(status, parsed))));
+              });
+            },
+          );
+          current = req;
+          req.on('error', (err) => finish(() => reject(err)));
+          req.end(payload);
+        };
+        // One clock for the whole exchange, redirects included, as VAULT_CLIENT_TIMEOUT means.
         const timer = setTimeout(() => {
           finish(() => reject(codedError('ETIMEDOUT')));
-          req.destroy();
+          current?.destroy();
         }, options.timeoutMs);
-        req.on('error', (err) => finish(() => reject(err)));
-        req.end(payload);
+        attempt(first, MAX_REDIRECTS);
       });
     },
   };
