@@ -1,13 +1,13 @@
 // The signing key ring: one active key signs; retired keys stay published
 // (in the JWKS) until every token they could have signed has expired.
 
-import { createPrivateKey, createPublicKey, generateKeyPair, type KeyObject } from 'node:crypto';
-import { promisify } from 'node:util';
+import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import { calculateJwkThumbprint, type JWK } from 'jose';
 import type { ConfigEntry, SigningAlgorithm } from './config.ts';
 import { getJson, putJson } from '../sdk/storage.ts';
 import type { Storage } from '../sdk/logical.ts';
 import { StoredRecordCache } from './cache.ts';
+import { newPrivateKeyAsync, type KeyType, type KeyTypeOptions } from './jwk.ts';
 
 export const KEYS_KEY = 'keys';
 
@@ -42,27 +42,17 @@ interface Loaded {
   publicKeys: Map<string, { alg: SigningAlgorithm; key: KeyObject }>;
 }
 
-const generatePair = promisify(generateKeyPair);
-
 /** What node:crypto generates for each algorithm. */
-function keyType(alg: SigningAlgorithm): { type: 'ec' | 'ed25519' | 'rsa'; options: Record<string, unknown> } {
+function keyType(alg: SigningAlgorithm): { type: KeyType; options: KeyTypeOptions } {
   if (alg === 'ES256') return { type: 'ec', options: { namedCurve: 'P-256' } };
   if (alg === 'EdDSA') return { type: 'ed25519', options: {} };
   return { type: 'rsa', options: { modulusLength: 2048 } };
 }
 
 async function newKey(alg: SigningAlgorithm, now: number, maxTtlMs: number): Promise<StoredKey> {
-  // Generated off the event loop and handed back as PKCS#8 bytes, from which a key of our own is made.
-  // The key is never exported from the generation job's own key objects: in Node 20, a garbage
-  // collection that finalises the job while that key is being exported as a JWK waits on a lock
-  // the export holds, and the process hangs (seen in CI: KeyGenJob's destructor under ExportJWK).
+  // Off the event loop, and never exported from the generation job's own key (see newPrivateKey).
   const { type, options } = keyType(alg);
-  const generated = (await generatePair(type as 'ec', {
-    ...(options as { namedCurve: string }),
-    publicKeyEncoding: { type: 'spki', format: 'der' },
-    privateKeyEncoding: { type: 'pkcs8', format: 'der' },
-  })) as unknown as { privateKey: Buffer };
-  const privateKey = createPrivateKey({ key: generated.privateKey, format: 'der', type: 'pkcs8' });
+  const privateKey = await newPrivateKeyAsync(type, options);
   const privateJwk = privateKey.export({ format: 'jwk' }) as JWK;
   const publicJwk = createPublicKey(privateKey).export({ format: 'jwk' }) as JWK;
   const kid = await calculateJwkThumbprint(publicJwk, 'sha256');
