@@ -30,6 +30,13 @@ function written(name: string, n = 30): { path: string; clock: { now: number }; 
   return { path, clock, lines: () => readFileSync(path, 'utf8').split('\n').slice(0, -1) };
 }
 
+/** The writer opened again on an existing file (a restart), writing one line at `at`. */
+function appendAfterRestart(path: string, at: number, requestPath: string): void {
+  const w = AuditWriter.open({ device: 'file/', filePath: path, signingKey: privateKey, clock: () => at });
+  w.write({ type: 'request', request: { path: requestPath } });
+  w.close();
+}
+
 const judge = (path: string, at: number, extra = {}) => verifyAuditFile(readFileSync(path, 'utf8'), { at, ...extra });
 
 describe('audit verify', () => {
@@ -37,9 +44,7 @@ describe('audit verify', () => {
     const f = written('good.log');
     const report = judge(f.path, f.clock.now + 1000, { key: publicKeyText(publicKey) });
     expect(report).toMatchObject({ ok: true, pinned: true, lines: 35, checkpoints: 4 });
-    const w = AuditWriter.open({ device: 'file/', filePath: f.path, signingKey: privateKey, clock: () => f.clock.now + 2000 });
-    w.write({ type: 'request', request: { path: 'after/restart' } });
-    w.close();
+    appendAfterRestart(f.path, f.clock.now + 2000, 'after/restart');
     const again = judge(f.path, f.clock.now + 3000);
     expect(again.ok).toBe(true);
     expect(again.notes.join(' ')).toContain('started again');
@@ -108,9 +113,7 @@ describe('audit verify', () => {
     const f = written('torn.log', 5);
     appendFileSync(f.path, '{"type":"request","requ');
     expect(judge(f.path, f.clock.now).ok).toBe(false);
-    const w = AuditWriter.open({ device: 'file/', filePath: f.path, signingKey: privateKey, clock: () => f.clock.now });
-    w.write({ type: 'request', request: { path: 'after/crash' } });
-    w.close();
+    appendAfterRestart(f.path, f.clock.now, 'after/crash');
     const report = judge(f.path, f.clock.now + 1000);
     expect(report.ok).toBe(true);
     expect(report.notes.join(' ')).toContain('torn line');

@@ -53,18 +53,32 @@ async function serve(socket: string): Promise<grpc.Server> {
 
 const stop = (server: grpc.Server) => new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
 
+/** A client of the plugin's own certificate for the host serving on `socket`. */
+const clientFor = (socket: string) =>
+  new Http2UnaryClient({ service_id: 1, network: 'unix', address: socket }, { hostCertPem: host.certPem, certPem: plugin.certPem, keyPem: plugin.keyPem });
+
+/** Runs `fn` against a host serving on a socket of its own, then closes both ends. */
+async function withHost(name: string, fn: (client: Http2UnaryClient) => Promise<void>): Promise<void> {
+  const socket = join(dir, `${name}.sock`);
+  const server = await serve(socket);
+  const client = clientFor(socket);
+  try {
+    await fn(client);
+  } finally {
+    client.close();
+    await stop(server);
+  }
+}
+
 beforeAll(async () => {
   [host, plugin] = await Promise.all([generateCertificate(), generateCertificate()]);
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('BrokeredStorage on the lean unary client', () => {
-  it('puts, gets, lists and deletes, bytes exact; a missing key is null', async () => {
-    const socket = join(dir, 'a.sock');
-    const server = await serve(socket);
-    const client = new Http2UnaryClient({ service_id: 1, network: 'unix', address: socket }, { hostCertPem: host.certPem, certPem: plugin.certPem, keyPem: plugin.keyPem });
-    const storage = new BrokeredStorage(client);
-    try {
+  it('puts, gets, lists and deletes, bytes exact; a missing key is null', () =>
+    withHost('a', async (client) => {
+      const storage = new BrokeredStorage(client);
       const value = new Uint8Array([0, 1, 2, 255, 0]);
       await storage.put({ key: 'leases/r/1', value });
       await storage.put({ key: 'leases/r/2', value: new Uint8Array(0) });
@@ -78,55 +92,43 @@ describe('BrokeredStorage on the lean unary client', () => {
       const big = new Uint8Array(300_000).map((_, i) => i % 251);
       await storage.put({ key: 'big', value: big });
       expect((await storage.get('big'))?.value).toEqual(big);
-    } finally {
-      client.close();
-      await stop(server);
-    }
-  });
+    }));
 
-  it("reports a gRPC status with the server's message, the reply's err as a storage failure, and a deadline", async () => {
-    const socket = join(dir, 'b.sock');
-    const server = await serve(socket);
-    const client = new Http2UnaryClient({ service_id: 1, network: 'unix', address: socket }, { hostCertPem: host.certPem, certPem: plugin.certPem, keyPem: plugin.keyPem });
-    try {
-      fault = 'status';
-      await expect(new BrokeredStorage(client).get('k')).rejects.toThrow('Get: storage is sealed: 100% (not ready)');
-      fault = 'reply-err';
-      await expect(new BrokeredStorage(client).put({ key: 'k', value: new Uint8Array(1) })).rejects.toThrow('storage put failed: cannot write to readonly storage');
-      fault = 'hang';
-      const t0 = Date.now();
-      await expect(new BrokeredStorage(client, 300).list('')).rejects.toThrow('List: deadline exceeded');
-      expect(Date.now() - t0).toBeLessThan(3000);
-      fault = 'none';
-      expect(await new BrokeredStorage(client).list('nothing/')).toEqual([]);
-    } finally {
-      fault = 'none';
-      client.close();
-      await stop(server);
-    }
-  });
+  it("reports a gRPC status with the server's message, the reply's err as a storage failure, and a deadline", () =>
+    withHost('b', async (client) => {
+      try {
+        fault = 'status';
+        await expect(new BrokeredStorage(client).get('k')).rejects.toThrow('Get: storage is sealed: 100% (not ready)');
+        fault = 'reply-err';
+        await expect(new BrokeredStorage(client).put({ key: 'k', value: new Uint8Array(1) })).rejects.toThrow('storage put failed: cannot write to readonly storage');
+        fault = 'hang';
+        const t0 = Date.now();
+        await expect(new BrokeredStorage(client, 300).list('')).rejects.toThrow('List: deadline exceeded');
+        expect(Date.now() - t0).toBeLessThan(3000);
+        fault = 'none';
+        expect(await new BrokeredStorage(client).list('nothing/')).toEqual([]);
+      } finally {
+        fault = 'none';
+      }
+    }));
 
-  it('refuses an answer larger than its cap instead of buffering it', async () => {
-    const socket = join(dir, 'big.sock');
-    const server = await serve(socket);
-    const client = new Http2UnaryClient({ service_id: 1, network: 'unix', address: socket }, { hostCertPem: host.certPem, certPem: plugin.certPem, keyPem: plugin.keyPem });
-    try {
-      data.set('big', Buffer.alloc(MAX_ANSWER_BYTES + 1));
-      await expect(new BrokeredStorage(client).get('big')).rejects.toThrow(`the answer is larger than ${MAX_ANSWER_BYTES} bytes`);
-      data.set('small', Buffer.from('ok'));
-      expect(Buffer.from((await new BrokeredStorage(client).get('small'))!.value).toString()).toBe('ok');
-    } finally {
-      data.delete('big');
-      data.delete('small');
-      client.close();
-      await stop(server);
-    }
-  });
+  it('refuses an answer larger than its cap instead of buffering it', () =>
+    withHost('big', async (client) => {
+      try {
+        data.set('big', Buffer.alloc(MAX_ANSWER_BYTES + 1));
+        await expect(new BrokeredStorage(client).get('big')).rejects.toThrow(`the answer is larger than ${MAX_ANSWER_BYTES} bytes`);
+        data.set('small', Buffer.from('ok'));
+        expect(Buffer.from((await new BrokeredStorage(client).get('small'))!.value).toString()).toBe('ok');
+      } finally {
+        data.delete('big');
+        data.delete('small');
+      }
+    }));
 
   it('connects again after the host closed the connection', async () => {
     const socket = join(dir, 'c.sock');
     let server = await serve(socket);
-    const client = new Http2UnaryClient({ service_id: 1, network: 'unix', address: socket }, { hostCertPem: host.certPem, certPem: plugin.certPem, keyPem: plugin.keyPem });
+    const client = clientFor(socket);
     const storage = new BrokeredStorage(client);
     try {
       await storage.put({ key: 'x', value: new Uint8Array([7]) });

@@ -10,23 +10,14 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { verifyAuditFile } from '../../src/audit/verify.ts';
 import { startServer } from '../../src/server/index.ts';
 import { sealStanza } from './seal-helpers.ts';
+import { devServerClient } from './dev-client.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'tvm-audit-srv-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 type Server = Awaited<ReturnType<typeof startServer>>;
 
-function client(server: Server, token = server.rootToken) {
-  return async (method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> => {
-    const r = await fetch(`${server.address}/v1/${path}`, {
-      method,
-      headers: { 'x-vault-token': token, 'content-type': 'application/json' },
-      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-    });
-    const text = await r.text();
-    return { status: r.status, body: text ? JSON.parse(text) : null };
-  };
-}
+const client = (server: Server, token = server.rootToken) => devServerClient(server.address, token);
 
 const lines = (path: string) =>
   readFileSync(path, 'utf8')

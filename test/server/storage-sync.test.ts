@@ -3,21 +3,18 @@
 // committed meanwhile wait for the next one together; a failed fsync rejects
 // every write waiting on it and the storage then refuses everything; the log
 // is checkpointed (and emptied) by the storage itself.
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { fsync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openSqliteStorage } from '../../src/server/storage/index.ts';
+import { bytes, dbPaths, text } from './storage-fixtures.ts';
 
-const dir = mkdtempSync(join(tmpdir(), 'tvm-storage-sync-'));
-let counter = 0;
-const freshDbPath = (): string => join(dir, `db-${++counter}`, 'tvm.db');
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const { freshDbPath, remove } = dbPaths('tvm-storage-sync-');
+afterAll(remove);
 
-const bytes = (text: string): Uint8Array => new TextEncoder().encode(text);
-const text = (value: Uint8Array | null): string | null => (value === null ? null : new TextDecoder().decode(value));
+/** What a disk answers to an fsync it could not do. */
+const eio = (): NodeJS.ErrnoException => Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' });
 
 /** An fsync the test completes by hand (really syncing first), recording each call. */
 function heldFsync() {
@@ -88,8 +85,7 @@ describe('sqlite storage durability', () => {
     await state(a);
     const b = s.put('b', bytes('2'));
     await state(b);
-    const failure = Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' });
-    held.release(failure);
+    held.release(eio());
     await expect(a).rejects.toMatchObject({ code: 'ERR_STORAGE_WRITE' });
     await expect(b).rejects.toMatchObject({ code: 'ERR_STORAGE_WRITE' });
     await expect(s.put('c', bytes('3'))).rejects.toMatchObject({ code: 'ERR_STORAGE_WRITE', message: /refuses further use/ });
@@ -105,7 +101,7 @@ describe('sqlite storage durability', () => {
     await state(a);
     // Queued in the same turn as the failure: its commit was to come on the next one.
     const b = s.put('b', bytes('2'));
-    held.release(Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' }));
+    held.release(eio());
     expect(await state(b)).toBe('rejected');
     await expect(b).rejects.toMatchObject({ code: 'ERR_STORAGE_WRITE', message: /refuses further use/ });
     await expect(a).rejects.toMatchObject({ code: 'ERR_STORAGE_WRITE' });

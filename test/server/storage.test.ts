@@ -3,8 +3,7 @@
 // SIGKILL of the process.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, existsSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -17,15 +16,10 @@ import {
   openSqliteStorage,
 } from '../../src/server/storage/index.ts';
 import type { PhysicalStorage } from '../../src/server/types.ts';
+import { bytes, dbPaths, text } from './storage-fixtures.ts';
 
-const dir = mkdtempSync(join(tmpdir(), 'tvm-storage-'));
-let counter = 0;
-const freshDbPath = (): string => join(dir, `db-${++counter}`, 'tvm.db');
-
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-const bytes = (text: string): Uint8Array => new TextEncoder().encode(text);
-const text = (value: Uint8Array | null): string | null => (value === null ? null : new TextDecoder().decode(value));
+const { dir, freshDbPath, remove } = dbPaths('tvm-storage-');
+afterAll(remove);
 
 /** The reference: Vault's list, computed naively over a plain map. */
 function naiveList(keys: Iterable<string>, prefix: string): string[] {

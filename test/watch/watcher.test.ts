@@ -13,21 +13,14 @@ import { createVerifier, type UsageEvent, type Verifier } from '../../src/pep/in
 import { startServer } from '../../src/server/index.ts';
 import { createWatcher } from '../../src/watch/watcher.ts';
 import { api as brokerApi, captureLog, tempDir, testConfig } from '../broker/helpers.ts';
+import { devServerClient } from '../server/dev-client.ts';
 
 type Server = Awaited<ReturnType<typeof startServer>>;
 let server: Server;
 const dir = tempDir('tvm-watch-');
 const verifiers: Verifier[] = [];
 
-async function api(method: string, path: string, body?: unknown, token = server.rootToken): Promise<any> {
-  const r = await fetch(`${server.address}/v1/${path}`, {
-    method,
-    headers: { 'x-vault-token': token, 'content-type': 'application/json' },
-    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-  });
-  const text = await r.text();
-  return { status: r.status, body: text ? JSON.parse(text) : null };
-}
+const api = (method: string, path: string, body?: unknown, token = server.rootToken): Promise<any> => devServerClient(server.address, token)(method, path, body);
 
 function pep(sink?: (e: UsageEvent) => void): Verifier {
   const v = createVerifier({ issuer: `${server.address}/v1/tvm`, audience: 'orders-api', push: true, statusPollMs: 30_000, ...(sink ? { sink } : {}) });
