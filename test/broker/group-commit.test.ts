@@ -65,10 +65,12 @@ describe('SQLite group commit', () => {
     child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
     const intents = new Set<string>();
     const completed = new Set<string>();
+    const parked = new Set<string>();
     await new Promise<void>((resolve, reject) => {
       createInterface({ input: child.stdout! }).on('line', (l) => {
         if (l.startsWith('i ')) intents.add(l.slice(2));
         else if (l.startsWith('c ')) completed.add(l.slice(2));
+        else if (l.startsWith('p ')) parked.add(l.slice(2));
         // Mid-stream: killed while intents it was told were written await their completion.
         if (completed.size >= 1000 && intents.size > completed.size && child.signalCode === null) {
           child.kill('SIGKILL');
@@ -87,8 +89,12 @@ describe('SQLite group commit', () => {
       if (completed.has(id)) expect(row!.state).toBe('active');
     }
     // Killed between intent and completion: those intents are there (for reconcile to close).
-    const between = [...intents].filter((id) => !completed.has(id));
-    expect(between.length).toBeGreaterThan(0);
+    // Whether any in-flight intent is caught there depends on the instant of the kill
+    // (all completions of a batch may have been printed, the next intents not yet);
+    // the parked ones, whose completion never came, are there whatever the instant.
+    expect(parked.size).toBeGreaterThan(0);
+    for (const id of parked) expect((await store.getLease(id))?.state).toBe('intent');
+    const between = [...intents].filter((id) => !completed.has(id) && !parked.has(id));
     for (const id of between) expect(['intent', 'active']).toContain((await store.getLease(id))?.state);
     const db = new Database(path, { readonly: true });
     // A completion and its event commit together: no active lease lacks its event, none has two.
