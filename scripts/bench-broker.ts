@@ -28,6 +28,7 @@
 //   --jitter=J        the broker's renewal.jitter (default: the broker's 0.1)
 //   --full            100,000 leases (the default is 20,000, a run of a minute or two)
 //   --fill-only       stop after the fill (rate, CPU, writes per commit): for A/B runs
+//   --top=8           how many entries each profile summary lists
 //   --prof=DIR        CPU-profile the broker (its first process, stopped with SIGTERM
 //                     after the measurement to write it; a second one is then started
 //                     and SIGKILLed for the restore) and this process (dev server + load
@@ -173,7 +174,7 @@ interface CpuProfile {
 }
 
 /** The entries with the most self time in [fromUs, toUs) (monotonic µs, as the profile's timestamps). */
-function printTop(what: string, p: CpuProfile, fromUs: number, toUs: number, n = 8): void {
+function printTop(what: string, p: CpuProfile, fromUs: number, toUs: number, n = Number(flags.get('top') ?? 8)): void {
   const frames = new Map(p.nodes.map((x) => [x.id, x.callFrame]));
   const self = new Map<string, number>();
   let t = p.startTime;
@@ -299,10 +300,22 @@ console.log(
     `dev server + load generator ${(selfCpuS() - cpu0.bench).toFixed(1)} s`,
 );
 const peakFill = peakRss;
+
+/** Stops the profiled broker (SIGTERM writes its profile) and prints both processes' top entries over the fill. */
+async function printFillProfiles(prof: string): Promise<void> {
+  broker.child.kill('SIGTERM');
+  await new Promise((r) => broker.child.once('exit', r));
+  console.log(`CPU profiles written to ${prof}; top self time while filling (${issueS.toFixed(1)} s):`);
+  const [brokerProfile] = readdirSync(prof).filter((f) => /^CPU\.\d+\.\d+\.\d+\.0\.\d+\.cpuprofile$/.test(f)); // thread 0: the main thread
+  if (brokerProfile) printTop('broker', JSON.parse(readFileSync(join(prof, brokerProfile), 'utf8')) as CpuProfile, fillFromUs, fillToUs);
+  if (selfProfile) printTop('dev server + load generator', selfProfile, fillFromUs, fillToUs);
+}
+
 if (flags.has('fill-only')) {
   const c = await commitStats(base);
   if (c.transactions > commits0.transactions) console.log(`store while filling: ${((c.writes - commits0.writes) / (c.transactions - commits0.transactions)).toFixed(1)} writes per commit`);
   console.log(`fill-only: ${(N / issueS).toFixed(0)}/s; broker RSS peak ${peakFill.toFixed(0)} MB`);
+  if (PROF) await printFillProfiles(PROF);
   broker.child.kill('SIGKILL');
   await server.close();
   rmSync(dir, { recursive: true, force: true });
@@ -328,14 +341,7 @@ const renewErrors = await metric(base, /tvm_broker_renewals_total\{result="error
 const active = await metric(base, /tvm_broker_active_leases (\d+)/);
 clearInterval(rssTimer);
 
-if (PROF) {
-  broker.child.kill('SIGTERM');
-  await new Promise((r) => broker.child.once('exit', r));
-  console.log(`CPU profiles written to ${PROF}; top self time while filling (${issueS.toFixed(1)} s):`);
-  const [brokerProfile] = readdirSync(PROF).filter((f) => /^CPU\.\d+\.\d+\.\d+\.0\.\d+\.cpuprofile$/.test(f)); // thread 0: the main thread
-  if (brokerProfile) printTop('broker', JSON.parse(readFileSync(join(PROF, brokerProfile), 'utf8')) as CpuProfile, fillFromUs, fillToUs);
-  if (selfProfile) printTop('dev server + load generator', selfProfile, fillFromUs, fillToUs);
-}
+if (PROF) await printFillProfiles(PROF);
 
 // Per-second renewals on the broker's clock, from the first renewal second to the last in the measurement.
 const times = (await renewalTimes(broker.logPath)).filter((t) => t >= fillEnd && t < measureEnd);

@@ -10,7 +10,7 @@ import { createInterface } from 'node:readline';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { SqliteStore, openStore, type Store, type WorkloadRow } from '../../src/broker/index.ts';
-import { GroupCommit, ThreadCommit, type BatchResult, type Step } from '../../src/broker/store/sqlite-writer.ts';
+import { GroupCommit, ThreadCommit, commitGroup, isIoFailure, type BatchResult, type ErrorShape, type Step } from '../../src/broker/store/sqlite-writer.ts';
 import { tempDir } from './helpers.ts';
 import { pgUnavailable, startPgCluster, type PgCluster } from './postgres.ts';
 
@@ -162,6 +162,81 @@ describe('SQLite group commit', () => {
     const constraint = new Scripted([{ fatal: { message: 'FOREIGN KEY constraint failed', code: 'SQLITE_CONSTRAINT_FOREIGNKEY', sqlite: true } }]);
     await expect(constraint.write([step])).rejects.toMatchObject({ code: 'SQLITE_CONSTRAINT_FOREIGNKEY' });
     await expect(constraint.write([step])).resolves.toEqual([]);
+  });
+
+  it('batches sent while a commit is under way settle in order; an I/O failure fails those already sent and every later write', async () => {
+    // Several batches in flight at once, as the writer thread takes them; their results come back in order.
+    class Pipelined extends GroupCommit {
+      readonly sent: Step[][][] = [];
+      constructor() {
+        super(Number.POSITIVE_INFINITY);
+      }
+      protected send(batch: Step[][]): void {
+        this.sent.push(batch);
+      }
+      answer(result: BatchResult, own = true): void {
+        this.settle(result, own);
+      }
+      async close(): Promise<void> {}
+    }
+    const ok = (n: number): BatchResult => ({ outcomes: Array.from({ length: n }, (_, i) => ({ ok: true as const, value: [i] })) });
+    const c = new Pipelined();
+    const step = (n: number): Step[] => [{ sql: 'INSERT INTO t VALUES (?)', params: [n] }];
+    const first = [c.write(step(1)), c.write(step(2))];
+    await new Promise((r) => setImmediate(r));
+    // The second batch is sent while the first has not been answered.
+    const second = [c.write(step(3))];
+    await new Promise((r) => setImmediate(r));
+    expect(c.sent.map((b) => b.length)).toEqual([2, 1]);
+    // One transaction held both (the thread took the second while starting the first): counted once.
+    c.answer(ok(2));
+    c.answer(ok(1), false);
+    expect(await Promise.all([...first, ...second])).toEqual([[0], [1], [0]]);
+    expect(c.commits).toEqual({ transactions: 1, writes: 3 });
+    // Two more in flight; the older one's commit fails on I/O: both fail, and so does every later write.
+    const third = c.write(step(4));
+    await new Promise((r) => setImmediate(r));
+    const fourth = c.write(step(5));
+    await new Promise((r) => setImmediate(r));
+    expect(c.sent).toHaveLength(4);
+    c.answer({ fatal: { message: 'disk I/O error', code: 'SQLITE_IOERR_FSYNC', sqlite: true } });
+    await expect(third).rejects.toMatchObject({ code: 'SQLITE_IOERR_FSYNC' });
+    await expect(fourth).rejects.toMatchObject({ code: 'SQLITE_IOERR_FSYNC' });
+    await expect(c.write(step(6))).rejects.toThrow(/refuses further writes/);
+    await c.idle();
+  });
+
+  it('the writer thread commits the batches that waited as one transaction, and after an I/O failure applies none', () => {
+    const applied: number[][][] = [];
+    let next: BatchResult | null = null;
+    const apply = (writes: number[][]): BatchResult => {
+      applied.push(writes);
+      const r = next ?? { outcomes: writes.map((w) => ({ ok: true as const, value: [w[0]] })) };
+      next = null;
+      return r;
+    };
+    const state: { broken: ErrorShape | null } = { broken: null };
+    // Three batches (2, 1 and 3 writes) in one transaction; each gets its own outcomes back.
+    const results = commitGroup(apply, isIoFailure, state, [[[1], [2]], [[3]], [[4], [5], [6]]]);
+    expect(applied).toEqual([[[1], [2], [3], [4], [5], [6]]]);
+    expect(results).toEqual([
+      { outcomes: [{ ok: true, value: [1] }, { ok: true, value: [2] }] },
+      { outcomes: [{ ok: true, value: [3] }] },
+      { outcomes: [{ ok: true, value: [4] }, { ok: true, value: [5] }, { ok: true, value: [6] }] },
+    ]);
+    // A commit refused for what it held fails its batches, and the next group is applied.
+    const constraint = { message: 'FOREIGN KEY constraint failed', code: 'SQLITE_CONSTRAINT_FOREIGNKEY', sqlite: true };
+    next = { fatal: constraint };
+    expect(commitGroup(apply, isIoFailure, state, [[[7]], [[8]]])).toEqual([{ fatal: constraint }, { fatal: constraint }]);
+    expect(state.broken).toBeNull();
+    expect(commitGroup(apply, isIoFailure, state, [[[9]]])).toEqual([{ outcomes: [{ ok: true, value: [9] }] }]);
+    // An I/O failure: that group fails, and later groups are answered with it without touching the file.
+    const io = { message: 'disk I/O error', code: 'SQLITE_IOERR_FSYNC', sqlite: true };
+    next = { fatal: io };
+    expect(commitGroup(apply, isIoFailure, state, [[[10]]])).toEqual([{ fatal: io }]);
+    const before = applied.length;
+    expect(commitGroup(apply, isIoFailure, state, [[[11]], [[12]]])).toEqual([{ fatal: io }, { fatal: io }]);
+    expect(applied).toHaveLength(before);
   });
 
   it('the connection that commits syncs every commit (WAL, synchronous = FULL)', async () => {

@@ -7,7 +7,11 @@
 //
 // A file store commits in a writer thread with its own connection, so the
 // fsync never blocks the event loop: HTTP, Vault calls and reads go on while
-// it runs, and what they write meanwhile joins the next commit. An in-memory
+// it runs, and what they write meanwhile joins the next commit. The loop
+// sends what it has each turn without waiting for the commit under way; the
+// thread takes every batch waiting for it when it starts a transaction, so it
+// goes from one commit straight to the next (no round trip between them) and
+// a write waits at most for the commit under way and its own. An in-memory
 // database (tests) cannot be shared with a thread, so it commits inline, in
 // the same batches.
 //
@@ -126,51 +130,111 @@ export function applyBatch<S extends { params: unknown[]; rows?: boolean; ifChan
   return { outcomes };
 }
 
+/** SQLite's codes for a write that may have reached the disk in part (an fsync or a write that failed). Self-contained (the writer thread runs it from its source). */
+export function isIoFailure(code: string | undefined): boolean {
+  return typeof code === 'string' && (code.startsWith('SQLITE_IOERR') || code === 'SQLITE_FULL' || code === 'SQLITE_CORRUPT');
+}
+
+/** At most this many writes in one transaction (the rest go in the next). */
+const MAX_BATCH = 4096;
+
+/**
+ * Commits the batches that waited together as one transaction and answers
+ * each its own result, in order. Once a commit failed on I/O (`state.broken`)
+ * nothing more is applied: every later batch gets that failure, for a batch
+ * sent before its sender heard of it must not commit after it. A failure of
+ * the transaction for what it held (a deferred constraint) fails its batches
+ * only. Self-contained (the writer thread runs it from its source).
+ */
+export function commitGroup<S>(
+  apply: (writes: S[][]) => BatchResult,
+  isIo: (code: string | undefined) => boolean,
+  state: { broken: ErrorShape | null },
+  batches: readonly S[][][],
+): BatchResult[] {
+  const broken = state.broken;
+  if (broken) return batches.map(() => ({ fatal: broken }));
+  const result = apply(batches.flat());
+  if ('fatal' in result) {
+    if (isIo(result.fatal.code)) state.broken = result.fatal;
+    return batches.map(() => result);
+  }
+  let at = 0;
+  return batches.map((b) => ({ outcomes: result.outcomes.slice(at, (at += b.length)) }));
+}
+
 /** What the writer thread is started with. */
 interface WriterData {
   driver: string;
   path: string;
   pragmas: string[];
+  maxBatch: number;
 }
 
 /**
- * The writer thread: its own connection; one message in (a batch), one out
- * (its result). Self-contained: its modules come in as arguments, required by
+ * The writer thread: its own connection. Each message in is a batch; when it
+ * starts a transaction it takes every batch waiting in its port too (up to
+ * `maxBatch` writes), commits them as one, and answers one message: the
+ * result of each batch, in the order they came. After a commit that failed on
+ * I/O it applies nothing more and answers every later batch with that
+ * failure: a batch sent before the loop heard of it must not commit after it.
+ * Self-contained: its functions and modules come in as arguments, required by
  * the thread's source text (a bundler rewrites `require` calls in code, never
  * in a string).
  */
-function writerMain(apply: typeof applyBatch, threads: typeof import('node:worker_threads'), Driver: typeof import('better-sqlite3')): void {
-  const { parentPort, workerData } = threads;
+function writerMain(
+  apply: typeof applyBatch,
+  group: typeof commitGroup,
+  isIo: typeof isIoFailure,
+  threads: typeof import('node:worker_threads'),
+  Driver: typeof import('better-sqlite3'),
+): void {
+  const { parentPort, workerData, receiveMessageOnPort } = threads;
+  const port = parentPort!;
   const data = workerData as WriterData;
   const db = new Driver(data.path);
   for (const p of data.pragmas) db.pragma(p);
   const texts = new Map<number, string>();
   const statements = new Map<number, StatementLike>();
-  // A batch crosses as JSON text (one string copy; the structured clone of many small values costs more).
-  parentPort!.on('message', (m: string | { close: true }) => {
-    if (typeof m !== 'string') {
-      db.close();
-      parentPort!.close();
-      return;
+  const prepared = (step: WireStep): StatementLike => {
+    let s = statements.get(step.q);
+    if (!s) {
+      s = (db as unknown as DatabaseLike).prepare(texts.get(step.q) as string);
+      statements.set(step.q, s);
     }
-    const batch = JSON.parse(m) as WireStep[][];
-    // Texts first: a step that first carries its text may be one that is skipped.
-    for (const steps of batch) for (const s of steps) if (s.sql !== undefined) texts.set(s.q, s.sql);
-    const result = apply(
-      db as unknown as DatabaseLike,
-      (step: WireStep): StatementLike => {
-        let s = statements.get(step.q);
-        if (!s) {
-          s = (db as unknown as DatabaseLike).prepare(texts.get(step.q) as string);
-          statements.set(step.q, s);
-        }
-        return s;
-      },
-      batch,
-    );
-    parentPort!.postMessage(JSON.stringify(result));
+    return s;
+  };
+  const state: { broken: ErrorShape | null } = { broken: null };
+  let closing = false;
+  // A batch crosses as JSON text (one string copy; the structured clone of many small values costs more).
+  port.on('message', (first: string | { close: true }) => {
+    if (closing) return;
+    const batches: WireStep[][][] = [];
+    let writes = 0;
+    let m: string | { close: true } | undefined = first;
+    while (m !== undefined) {
+      if (typeof m !== 'string') {
+        closing = true;
+        break;
+      }
+      const batch = JSON.parse(m) as WireStep[][];
+      // Texts first: a step that first carries its text may be one that is skipped.
+      for (const steps of batch) for (const s of steps) if (s.sql !== undefined) texts.set(s.q, s.sql);
+      batches.push(batch);
+      writes += batch.length;
+      if (writes >= data.maxBatch) break;
+      m = (receiveMessageOnPort(port) as { message: string | { close: true } } | undefined)?.message;
+    }
+    if (batches.length > 0) {
+      const results = group((writes: WireStep[][]) => apply(db as unknown as DatabaseLike, prepared, writes), isIo, state, batches);
+      port.postMessage(JSON.stringify(results));
+    }
+    if (closing) {
+      db.close();
+      port.close();
+    }
   });
-  parentPort!.postMessage({ ready: true });
+  port.postMessage({ ready: true });
 }
 
 /** An error from the other side, as the class the store would have thrown inline. */
@@ -179,29 +243,27 @@ export function errorFrom(e: ErrorShape): Error {
   return Object.assign(new Error(e.message), e.code ? { code: e.code } : {});
 }
 
-/** SQLite's codes for a write that may have reached the disk in part (an fsync or a write that failed). */
-export function isIoFailure(code: string | undefined): boolean {
-  return typeof code === 'string' && (code.startsWith('SQLITE_IOERR') || code === 'SQLITE_FULL' || code === 'SQLITE_CORRUPT');
-}
-
 interface Pending {
   steps: Step[];
   resolve: (v: StepResult[]) => void;
   reject: (err: unknown) => void;
 }
 
-/** At most this many writes in one transaction (the rest go in the next). */
-const MAX_BATCH = 4096;
-
-/** Queues writes and commits them in groups, one transaction in flight at a time. */
+/**
+ * Queues writes and commits them in groups. Batches in flight settle in the
+ * order they were sent; a subclass says how many may be in flight at once
+ * (one, unless the other side commits them in order itself).
+ */
 export abstract class GroupCommit {
   private queue: Pending[] = [];
-  private inFlight: Pending[] | null = null;
+  private inFlight: Pending[][] = [];
   private scheduled = false;
   private failed: Error | null = null;
   private drained: Array<() => void> = [];
   /** Transactions committed and the writes they held. */
   readonly commits = { transactions: 0, writes: 0 };
+
+  constructor(private readonly maxInFlight = 1) {}
 
   /** Queues a write; resolves with its step results once its transaction committed. */
   write(steps: Step[]): Promise<StepResult[]> {
@@ -214,15 +276,20 @@ export abstract class GroupCommit {
 
   /** Resolves once nothing is queued or in flight. */
   idle(): Promise<void> {
-    if (this.queue.length === 0 && this.inFlight === null) return Promise.resolve();
+    if (this.queue.length === 0 && this.inFlight.length === 0) return Promise.resolve();
     return new Promise((resolve) => this.drained.push(resolve));
   }
 
   /** Sends a batch to be committed; `settle` is called with its result. */
   protected abstract send(batch: Step[][]): void;
 
+  /** Batches sent and not yet settled. */
+  protected get inFlightCount(): number {
+    return this.inFlight.length;
+  }
+
   private schedule(): void {
-    if (this.scheduled || this.inFlight !== null) return;
+    if (this.scheduled || this.inFlight.length >= this.maxInFlight) return;
     this.scheduled = true;
     // After the I/O callbacks of this turn (and the promise continuations they run): their writes join the batch.
     setImmediate(() => {
@@ -232,20 +299,24 @@ export abstract class GroupCommit {
   }
 
   private next(): void {
-    if (this.inFlight !== null) return;
     if (this.queue.length === 0) {
-      for (const d of this.drained.splice(0)) d();
+      if (this.inFlight.length === 0) for (const d of this.drained.splice(0)) d();
       return;
     }
-    const batch = this.queue.length > MAX_BATCH ? this.queue.splice(0, MAX_BATCH) : this.queue.splice(0);
-    this.inFlight = batch;
-    this.send(batch.map((p) => p.steps));
+    while (this.queue.length > 0 && this.inFlight.length < this.maxInFlight) {
+      const batch = this.queue.length > MAX_BATCH ? this.queue.splice(0, MAX_BATCH) : this.queue.splice(0);
+      this.inFlight.push(batch);
+      this.send(batch.map((p) => p.steps));
+    }
   }
 
-  /** The result of the batch in flight. */
-  protected settle(result: BatchResult): void {
-    const batch = this.inFlight ?? [];
-    this.inFlight = null;
+  /**
+   * The result of the oldest batch in flight; `ownTransaction` false when it
+   * shared its transaction with the batch settled before it (the count of
+   * transactions is of commits, not of batches).
+   */
+  protected settle(result: BatchResult, ownTransaction = true): void {
+    const batch = this.inFlight.shift() ?? [];
     if ('fatal' in result) {
       const err = errorFrom(result.fatal);
       for (const p of batch) p.reject(err);
@@ -256,7 +327,7 @@ export abstract class GroupCommit {
         return;
       }
     } else {
-      this.commits.transactions++;
+      if (ownTransaction) this.commits.transactions++;
       this.commits.writes += batch.length;
       batch.forEach((p, i) => {
         const o = result.outcomes[i];
@@ -271,8 +342,8 @@ export abstract class GroupCommit {
   /** The writer cannot go on: every write queued or in flight fails, and every later one. */
   protected fail(err: Error): void {
     this.failed ??= err;
-    const all = [...(this.inFlight ?? []), ...this.queue.splice(0)];
-    this.inFlight = null;
+    const all = [...this.inFlight.flat(), ...this.queue.splice(0)];
+    this.inFlight = [];
     for (const p of all) p.reject(err);
     for (const d of this.drained.splice(0)) d();
   }
@@ -316,12 +387,13 @@ export class ThreadCommit extends GroupCommit {
   private readonly sqlIds = new Map<string, number>();
 
   constructor(path: string, pragmas: string[]) {
-    super();
-    const data: WriterData = { driver: createRequire(import.meta.url).resolve('better-sqlite3'), path, pragmas };
+    // The thread commits batches in the order sent and takes all that wait at once: the loop never holds one back.
+    super(Number.POSITIVE_INFINITY);
+    const data: WriterData = { driver: createRequire(import.meta.url).resolve('better-sqlite3'), path, pragmas, maxBatch: MAX_BATCH };
     // Should a bundler keep names with its `__name` helper (tsx does), the thread has a no-op of that name.
     const source =
       `"use strict";\nconst __name = (f) => f;\n` +
-      `(${writerMain.toString()})(${applyBatch.toString()}, require('node:worker_threads'), require(require('node:worker_threads').workerData.driver));\n`;
+      `(${writerMain.toString()})(${applyBatch.toString()}, ${commitGroup.toString()}, ${isIoFailure.toString()}, require('node:worker_threads'), require(require('node:worker_threads').workerData.driver));\n`;
     this.worker = new Worker(source, { eval: true, workerData: data });
     // Idle, the thread does not keep the process alive; a batch in flight does.
     this.worker.unref();
@@ -337,8 +409,9 @@ export class ThreadCommit extends GroupCommit {
         readyResolve();
         return;
       }
-      this.worker.unref();
-      this.settle(JSON.parse(m) as BatchResult);
+      // One message is one transaction, however many batches it held.
+      (JSON.parse(m) as BatchResult[]).forEach((result, i) => this.settle(result, i === 0));
+      if (this.inFlightCount === 0) this.worker.unref();
     });
     this.worker.on('error', (err) => {
       readyReject(err);
