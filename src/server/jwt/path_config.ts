@@ -75,7 +75,11 @@ function writeConfig(ctx: JwtContext, req: LogicalRequest, f: FieldData): Promis
       jwks_ca_pem: f.get<string>('jwks_ca_pem'),
       jwks_pairs: Array.isArray(pairs) ? pairs : [],
       default_role: f.get<string>('default_role').toLowerCase(),
-      jwt_validation_pubkeys: f.get<string[]>('jwt_validation_pubkeys').filter((k) => k.trim() !== ''),
+      // Each key is stored trimmed, as OpenBao's comma-string-slice field does (a PEM's final newline is not kept).
+      jwt_validation_pubkeys: f
+        .get<string[]>('jwt_validation_pubkeys')
+        .map((k) => k.trim())
+        .filter((k) => k !== ''),
       jwt_supported_algs: f.get<string[]>('jwt_supported_algs').filter((a) => a.trim() !== ''),
       bound_issuer: f.get<string>('bound_issuer'),
       provider_config: f.get<Record<string, unknown>>('provider_config'),
