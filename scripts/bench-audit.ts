@@ -4,11 +4,11 @@
 // and how many lines per second `tvm audit verify` checks.
 //   scripts/bench-audit [--duration 5]
 import { execFileSync } from 'node:child_process';
-import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { newPrivateKey } from '../src/engine/jwk.ts';
 import { AuditHasher } from '../src/audit/hash.ts';
 import { verifyAuditFile } from '../src/audit/verify.ts';
 import { AuditWriter } from '../src/audit/writer.ts';
@@ -23,7 +23,7 @@ process.stdout.write(execFileSync('scripts/bench-issue', ['--mode', 'dev', '--au
 const dir = mkdtempSync(join(tmpdir(), 'tvm-bench-audit-'));
 try {
   const file = join(dir, 'audit.log');
-  const writer = AuditWriter.open({ device: 'bench', filePath: file, signingKey: generateKeyPairSync('ed25519').privateKey });
+  const writer = AuditWriter.open({ device: 'bench', filePath: file, signingKey: newPrivateKey('ed25519') });
   const hasher = new AuditHasher(Buffer.alloc(32, 7));
   const event = { decision: 'allow', jti: '4c1e4f5e-7a0b-4c35-9a4e-1f0d2b6a9c11', role: 'orders', sub: 'entity_1', op: 'read', resource: 'db://orders/42', remote_addr: '10.0.0.7', method: 'GET', url: 'https://orders.example/orders/42' };
   const request = { client_token: 'hvs.CAESIJ0example0token0value0here', path: 'tvm/creds/orders', data: { ttl: '5m', read: ['db://orders/42'] } };

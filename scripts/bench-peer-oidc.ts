@@ -10,9 +10,10 @@
 // that obtains one token, for the load generator); stops on SIGTERM.
 // startPeer() is the same in-process (bench-issue-inproc.ts).
 
-import { generateKeyPairSync, randomInt } from 'node:crypto';
+import { randomInt } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { newPrivateKey } from '../src/engine/jwk.ts';
 import Provider from 'oidc-provider';
 
 export const PEER_CLIENT = { id: 'bench-client', secret: 'bench-client-secret-0123456789abcdef' };
@@ -32,7 +33,7 @@ export interface RunningPeer {
 
 /** Starts the peer on `host:port` (port 0: any). */
 export async function startPeer(host: string, port: number): Promise<RunningPeer> {
-  const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const privateKey = newPrivateKey('ec', { namedCurve: 'P-256' });
   const jwk = { ...privateKey.export({ format: 'jwk' }), kid: 'bench-es256', alg: 'ES256', use: 'sig' };
   const server = createServer();
   server.keepAliveTimeout = 65_000;

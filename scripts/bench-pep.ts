@@ -4,8 +4,9 @@
 // replay cache's memory at 100,000 proofs; and how long a revocation takes to
 // reach a PEP that is verifying under load, by polling and by the push stream.
 //   scripts/bench-pep [--duration 3] [--revocations 100] [--poll-ms 1000]
-import { generateKeyPairSync, sign, verify } from 'node:crypto';
+import { createPublicKey, sign, verify } from 'node:crypto';
 import { parseArgs } from 'node:util';
+import { newPrivateKey } from '../src/engine/jwk.ts';
 import { startServer } from '../src/server/index.ts';
 import { createDpopProver, createVerifier, generateDpopKey, ReplayCache, type Verifier } from '../src/pep/index.ts';
 
@@ -35,7 +36,8 @@ async function rate(fn: (i: number) => Promise<unknown> | unknown): Promise<numb
 }
 
 function rawVerifyRate(): number {
-  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const privateKey = newPrivateKey('ec', { namedCurve: 'P-256' });
+  const publicKey = createPublicKey(privateKey);
   const data = Buffer.from('x'.repeat(600));
   const sig = sign('sha256', data, { key: privateKey, dsaEncoding: 'ieee-p1363' });
   let n = 0;

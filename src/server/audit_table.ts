@@ -4,11 +4,12 @@
 // request and response is recorded. As in Vault, when devices are enabled and
 // none can record a request, the request is not served.
 
-import { generateKeyPairSync, createPrivateKey, randomBytes, type KeyObject } from 'node:crypto';
+import { createPrivateKey, randomBytes, type KeyObject } from 'node:crypto';
 import { isAbsolute } from 'node:path';
 import { AuditHasher } from '../audit/hash.ts';
 import { AuditWriter } from '../audit/writer.ts';
 import { publicKeyText } from '../audit/chain.ts';
+import { newPrivateKey } from '../engine/jwk.ts';
 import { EngineError, invalidField, showValue } from '../sdk/errors.ts';
 import type { Logger } from './logger.ts';
 import type { PhysicalStorage } from './types.ts';
@@ -150,7 +151,8 @@ export class AuditTable {
       if (options[flag] !== undefined && !['true', 'false'].includes(options[flag])) throw invalidField(`options.${flag}`, 'must be true or false');
     }
     if (options.format !== undefined && options.format !== 'json') throw invalidField('options.format', 'only json is supported');
-    const { privateKey } = generateKeyPairSync('ed25519');
+    // Made from bytes, not the generation job's key: exporting the latter can hang Node 20 (src/engine/jwk.ts).
+    const privateKey = newPrivateKey('ed25519');
     const stored: StoredDevice = {
       path,
       type: 'file',

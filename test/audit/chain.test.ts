@@ -2,7 +2,6 @@
 // (across a restart and a crash's torn line) and names the first line of each
 // kind of tampering: an edited line, a deleted one, two swapped, a cut tail, a
 // forged checkpoint, a quiet gap, a foreign key.
-import { generateKeyPairSync } from 'node:crypto';
 import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,10 +9,11 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { publicKeyText } from '../../src/audit/chain.ts';
 import { verifyAuditFile } from '../../src/audit/verify.ts';
 import { AuditWriter } from '../../src/audit/writer.ts';
+import { keyPair } from '../keys.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'tvm-audit-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+const { privateKey, publicKey } = keyPair('EdDSA');
 const T0 = Date.UTC(2026, 11, 5, 12, 0, 0);
 
 /** A file of `n` entries with a checkpoint every 10 (the interval is 60 s; each entry is 6 s apart). */
@@ -94,7 +94,7 @@ describe('audit verify', () => {
     writeFileSync(f.path, forged.join('\n') + '\n');
     expect(judge(f.path, at).failure).toMatchObject({ line: cpIndex + 1 });
 
-    const other = generateKeyPairSync('ed25519');
+    const other = keyPair('EdDSA');
     const g = written('other-key.log');
     expect(judge(g.path, g.clock.now + 1000, { key: publicKeyText(other.publicKey) }).failure).toEqual({ line: 1, reason: expect.stringContaining('other than the pinned one') });
 
@@ -139,7 +139,7 @@ describe('audit verify', () => {
     // Cut right after the first device line (no checkpoint): unproven.
     expect(check([lines[0]], { key }).failure?.reason).toContain('no signed checkpoint follows it');
     // A whole file written by another key passes only unpinned, with a note saying so.
-    const other = generateKeyPairSync('ed25519');
+    const other = keyPair('EdDSA');
     const path = join(dir, 'rewritten.log');
     const w = AuditWriter.open({ device: 'file/', filePath: path, signingKey: other.privateKey, clock: () => f.clock.now });
     w.close();

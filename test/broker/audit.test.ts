@@ -1,13 +1,13 @@
 // The broker's audit file: its actions (issue, renewals, revoke with its
 // reason) chained and checkpointed through the same writer as the server's
 // devices and the PEP's sink, joined to the token's story by `tvm audit search`.
-import { generateKeyPairSync } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { startBroker } from '../../src/broker/index.ts';
 import { searchAudit } from '../../src/audit/search.ts';
 import { verifyAuditFile } from '../../src/audit/verify.ts';
 import { api, captureLog, startDevVault, tempDir, testConfig, waitFor } from './helpers.ts';
+import { keyPair } from '../keys.ts';
 
 const dir = tempDir();
 afterAll(() => dir.remove());
@@ -15,7 +15,7 @@ afterAll(() => dir.remove());
 describe('the broker audit file', () => {
   it('records issue, renewal and revocation with the jti and lease, and verifies', async () => {
     const vault = await startDevVault();
-    const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+    const { privateKey, publicKey } = keyPair('EdDSA');
     const keyFile = `${dir.path}/audit.key`;
     writeFileSync(keyFile, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
     const file = `${dir.path}/broker-audit.log`;
@@ -48,11 +48,11 @@ describe('the broker audit file', () => {
   it('refuses a missing or wrong checkpoint key at start, naming the field', async () => {
     const vault = await startDevVault();
     try {
-      const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+      const { privateKey } = keyPair('ES256');
       const ecKey = `${dir.path}/ec.key`;
       writeFileSync(ecKey, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
       const open = `${dir.path}/open.key`;
-      writeFileSync(open, generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o644 });
+      writeFileSync(open, keyPair('EdDSA').privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o644 });
       for (const [audit, says] of [
         [{ file_path: `${dir.path}/x.log`, checkpoint_key_file: `${dir.path}/missing.key` }, 'ENOENT'],
         [{ file_path: `${dir.path}/x.log`, checkpoint_key_file: ecKey }, 'Ed25519'],

@@ -4,10 +4,12 @@
 // the broker token it was issued under (re-fetched before that token dies),
 // also when that token belonged to a broker process that was killed.
 
-import { exportSPKI, generateKeyPair, SignJWT, type CryptoKey } from 'jose';
+import type { KeyObject } from 'node:crypto';
+import { exportSPKI, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig, startBroker, type BrokerConfig, type RunningBroker } from '../../src/broker/index.ts';
 import { api, captureLog, leaseAlive, sleep, startDevVault, tempDir, waitFor, type DevVault } from './helpers.ts';
+import { keyPair } from '../keys.ts';
 
 /** What the broker needs: issue on its roles, renew, revoke, look up and list leases. */
 const BROKER_POLICY = `
@@ -23,7 +25,7 @@ const SELF_TTL = { token_ttl: '6s', token_max_ttl: '12s' };
 
 let vault: DevVault;
 const dir = tempDir();
-let signer: { key: CryptoKey; pem: string };
+let signer: { key: KeyObject; pem: string };
 const ISSUER = 'https://ci.example.test';
 
 beforeAll(async () => {
@@ -37,7 +39,7 @@ beforeAll(async () => {
   await vault.conn.write('sys/auth/approle', { type: 'approle' });
   await vault.conn.write('auth/approle/role/tvm-broker', { token_policies: ['tvm-broker'], ...SELF_TTL });
 
-  const { publicKey, privateKey } = await generateKeyPair('ES256', { extractable: true });
+  const { publicKey, privateKey } = keyPair('ES256');
   signer = { key: privateKey, pem: await exportSPKI(publicKey) };
   await vault.conn.write('sys/auth/jwt', { type: 'jwt' });
   await vault.conn.write('auth/jwt/config', { jwt_validation_pubkeys: [signer.pem], bound_issuer: ISSUER });

@@ -10,12 +10,14 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { App } from 'cdktf';
-import { decodeJwt, exportSPKI, generateKeyPair, SignJWT, type CryptoKey } from 'jose';
+import type { KeyObject } from 'node:crypto';
+import { decodeJwt, exportSPKI, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exampleConfig } from '../../cdktf/config.ts';
 import { TvmStack } from '../../cdktf/stacks/tvm-stack.ts';
 import { startServer, type Logger } from '../../src/server/index.ts';
 import { applyTerraformJson, type ApplyResult, type TerraformJson } from './apply.ts';
+import { keyPair } from '../keys.ts';
 
 type Server = Awaited<ReturnType<typeof startServer>>;
 
@@ -48,7 +50,7 @@ describe('the example stack, synthesized and applied to a dev server', () => {
   let dir: string;
   let tf: TerraformJson;
   let applied: ApplyResult;
-  let issuerKey: CryptoKey;
+  let issuerKey: KeyObject;
   const logLines: string[] = [];
   /** Every secret the test handles; none may appear in a log line. */
   const secrets: string[] = [];
@@ -106,7 +108,7 @@ describe('the example stack, synthesized and applied to a dev server', () => {
     server = await startServer({ dev: true, listenAddress: '127.0.0.1:0', quiet: true, logger });
     secrets.push(server.rootToken);
 
-    const keys = await generateKeyPair('RS256', { extractable: true });
+    const keys = keyPair('RS256');
     issuerKey = keys.privateKey;
     dir = mkdtempSync(join(tmpdir(), 'tvm-cdktf-e2e-'));
     const pubkeyFile = join(dir, 'issuer.pem');

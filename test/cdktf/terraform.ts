@@ -10,13 +10,14 @@
 // in the checkout).
 
 import { execFile } from 'node:child_process';
-import { generateKeyPairSync } from 'node:crypto';
+import { createPublicKey } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { App } from 'cdktf';
 import { exampleConfig } from '../../cdktf/config.ts';
 import { TvmStack } from '../../cdktf/stacks/tvm-stack.ts';
+import { newPrivateKey } from '../../src/engine/jwk.ts';
 import { realPart } from '../real/parts.ts';
 
 /** Why real Terraform cannot run here (terraform or the provider is missing), or ''. */
@@ -58,7 +59,7 @@ export interface StackOptions {
 
 /** An RSA public key in PEM for the stack's JWT auth method (no test here logs in with JWT). */
 function issuerPublicKey(file: string): void {
-  const { publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const publicKey = createPublicKey(newPrivateKey('rsa', { modulusLength: 2048 }));
   writeFileSync(file, publicKey.export({ type: 'spki', format: 'pem' }));
 }
 

@@ -1,7 +1,6 @@
 // tvm audit verify and search over real audit files: the dev server's device
 // and a PEP's audit sink, joined on the jti into one story; verify passes the
 // untouched files and names the line of an edit.
-import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAuditSink, createVerifier } from '../../src/pep/index.ts';
 import { startServer } from '../../src/server/index.ts';
 import { run } from './helpers.ts';
+import { keyPair } from '../keys.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'tvm-audit-cli-'));
 const serverLog = join(dir, 'server.log');
@@ -34,7 +34,7 @@ beforeAll(async () => {
   await api('PUT', 'sys/audit/file', { type: 'file', options: { file_path: serverLog } });
   serverKey = (await api('GET', 'sys/audit')).data['file/'].checkpoint_public_key;
   await api('POST', 'tvm/roles/orders', { read: ['db://orders/*'], audiences: ['orders-api'] });
-  const sink = createAuditSink({ filePath: pepLog, signingKey: generateKeyPairSync('ed25519').privateKey });
+  const sink = createAuditSink({ filePath: pepLog, signingKey: keyPair('EdDSA').privateKey });
   pepKey = sink.publicKey;
   const verifier = createVerifier({ issuer: `${server.address}/v1/tvm`, audience: 'orders-api', sink });
   const creds = await api('GET', 'tvm/creds/orders');

@@ -3,7 +3,6 @@
 // resource server would (scope, bound CIDRs, DPoP binding), and binds tokens
 // to a workload's key.
 
-import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jwkThumbprint } from '../../src/pep/index.ts';
 import { startServer } from '../../src/server/index.ts';
 import { expectOneErrorLine, run, type RunResult } from './helpers.ts';
+import { keyPair } from '../keys.ts';
 
 type Server = Awaited<ReturnType<typeof startServer>>;
 
@@ -153,7 +153,7 @@ describe('tvm token verify --remote-addr: bound_cidrs', () => {
 });
 
 describe('tvm creds --dpop-key', () => {
-  const pair = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const pair = keyPair('ES256');
   const publicJwk = pair.publicKey.export({ format: 'jwk' });
   const thumbprint = jwkThumbprint(publicJwk);
   const privateJwk = pair.privateKey.export({ format: 'jwk' });

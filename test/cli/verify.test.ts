@@ -3,11 +3,13 @@
 // checks are the PEP's (src/pep): these tests pin what the client makes of them.
 
 import { deflateSync } from 'node:zlib';
-import { exportJWK, generateKeyPair, SignJWT, type JWTPayload } from 'jose';
+import type { KeyObject } from 'node:crypto';
+import { exportJWK, SignJWT, type JWTPayload } from 'jose';
 import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { VaultConnection } from '../../src/client/index.ts';
 import { InvalidInputError, ServerUnreachableError, verifyToken } from '../../src/client/index.ts';
 import type { FetchLike } from '../../src/pep/index.ts';
+import { keyPair } from '../keys.ts';
 
 const NOW_S = Math.floor(Date.UTC(2026, 10, 23, 12, 0, 0) / 1000);
 const NOW = new Date(NOW_S * 1000);
@@ -17,7 +19,7 @@ const LIST = `${ISSUER}/status/0`;
 const OTHER = 'https://tokens.example.com/v1/tvm';
 const REVOKED_IDX = 7;
 
-type Key = CryptoKey;
+type Key = KeyObject;
 let signing: Key;
 let other: Key;
 let jwk: Record<string, unknown>;
@@ -85,10 +87,10 @@ async function sign(payload: JWTPayload, options: { key?: Key; typ?: string; kid
 }
 
 beforeAll(async () => {
-  const pair = await generateKeyPair('ES256', { extractable: true });
+  const pair = keyPair('ES256');
   signing = pair.privateKey;
   jwk = { ...(await exportJWK(pair.publicKey)), kid: 'k1', alg: 'ES256', use: 'sig' };
-  other = (await generateKeyPair('ES256')).privateKey;
+  other = keyPair('ES256').privateKey;
   // List 0 with one bit set, as the engine serves it (IETF Token Status List).
   const bits = new Uint8Array(16);
   bits[REVOKED_IDX >> 3] |= 1 << (REVOKED_IDX & 7);

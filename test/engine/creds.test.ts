@@ -1,6 +1,7 @@
-import { createLocalJWKSet, decodeProtectedHeader, generateKeyPair, jwtVerify, SignJWT } from 'jose';
+import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, SignJWT } from 'jose';
 import { describe, expect, it } from 'vitest';
 import { failure, harness, ISSUER, type Harness } from './helpers.ts';
+import { keyPair } from '../keys.ts';
 
 async function withDemo(extra: Record<string, unknown> = {}): Promise<Harness> {
   const h = await harness();
@@ -235,7 +236,7 @@ describe('introspection', () => {
     const h = await withDemo();
     const { data } = await h.issue('demo');
     const token = data.token as string;
-    const foreignKey = await generateKeyPair('ES256');
+    const foreignKey = keyPair('ES256');
     const kid = decodeProtectedHeader(token).kid!;
     const foreign = await new SignJWT({ client_id: 'demo', scope: 'read:db://orders/*' })
       .setProtectedHeader({ alg: 'ES256', kid, typ: 'at+jwt' })

@@ -8,6 +8,8 @@ import { calculateJwkThumbprint, EmbeddedJWK, jwtVerify, SignJWT } from 'jose';
 import { describe, expect, it } from 'vitest';
 import { createDpopProver, generateDpopKey, jwkThumbprint, loadDpopKey, MAX_PROOF_LENGTH, verifyDpopProof, type DpopResult, type DpopVerifyOptions } from '../../src/pep/dpop.ts';
 import { ReplayCache } from '../../src/pep/replay.ts';
+import { newPrivateKey } from '../../src/engine/jwk.ts';
+import { keyPair } from '../keys.ts';
 
 const NOW = 1_750_000_000_000;
 const NOW_S = NOW / 1000;
@@ -16,9 +18,9 @@ const TOKEN = 'eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ3b3JrbG9hZCJ9.c2lnbmF0dXJl';
 const b64 = (value: unknown): string => Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url');
 const athOf = (token: string): string => createHash('sha256').update(token).digest('base64url');
 
-const ecKey = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
+const ecKey = newPrivateKey('ec', { namedCurve: 'P-256' });
 const ecJwk = createPublicKey(ecKey).export({ format: 'jwk' });
-const otherEcKey = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
+const otherEcKey = newPrivateKey('ec', { namedCurve: 'P-256' });
 
 /** A proof with any header and claims, signed ES256 (EC keys) or EdDSA (Ed25519). */
 function craft(header: Record<string, unknown>, claims: Record<string, unknown>, key: KeyObject = ecKey): string {
@@ -53,7 +55,7 @@ describe('verifyDpopProof: accepted proofs', () => {
   });
 
   it('accepts an EdDSA (Ed25519) proof', () => {
-    const edKey = generateKeyPairSync('ed25519').privateKey;
+    const edKey = newPrivateKey('ed25519');
     const jwk = createPublicKey(edKey).export({ format: 'jwk' });
     const proof = craft(goodHeader({ alg: 'EdDSA', jwk }), goodClaims(), edKey);
     expect(verifyDpopProof(proof, options({ expectedJkt: jwkThumbprint(jwk) }))).toEqual({ ok: true, jkt: jwkThumbprint(jwk) });
@@ -88,8 +90,8 @@ describe('verifyDpopProof: accepted proofs', () => {
 });
 
 describe('verifyDpopProof: refusals', () => {
-  const edKey = generateKeyPairSync('ed25519').privateKey;
-  const p384 = generateKeyPairSync('ec', { namedCurve: 'P-384' }).privateKey;
+  const edKey = newPrivateKey('ed25519');
+  const p384 = newPrivateKey('ec', { namedCurve: 'P-384' });
   const cases: Array<[string, () => string, string | RegExp, Partial<DpopVerifyOptions>?]> = [
     ['a wrong typ', () => craft(goodHeader({ typ: 'JWT' }), goodClaims()), 'typ must be dpop+jwt'],
     ['no typ', () => craft(goodHeader({ typ: undefined }), goodClaims()), 'typ must be dpop+jwt'],
@@ -347,7 +349,7 @@ describe('createDpopProver', () => {
 });
 
 describe('loadDpopKey', () => {
-  const ed = generateKeyPairSync('ed25519').privateKey;
+  const ed = keyPair('EdDSA').privateKey;
 
   it('reads PKCS8 PEM, SEC1 PEM and JWK JSON private keys', () => {
     const expected = createDpopProver(ecKey).jkt;
@@ -371,7 +373,7 @@ describe('loadDpopKey', () => {
     ['broken JSON', () => '{"kty": "EC",', /starts with "\{" but is not valid JSON/],
     ['an encrypted PEM', () => ecKey.export({ type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase: 'pw' }) as string, /encrypted/],
     ['a corrupted PEM', () => '-----BEGIN PRIVATE KEY-----\nbm90IGEga2V5\n-----END PRIVATE KEY-----\n', /PEM \(BEGIN PRIVATE KEY\) could not be parsed/],
-    ['an X25519 key', () => generateKeyPairSync('x25519').privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, /x25519 keys are not supported/],
+    ['an X25519 key', () => generateKeyPairSync('x25519', { publicKeyEncoding: { type: 'spki', format: 'pem' }, privateKeyEncoding: { type: 'pkcs8', format: 'pem' } }).privateKey, /x25519 keys are not supported/],
     ['junk', () => 'hello world', /expected a PEM private key .* or a JWK JSON object/],
     ['an empty file', () => '  \n', /empty/],
   ])('refuses %s with a clear message', (_name, make, message) => {
@@ -388,7 +390,7 @@ describe('loadDpopKey', () => {
 
 describe('jwkThumbprint', () => {
   it('matches jose for EC, OKP and RSA keys, and ignores members outside RFC 7638', async () => {
-    for (const key of [ecKey, generateKeyPairSync('ed25519').privateKey, generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey]) {
+    for (const key of [ecKey, keyPair('EdDSA').privateKey, keyPair('RS256').privateKey]) {
       const jwk = createPublicKey(key).export({ format: 'jwk' });
       expect(jwkThumbprint({ ...jwk, kid: 'k1', use: 'sig' })).toBe(await calculateJwkThumbprint(jwk as never));
     }

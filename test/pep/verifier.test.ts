@@ -1,12 +1,13 @@
 // The PEP against real tokens from the dev server: every deny code, forged
 // tokens, key rotation, the status list (poll, push, fail closed), DPoP
 // binding and the usage events.
-import { generateKeyPairSync, createSign, randomUUID } from 'node:crypto';
+import { createSign, randomUUID } from 'node:crypto';
 import { exportJWK, SignJWT, decodeJwt, decodeProtectedHeader } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer } from '../../src/server/index.ts';
 import { createDpopProver, createVerifier, generateDpopKey, type Decision, type UsageEvent, type Verifier } from '../../src/pep/index.ts';
 import type { FetchLike } from '../../src/pep/fetch.ts';
+import { keyPair } from '../keys.ts';
 
 type Server = Awaited<ReturnType<typeof startServer>>;
 let server: Server;
@@ -172,7 +173,7 @@ describe('forged tokens', () => {
     const hs = forge({ alg: 'HS256', typ: 'at+jwt', kid }, claims, (input) => createHmac('sha256', publicJwkText).update(input).digest('base64url'));
     expect(denied(await v.authorize(hs, READ)).code).toBe('ERR_TOKEN_ALG');
 
-    const foreign = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const foreign = keyPair('ES256');
     const sign = (input: string) => createSign('sha256').update(input).sign({ key: foreign.privateKey, dsaEncoding: 'ieee-p1363' }).toString('base64url');
     expect(denied(await v.authorize(forge({ alg: 'ES256', typ: 'at+jwt', kid }, claims, sign), READ))).toEqual({ code: 'ERR_TOKEN_SIGNATURE', status: 401 });
 
@@ -227,7 +228,7 @@ describe('key rotation and the JWKS cache', () => {
     const { token } = await creds('orders');
     expect((await v.authorize(token, READ)).allow).toBe(true);
     const claims = decodeJwt(token);
-    const foreign = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const foreign = keyPair('ES256');
     const tokens = await Promise.all(
       Array.from({ length: 1000 }, () =>
         new SignJWT(claims).setProtectedHeader({ alg: 'ES256', typ: 'at+jwt', kid: randomUUID() }).sign(foreign.privateKey),

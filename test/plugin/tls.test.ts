@@ -2,11 +2,12 @@
 // hand): read back with node's X509Certificate and used for a real mutual TLS
 // connection. Go's parser checks it in host.test.ts (the conformance host).
 
-import { createPrivateKey, generateKeyPairSync, X509Certificate } from 'node:crypto';
+import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { once } from 'node:events';
 import { connect, createServer, type TLSSocket } from 'node:tls';
 import { describe, expect, it } from 'vitest';
 import { certificateFor, generateCertificate, handshakeCertificate } from '../../src/plugin/tls.ts';
+import { keyPair } from '../keys.ts';
 
 describe('the plugin certificate', () => {
   it('is a self-signed P-256 CA for localhost, for server and client auth, valid 30 s back and 10 years on', async () => {
@@ -29,7 +30,7 @@ describe('the plugin certificate', () => {
   });
 
   it('writes a time from 2050 on as GeneralizedTime (RFC 5280)', () => {
-    const keys = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const keys = keyPair('ES256');
     const x = new X509Certificate(certificateFor(keys, new Date('2045-01-01T00:00:00Z')));
     expect(new Date(x.validTo).toISOString()).toBe('2054-12-30T00:00:00.000Z');
   });

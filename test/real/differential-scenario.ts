@@ -4,8 +4,10 @@
 // target keeps its own values (tokens, accessors, lease ids, role ids) in a
 // context; a step's path, body and token may read them, and a step may keep
 // values of its answer for later steps (named, so answers show them by name).
-import { exportSPKI, generateKeyPair, SignJWT, type CryptoKey } from 'jose';
+import type { KeyObject } from 'node:crypto';
+import { exportSPKI, SignJWT } from 'jose';
 import type { Answer, Placeholders } from './differential-compare.ts';
+import { keyPair } from '../keys.ts';
 
 export interface Target {
   name: 'openbao' | 'dev';
@@ -40,12 +42,12 @@ export interface Step {
 }
 
 export interface JwtIssuer {
-  privateKey: CryptoKey;
+  privateKey: KeyObject;
   publicPem: string;
 }
 
 export async function jwtIssuer(): Promise<JwtIssuer> {
-  const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true });
+  const { privateKey, publicKey } = keyPair('ES256');
   return { privateKey, publicPem: await exportSPKI(publicKey) };
 }
 

@@ -5,15 +5,17 @@
 // 400 (or 403) naming the problem, never echoing the token.
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { exportJWK, exportSPKI, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
+import type { KeyObject } from 'node:crypto';
+import { exportJWK, exportSPKI, SignJWT, type JWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { claimsOf, startHarness, type Answer, type Harness } from './auth-helpers.ts';
+import { keyPair } from '../keys.ts';
 
 const SA = 'system:serviceaccount:logging:log-shipper';
 
 interface Issuer {
   url: string;
-  key: CryptoKey;
+  key: KeyObject;
   kid: string;
   /** Keys published in the JWKS (replaceable). */
   jwks: { keys: JWK[] };
@@ -23,11 +25,11 @@ interface Issuer {
 let h: Harness;
 let issuer: Issuer;
 /** Signs with a key the JWKS does not publish. */
-let stranger: { key: CryptoKey; kid: string };
-let rsa: { privateKey: CryptoKey; pem: string };
+let stranger: { key: KeyObject; kid: string };
+let rsa: { privateKey: KeyObject; pem: string };
 
 async function startIssuer(): Promise<Issuer> {
-  const { publicKey, privateKey } = await generateKeyPair('ES256', { extractable: true });
+  const { publicKey, privateKey } = keyPair('ES256');
   const jwk = { ...(await exportJWK(publicKey)), kid: 'issuer-key-1', alg: 'ES256', use: 'sig' };
   const jwks = { keys: [jwk] };
   const server = createServer((req, res) => {
@@ -55,7 +57,7 @@ const now = (): number => Math.floor(h.now() / 1000);
 
 async function sign(
   claims: Record<string, unknown> = {},
-  opts: { key?: CryptoKey; kid?: string | null; alg?: string } = {},
+  opts: { key?: KeyObject; kid?: string | null; alg?: string } = {},
 ): Promise<string> {
   const iat = now();
   const header: Record<string, unknown> = { alg: opts.alg ?? 'ES256', typ: 'JWT' };
@@ -105,9 +107,9 @@ function providerRole(overrides: Record<string, unknown> = {}): Record<string, u
 beforeAll(async () => {
   h = await startHarness();
   issuer = await startIssuer();
-  const other = await generateKeyPair('ES256');
+  const other = keyPair('ES256');
   stranger = { key: other.privateKey, kid: 'someone-else' };
-  const r = await generateKeyPair('RS256', { extractable: true });
+  const r = keyPair('RS256');
   rsa = { privateKey: r.privateKey, pem: await exportSPKI(r.publicKey) };
 
   expect((await h.call('POST', 'sys/auth/jwt', { type: 'jwt' })).status).toBe(204);

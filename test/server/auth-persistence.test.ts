@@ -4,10 +4,11 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { exportSPKI, generateKeyPair, SignJWT } from 'jose';
+import { exportSPKI, SignJWT } from 'jose';
 import { afterAll, describe, expect, it } from 'vitest';
 import { claimsOf, startHarness } from './auth-helpers.ts';
 import { sealStanza } from './seal-helpers.ts';
+import { keyPair } from '../keys.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'tvm-auth-persist-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -16,7 +17,7 @@ describe('auth methods in config mode', () => {
   it('keep mounts, config, roles, secret IDs, entities and login tokens across a restart', async () => {
     const config = join(dir, 'tvm.hcl');
     writeFileSync(config, `storage "sqlite" {\n  path = "data/tvm.db"\n}\nlistener "tcp" {\n  address = "127.0.0.1:0"\n  tls_disable = true\n}\n${sealStanza(dir)}`);
-    const { publicKey, privateKey } = await generateKeyPair('ES256');
+    const { publicKey, privateKey } = keyPair('ES256');
     const jwt = (): Promise<string> => {
       const iat = Math.floor(Date.now() / 1000);
       return new SignJWT({ sub: 'ci-runner', aud: 'vault', iat, exp: iat + 300 }).setProtectedHeader({ alg: 'ES256' }).sign(privateKey);

@@ -5,12 +5,13 @@
 // types, malformed JSON, secrets in paths and query strings, in the wrong
 // field, after use, for another identity). Every error answer and every log
 // line of the whole run, debug level included, is scanned for every secret.
-import { exportSPKI, generateKeyPair, SignJWT } from 'jose';
+import { exportSPKI, SignJWT } from 'jose';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHarness, type Answer, type Harness } from './auth-helpers.ts';
+import { keyPair } from '../keys.ts';
 
 let h: Harness;
 /** Every secret the run issued or used, by what it is. */
@@ -73,7 +74,7 @@ describe('a full run', () => {
     const approleToken = remember('approle login token', (await call('POST', 'auth/approle/login', { role_id: roleId, secret_id: secretId }, null)).body.auth!.client_token);
 
     // JWT.
-    const keys = await generateKeyPair('ES256');
+    const keys = keyPair('ES256');
     await call('POST', 'sys/auth/jwt', { type: 'jwt' });
     await call('POST', 'auth/jwt/config', { jwt_validation_pubkeys: [await exportSPKI(keys.publicKey)] });
     await call('POST', 'auth/jwt/role/ci', { role_type: 'jwt', user_claim: 'sub', bound_audiences: ['tvm'], token_policies: ['app'] });

@@ -3,10 +3,10 @@
 // the time from the offending request to the last PEP's refusal, measured over
 // 20 tokens); a revoked token presented again ends its workload's other leases
 // through the broker; every firing is an audit line with its evidence.
-import { generateKeyPairSync } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AuditWriter } from '../../src/audit/writer.ts';
+import { newPrivateKey } from '../../src/engine/jwk.ts';
 import { startBroker } from '../../src/broker/index.ts';
 import { connect } from '../../src/client/index.ts';
 import { createVerifier, type UsageEvent, type Verifier } from '../../src/pep/index.ts';
@@ -47,7 +47,7 @@ describe('anomaly rules that act', () => {
   it('revokes a probing token by jti; every PEP refuses it within 2 s (p99 over 20 tokens)', async () => {
     const watcherToken = (await api('POST', 'auth/token/create', { policies: ['watcher'] })).body.auth.client_token as string;
     const auditFile = `${dir.path}/watch.log`;
-    const audit = AuditWriter.open({ device: 'watch', filePath: auditFile, signingKey: generateKeyPairSync('ed25519').privateKey });
+    const audit = AuditWriter.open({ device: 'watch', filePath: auditFile, signingKey: newPrivateKey('ed25519') });
     const watcher = createWatcher({
       rules: [{ name: 'probe', kind: 'scope_denials', action: 'revoke_token', threshold: 3, windowMs: 60_000 }],
       vault: connect({ addr: server.address, token: watcherToken, env: {} }),

@@ -12,7 +12,8 @@ import {
   generateBlobSASQueryParameters,
   type UserDelegationKey,
 } from '@azure/storage-blob';
-import { exportJWK, generateKeyPair, SignJWT, type CryptoKey as JoseKey } from 'jose';
+import type { KeyObject } from 'node:crypto';
+import { exportJWK, SignJWT } from 'jose';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { CloudError, IamFieldError } from '../../../src/iam/errors.ts';
 import { azureModule, type AzureTarget } from '../../../src/iam/azure/module.ts';
@@ -21,6 +22,7 @@ import { SAS_VERSION, sasTime } from '../../../src/iam/azure/sas.ts';
 import type { CloudGrant, CloudProvider, GrantRequest } from '../../../src/iam/types.ts';
 import { documentedSignature, documentedStringToSign } from '../fakes/azure-sas.ts';
 import { startAzureFake, type AzureFake, type AzureFakeKey } from '../fakes/azure.ts';
+import { keyPair } from '../../keys.ts';
 
 const TENANT = '72f988bf-86f1-41af-91ab-2d7cd011db47';
 const CLIENT = '0b5f2c1e-9d7a-4c1b-8f00-000000000042';
@@ -40,8 +42,8 @@ const REVOKING_TARGET = { ...BASE_TARGET, revoke_user_delegation_keys: true, sub
 
 let issuerServer: Server;
 let issuer: string;
-let rsaKey: JoseKey;
-let ecKey: JoseKey;
+let rsaKey: KeyObject;
+let ecKey: KeyObject;
 let fake: AzureFake;
 let provider: CloudProvider<AzureTarget>;
 /** Moves the fake's clock (SAS and key times) away from the wall clock. */
@@ -67,8 +69,8 @@ function providerWith(over: AzureProviderOptions = {}): CloudProvider<AzureTarge
 }
 
 beforeAll(async () => {
-  const rsa = await generateKeyPair('RS256');
-  const ec = await generateKeyPair('ES256');
+  const rsa = keyPair('RS256');
+  const ec = keyPair('ES256');
   rsaKey = rsa.privateKey;
   ecKey = ec.privateKey;
   const keys = [

@@ -1,5 +1,5 @@
 // The GCP provider with the real google-auth-library against the loopback fake.
-import { generateKeyPair, SignJWT } from 'jose';
+import { SignJWT } from 'jose';
 import { OAuth2Client } from 'google-auth-library';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { CloudError, IamFieldError } from '../../../src/iam/errors.ts';
@@ -7,6 +7,7 @@ import { accessBoundaryFor, gcpModule, type GcpTarget } from '../../../src/iam/g
 import { createGcpProvider, type GcpPlan } from '../../../src/iam/gcp/provider.ts';
 import type { CloudProvider, GrantRequest } from '../../../src/iam/types.ts';
 import { startGcpFake, type GcpFake } from '../fakes/gcp.ts';
+import { keyPair } from '../../keys.ts';
 
 const PROVIDER = '//iam.googleapis.com/projects/123456789012/locations/global/workloadIdentityPools/tvm-pool/providers/tvm-oidc';
 const AUDIENCE = `https:${PROVIDER}`;
@@ -47,7 +48,7 @@ beforeAll(async () => {
   fake = await startGcpFake({ clock: () => fakeNow, brokerTokens: ['ya29.broker-own'] });
   broker.setCredentials({ access_token: 'ya29.broker-own', expiry_date: Date.now() + 3_600_000 });
   provider = createGcpProvider({ stsEndpoint: fake.url, iamCredentialsEndpoint: fake.url, sourceCredentials: broker });
-  const { privateKey } = await generateKeyPair('ES256');
+  const { privateKey } = keyPair('ES256');
   sign = (expS, sub = 'approle:ci') =>
     new SignJWT({ scope: 'read:gs://logs/app/**' })
       .setProtectedHeader({ alg: 'ES256', typ: 'at+jwt', kid: 'k1' })
