@@ -294,8 +294,8 @@ interface ParsedSocket extends Socket {
 
 /**
  * The refused bytes from the start of the LIST request, when llhttp's error
- * is a LIST's `S` (the bytes before it in this chunk, if any, being `LI`);
- * null for anything else.
+ * is a LIST's `S` (the bytes before it in this chunk, if any, being `LI`, and
+ * no method letter before those); null for anything else.
  */
 export function listRequestStart(err: Error & { code?: string; bytesParsed?: number; rawPacket?: Buffer }): Buffer | null {
   if (err.code !== 'HPE_INVALID_METHOD') return null;
@@ -306,6 +306,9 @@ export function listRequestStart(err: Error & { code?: string; bytesParsed?: num
   // `L` and `I` were accepted (as the start of LINK or LOCK), in this chunk or the one before.
   const before = raw.subarray(Math.max(0, at - 2), at).toString('latin1');
   if (!'LI'.endsWith(before)) return null;
+  // A method letter before the `LI` makes it a longer method llhttp also stops at the S of (UNLIST: UNLI is
+  // UNLINK's start), not a LIST. When the L or LI came in the chunk before, that cannot be seen here.
+  if (at >= 3 && raw[at - 3] >= 0x41 && raw[at - 3] <= 0x5a) return null;
   return Buffer.concat([Buffer.from('LI', 'latin1'), raw.subarray(at)]);
 }
 

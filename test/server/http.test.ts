@@ -708,4 +708,11 @@ describe('LIST on a natively parsed connection (hand-over to the rewriter)', () 
     await expect(exchange(['\x16\x03\x01\x02\x00\x01\x00'], 1)).rejects.toThrow();
     expect(refused.length).toBeGreaterThanOrEqual(1);
   });
+
+  it('a longer method that ends in LIST (UNLIST, llhttp stops at its S as at LIST\'s) is refused, not served as LIST', async () => {
+    refused.length = 0;
+    await expect(exchange(['UNLIST /a HTTP/1.1\r\nHost: x\r\n\r\n'], 1)).rejects.toThrow();
+    await expect(exchange([req('GET', '/a') + 'UNLIST /b HTTP/1.1\r\nHost: x\r\n\r\n'], 2)).rejects.toThrow();
+    expect(refused).toEqual(['HPE_INVALID_METHOD', 'HPE_INVALID_METHOD']);
+  });
 });
