@@ -6,6 +6,7 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { createServer, type AddressInfo } from 'node:net';
 import { createInterface } from 'node:readline';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -298,15 +299,40 @@ describe.skipIf(pgSkip !== null)('PostgreSQL group commit', () => {
     expect((await store.stats()).byState).toEqual({ intent: 30, active: 270 });
   }, 120_000);
 
-  it('a batch that fails rejects every caller in it, not a half', async () => {
+  it('a batch refused for one of its rows is written again row by row: only that row\'s caller fails', async () => {
     const w = workload();
     await store.createWorkload(w);
     const dup = randomUUID();
-    // Same turn: one statement for the three; the duplicate key fails it.
-    const results = await Promise.allSettled([store.insertIntent(intent(w)), store.insertIntent(intent(w, dup)), store.insertIntent(intent(w, dup))]);
-    expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected', 'rejected']);
-    expect(await store.leasesOfWorkload(w.id, ['intent'])).toEqual([]);
+    // Same turn: one statement for the three; the duplicate key fails it, and each is then written alone.
+    const ids = [randomUUID(), dup, dup];
+    const results = await Promise.allSettled(ids.map((id) => store.insertIntent(intent(w, id))));
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled', 'rejected']);
+    expect(String((results[2] as PromiseRejectedResult).reason)).toMatch(/duplicate key/);
+    expect((await store.leasesOfWorkload(w.id, ['intent'])).map((l) => l.id).sort()).toEqual([ids[0], dup].sort());
     // The next batch goes on.
-    await expect(store.insertIntent(intent(w, dup))).resolves.toMatchObject({ id: dup, state: 'intent' });
+    await expect(store.insertIntent(intent(w))).resolves.toMatchObject({ state: 'intent' });
+  });
+
+  it('a batch that fails for another reason (the connection) rejects every caller in it, and is not tried again row by row', async () => {
+    // A server that accepts and at once closes every connection, and counts them.
+    let connections = 0;
+    const dead = createServer((socket) => {
+      connections++;
+      socket.destroy();
+    });
+    await new Promise<void>((r) => dead.listen(0, '127.0.0.1', r));
+    const { PostgresStore } = await import('../../src/broker/store/postgres.ts');
+    const broken = new PostgresStore(`postgres://tvm@127.0.0.1:${(dead.address() as AddressInfo).port}/tvm`);
+    const w = workload();
+    try {
+      // Same turn: one batch, one statement.
+      const results = await Promise.allSettled([0, 1, 2].map(() => broken.insertIntent(intent(w))));
+      expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected', 'rejected']);
+      // One connection for the batch; none for three writes alone.
+      expect(connections).toBe(1);
+    } finally {
+      await broken.close();
+      await new Promise((r) => dead.close(r));
+    }
   });
 });

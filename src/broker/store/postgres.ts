@@ -29,7 +29,11 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
 /**
  * Group commit: items added while a batch is being written wait and go
  * together in the next; one batch in flight at a time. `write` answers per
- * item, in order; when it throws, every item of the batch is rejected.
+ * item, in order. A batch is one statement, so when it throws none of it was
+ * written: a batch refused for what one of its rows holds (a constraint or
+ * data error) is written again one item at a time, so only that item's caller
+ * fails (as SQLite's savepoints do); any other error (the connection, say)
+ * rejects every item of the batch.
  */
 class Batcher<T, R> {
   private queue: Array<{ item: T; resolve: (r: R) => void; reject: (err: unknown) => void }> = [];
@@ -55,11 +59,27 @@ class Batcher<T, R> {
         const results = await this.writeBatch(batch.map((b) => b.item));
         batch.forEach((b, i) => b.resolve(results[i]));
       } catch (err) {
-        for (const b of batch) b.reject(err);
+        if (batch.length > 1 && refusedForItsRows(err)) {
+          for (const b of batch) {
+            try {
+              b.resolve((await this.writeBatch([b.item]))[0]);
+            } catch (alone) {
+              b.reject(alone);
+            }
+          }
+        } else {
+          for (const b of batch) b.reject(err);
+        }
       }
     }
     this.busy = false;
   }
+}
+
+/** A statement refused for the data it held: SQLSTATE class 22 (data exception) or 23 (integrity constraint). */
+function refusedForItsRows(err: unknown): boolean {
+  const code = (err as { code?: unknown })?.code;
+  return typeof code === 'string' && /^2[23][0-9A-Z]{3}$/.test(code);
 }
 
 /** Serialises migrations across replicas starting together. */
@@ -160,7 +180,7 @@ export class PostgresStore implements Store {
   // Group commit of the issue path: the intents (and the completions) that arrive while
   // one batch commits go in the next, as one statement over arrays (unnest): one
   // transaction and one WAL flush for all of them. A caller resolves once its batch
-  // committed; a batch that fails rejects every caller in it (none of it was written).
+  // committed; a batch refused for one of its rows is written again row by row (Batcher).
   private readonly intents = new Batcher<NewIntent, LeaseRow | null>(async (batch) => {
     const cols = (f: (i: NewIntent) => unknown) => batch.map(f);
     const rows = await this.rows(
