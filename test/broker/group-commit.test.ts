@@ -11,7 +11,8 @@ import { createInterface } from 'node:readline';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { SqliteStore, openStore, type Store, type WorkloadRow } from '../../src/broker/index.ts';
-import { GroupCommit, ThreadCommit, commitGroup, isIoFailure, type BatchResult, type ErrorShape, type Step } from '../../src/broker/store/sqlite-writer.ts';
+import { GroupCommit, ThreadCommit, commitGroup, type BatchResult, type ErrorShape, type Step } from '../../src/broker/store/sqlite-writer.ts';
+import { isIoFailure } from '../../src/sdk/sqlite.ts';
 import { tempDir } from './helpers.ts';
 import { pgUnavailable, startPgCluster, type PgCluster } from './postgres.ts';
 

@@ -23,6 +23,7 @@
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
+import { isIoFailure } from '../../sdk/sqlite.ts';
 
 /** One statement of a write. */
 export interface Step {
@@ -128,11 +129,6 @@ export function applyBatch<S extends { params: unknown[]; rows?: boolean; ifChan
     return { fatal: util.shape(err) };
   }
   return { outcomes };
-}
-
-/** SQLite's codes for a write that may have reached the disk in part (an fsync or a write that failed). Self-contained (the writer thread runs it from its source). */
-export function isIoFailure(code: string | undefined): boolean {
-  return typeof code === 'string' && (code.startsWith('SQLITE_IOERR') || code === 'SQLITE_FULL' || code === 'SQLITE_CORRUPT');
 }
 
 /** At most this many writes in one transaction (the rest go in the next). */

@@ -28,6 +28,7 @@ import { chmodSync, closeSync, fstatSync, fsync, fsyncSync, mkdirSync, openSync,
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Storage } from '../../sdk/logical.ts';
+import { isIoFailure } from '../../sdk/sqlite.ts';
 import type { PhysicalStorage, StorageOp } from '../types.ts';
 import {
   StorageError,
@@ -367,8 +368,7 @@ class SqliteStorage implements PhysicalStorage {
     } catch (err) {
       // A busy or locked database is not fatal: the log stays and the next commit past the size tries again.
       // An I/O error is a failed sync: the files' state is unknown, as after a failed fsync of the log.
-      const code = (err as { code?: unknown }).code;
-      if (typeof code === 'string' && (code.startsWith('SQLITE_IOERR') || code === 'SQLITE_FULL' || code === 'SQLITE_CORRUPT')) this.fail([], err);
+      if (isIoFailure((err as { code?: unknown }).code)) this.fail([], err);
     } finally {
       if (!this.failed) this.db.pragma('synchronous = OFF');
     }
